@@ -1,0 +1,43 @@
+# jiuzhu: every gate has a target; `make test` runs them all, `.ci/run` calls it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test lint typecheck pytest bench decide clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## run: decide the sample households and explain them for an officer
+run: install decide
+
+decide: install
+	$(BIN)/jiuzhu rules lint
+	$(BIN)/jiuzhu check fixtures/households.jsonl --relatives fixtures/registries/relatives.csv \
+		--filings fixtures/registries/filings.csv --explain
+
+## test: every gate — lint, types, tests (rule tests, property tests, benchmark smoke runs)
+test: lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest --benchmark-disable --cov --cov-report=term
+
+## bench: the full benchmarks, side by side, with ratios
+bench: install
+	$(BIN)/pytest benchmarks --benchmark-only --benchmark-sort=mean --benchmark-columns=min,median,mean,ops,rounds -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .benchmarks

@@ -1,0 +1,164 @@
+"""The ``jiuzhu`` command line: decide households, lint and test rule files.
+
+Commands translate arguments and delegate to the engine; exit codes come from the error
+classes (0 ok, 2 bad rules, 3 bad input).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, load
+from engine.ruletests import run_tests
+
+__all__ = ["main"]
+
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _rules_option(f: Any) -> Any:
+    return click.option(
+        "--rules",
+        "rules_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_RULES,
+        show_default=True,
+        help="Rules folder.",
+    )(f)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def _read_households(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object or the JSON error) for a .json or .jsonl file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        for i, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    yield i, json.loads(line, parse_float=Decimal)
+                except json.JSONDecodeError as exc:
+                    yield i, exc
+    else:
+        try:
+            yield 1, json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            yield 1, exc
+
+
+def _duplicates(households: list[Any]) -> frozenset[str]:
+    """Person IDs that appear in more than one household of the file."""
+    seen: Counter[str] = Counter()
+    for h in households:
+        if isinstance(h, dict):
+            ids = {m.get("person_id") for m in h.get("members") or [] if isinstance(m, dict)}
+            seen.update(str(i).upper() for i in ids if i)
+    return frozenset(k for k, c in seen.items() if c > 1)
+
+
+def _fail(exc: JiuzhuError) -> None:
+    click.echo(str(exc), err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group()
+@click.version_option(package_name="jiuzhu")
+def main() -> None:
+    """jiuzhu 救助: social-assistance decisions from declarative rules."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
+@_rules_option
+@click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")
+@click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
+@click.option("--explain", is_flag=True, help="Print the explanation for an officer instead of JSON.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+def check(file: Path, on: dt.datetime | None, rules_dir: Path, relatives: str | None, filings: str | None, explain: bool, lang: str) -> None:
+    """Decide one household (.json) or many (.jsonl), one decision JSON per household."""
+    try:
+        ruleset = load(rules_dir)
+        registries = Registries.from_files(ruleset, {"relatives": relatives, "filings": filings})
+    except JiuzhuError as exc:
+        _fail(exc)
+    evaluator = Evaluator(ruleset, registries)
+    rows = list(_read_households(file))
+    duplicates = _duplicates([h for _, h in rows]) if file.suffix == ".jsonl" else frozenset()
+    rejected = 0
+    for line, household in rows:
+        try:
+            if isinstance(household, json.JSONDecodeError):
+                raise InputError([], None) from household
+            if on is not None and isinstance(household, dict):
+                household = {**household, "decision_date": on.date().isoformat()}
+            decision = evaluator.decide(household, duplicates=duplicates)
+        except InputError as exc:
+            rejected += 1
+            problems = [p.as_dict() for p in exc.problems]
+            if isinstance(exc.__cause__, json.JSONDecodeError):
+                problems = [{"field": "(json)", "message": str(exc.__cause__), "rule_id": None}]
+            hid = household.get("household_id") if isinstance(household, dict) else None
+            click.echo(_dumps({"household_id": hid, "line": line, "rejected": True, "errors": problems}))
+            click.echo(f"{file}:{line}: rejected: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems), err=True)
+            continue
+        if explain:
+            click.echo(decision.explain_text(lang))
+            click.echo()
+        else:
+            click.echo(_dumps(decision.to_dict(explain=file.suffix != ".jsonl")))
+    if rejected:
+        sys.exit(InputError.exit_code)
+
+
+@main.group()
+def rules() -> None:
+    """Work on rule files: lint and test them."""
+
+
+@rules.command("lint")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RULES)
+@click.option("--json", "as_json", is_flag=True, help="Errors as JSON.")
+def lint(directory: Path, as_json: bool) -> None:
+    """Load and check every rule file; exit 2 listing every problem."""
+    try:
+        ruleset = load(directory)
+    except RuleLoadError as exc:
+        if as_json:
+            click.echo(_dumps([p.as_dict() for p in exc.problems]))
+        else:
+            for p in exc.problems:
+                click.echo(str(p))
+            click.echo(f"{len(exc.problems)} problem(s)", err=True)
+        sys.exit(exc.exit_code)
+    n_rules = sum(1 for s in ruleset.symbols.values() if s.kind in ("rule", "case", "table", "finding"))
+    click.echo(f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests")
+
+
+@rules.command("test")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RULES)
+def test(directory: Path) -> None:
+    """Run the rule tests in DIRECTORY/tests; exit 1 when one fails."""
+    try:
+        ruleset = load(directory)
+    except RuleLoadError as exc:
+        _fail(exc)
+    results = run_tests(ruleset)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        for msg in r.failures:
+            click.echo(f"{r.test.file}:{r.test.pos.line}: {r.test.name}: {msg}")
+    click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,288 @@
+"""The household record schema, declared in ``rules/record.yaml``, and input validation.
+
+Validation turns one household object (JSON) into the engine's internal form: a flat
+dict with dotted keys (``assets.houses``) plus a list of member dicts, money as
+``Decimal``, dates as ``datetime.date``. Every problem is reported with its field path;
+a required field that is absent is an error, never a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import FieldProblem, InputError, Problem, did_you_mean
+from engine.source import Pos, YMap, pos_of
+from engine.types import INPUT_KINDS, BadValue, Type, parse_value
+
+__all__ = ["FieldSpec", "RecordSchema", "load_record_schema"]
+
+_SPEC_KEYS = {"type", "title", "default", "nullable", "values", "values_by", "required_when", "min", "max", "fields"}
+_TODAY = "today"
+
+
+@dataclass
+class FieldSpec:
+    name: str  # dotted path from the record root, e.g. "assets.houses"
+    kind: str  # an input kind, "group" or "members"
+    title: dict[str, str]
+    nullable: bool = False
+    has_default: bool = False
+    default: Any = None
+    values: tuple[str, ...] = ()
+    values_by: tuple[str, dict[str, tuple[str, ...]]] | None = None
+    required_when: dict[str, Any] = field(default_factory=dict)
+    min: Any = None
+    max: Any = None
+    fields: list[FieldSpec] = field(default_factory=list)
+    pos: Pos = Pos("<record>", 0, 0)
+    key: str = ""
+    enum_set: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.key = self.name.rsplit(".", 1)[-1]
+
+    def value_type(self) -> Type:
+        kind = {"resident_id": "str", "group": "bool"}.get(self.kind, self.kind)
+        values = self.values or tuple(sorted({v for vs in (self.values_by or ("", {}))[1].values() for v in vs}))
+        nullable = self.nullable or bool(self.required_when)
+        return Type(kind, nullable, values if kind == "enum" else ())
+
+
+@dataclass
+class RecordSchema:
+    household: list[FieldSpec]
+    member: list[FieldSpec]
+    id_field: str = "household_id"
+    members_field: str = "members"
+    _known: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def household_types(self) -> dict[str, Type]:
+        out: dict[str, Type] = {}
+        for spec in self.household:
+            if spec.kind == "members":
+                out[spec.name] = Type("members")
+                continue
+            if spec.kind == "group":
+                if spec.nullable:
+                    out[spec.name] = Type("bool", nullable=True)
+                for sub in spec.fields:
+                    t = sub.value_type()
+                    out[sub.name] = t.with_nullable(t.nullable or spec.nullable)
+                continue
+            out[spec.name] = spec.value_type()
+        return out
+
+    def member_types(self) -> dict[str, Type]:
+        return {spec.name: spec.value_type() for spec in self.member}
+
+    # ------------------------------------------------------------ validation
+
+    def validate(self, raw: Any, today: dt.date | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Validate one household; returns (household values, member dicts) or raises InputError."""
+        problems: list[FieldProblem] = []
+        if not isinstance(raw, Mapping):
+            raise InputError([FieldProblem("(household)", "must be a JSON object")])
+        hh: dict[str, Any] = {}
+        members: list[dict[str, Any]] = []
+        self._check_unknown(raw, self.household, "", problems)
+        for spec in self.household:
+            if spec.kind == "members":
+                members = self._members(raw.get(spec.name), spec, problems)
+            elif spec.kind == "group":
+                self._group(raw, spec, hh, problems, today)
+            else:
+                self._field(raw, spec, spec.name, hh, problems, today, hh)
+        if problems:
+            rid = raw.get(self.id_field)
+            raise InputError(problems, rid if isinstance(rid, str) else None)
+        return hh, members
+
+    def _check_unknown(self, raw: Mapping[str, Any], specs: list[FieldSpec], prefix: str, problems: list[FieldProblem]) -> None:
+        known = self._known.get(id(specs))
+        if known is None:
+            known = self._known[id(specs)] = frozenset(s.key for s in specs)
+        if known.issuperset(raw):
+            return
+        for key in raw:
+            if key not in known:
+                problems.append(FieldProblem(prefix + str(key), "unknown field" + did_you_mean(str(key), known)))
+
+    def _field(
+        self,
+        raw: Mapping[str, Any],
+        spec: FieldSpec,
+        path: str,
+        out: dict[str, Any],
+        problems: list[FieldProblem],
+        today: dt.date | None,
+        siblings: Mapping[str, Any],
+    ) -> None:
+        key = spec.key
+        value = raw.get(key)
+        if value is None:
+            if key in raw and not spec.nullable and not spec.has_default:
+                problems.append(FieldProblem(path, "is required and may not be null"))
+                return
+            if spec.required_when and all(siblings.get(k) == v for k, v in spec.required_when.items()):
+                cond = ", ".join(f"{k} is {v}" for k, v in spec.required_when.items())
+                problems.append(FieldProblem(path, f"is required when {cond}"))
+                return
+            if spec.has_default and key not in raw:
+                out[spec.name] = (today or dt.date.today()) if spec.default == _TODAY else spec.default
+                return
+            if spec.nullable or spec.required_when:
+                out[spec.name] = None
+                return
+            problems.append(FieldProblem(path, "is required"))
+            return
+        if spec.kind == "enum" and value in spec.enum_set:
+            out[spec.name] = value
+            return
+        if spec.kind == "bool" and (value is True or value is False):
+            out[spec.name] = value
+            return
+        values = spec.values
+        if spec.values_by is not None:
+            dep, table = spec.values_by
+            values = table.get(str(siblings.get(dep)), ())
+            if not values:
+                return  # the field it depends on is bad and already reported
+        try:
+            parsed = parse_value(spec.kind, value, values)
+        except BadValue as exc:
+            problems.append(FieldProblem(path, str(exc)))
+            return
+        if spec.min is not None and parsed < spec.min:
+            problems.append(FieldProblem(path, f"must be at least {spec.min} (got {value})"))
+            return
+        if spec.max is not None and parsed > spec.max:
+            problems.append(FieldProblem(path, f"must be at most {spec.max} (got {value})"))
+            return
+        out[spec.name] = parsed
+
+    def _group(
+        self, raw: Mapping[str, Any], spec: FieldSpec, hh: dict[str, Any], problems: list[FieldProblem], today: dt.date | None
+    ) -> None:
+        value = raw.get(spec.key)
+        if value is None:
+            if spec.nullable:
+                hh[spec.name] = None
+                for sub in spec.fields:
+                    hh[sub.name] = None
+                return
+            if spec.has_default:
+                value = {}
+            else:
+                problems.append(FieldProblem(spec.name, "is required"))
+                return
+        if not isinstance(value, Mapping):
+            problems.append(FieldProblem(spec.name, "must be an object"))
+            return
+        if spec.nullable:
+            hh[spec.name] = True
+        self._check_unknown(value, spec.fields, spec.name + ".", problems)
+        local: dict[str, Any] = {}
+        for sub in spec.fields:
+            self._field(value, sub, sub.name, local, problems, today, value)
+        hh.update(local)
+
+    def _members(self, value: Any, spec: FieldSpec, problems: list[FieldProblem]) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not value:
+            problems.append(FieldProblem(spec.name, "must be a non-empty list of members"))
+            return []
+        out = []
+        for i, item in enumerate(value):
+            prefix = f"{spec.name}[{i}]"
+            if not isinstance(item, Mapping):
+                problems.append(FieldProblem(prefix, "must be an object"))
+                continue
+            self._check_unknown(item, self.member, prefix + ".", problems)
+            m: dict[str, Any] = {}
+            for sub in self.member:
+                self._field(item, sub, f"{prefix}.{sub.name}", m, problems, None, item)
+            out.append(m)
+        return out
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _title(spec: Any) -> dict[str, str]:
+    t = spec.get("title") if isinstance(spec, Mapping) else None
+    return {str(k): str(v) for k, v in t.items()} if isinstance(t, Mapping) else {}
+
+
+def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[str]) -> FieldSpec | None:
+    if not isinstance(raw, YMap):
+        problems.append(where.problem("bad-field-spec", f"field `{name}` must be a mapping with a `type`"))
+        return None
+    for key in raw:
+        if key not in _SPEC_KEYS:
+            problems.append(raw.key_pos[key].problem("unknown-key", f"unknown key `{key}`" + did_you_mean(str(key), _SPEC_KEYS)))
+    kind = raw.get("type")
+    if kind not in allow:
+        problems.append(
+            pos_of(raw, "type").problem(
+                "unknown-type", f"field `{name}` has type `{kind}`; use one of {', '.join(sorted(allow))}" + did_you_mean(str(kind), allow)
+            )
+        )
+        return None
+    spec = FieldSpec(name=name, kind=str(kind), title=_title(raw), pos=raw.pos)
+    spec.nullable = bool(raw.get("nullable", False))
+    if "default" in raw:
+        spec.has_default = True
+        d = raw["default"]
+        if d == _TODAY or d is None or kind == "group":
+            spec.default = d
+        else:
+            try:
+                spec.default = parse_value(spec.kind, d, tuple(raw.get("values") or ()))
+            except BadValue as exc:
+                problems.append(pos_of(raw, "default").problem("bad-default", f"default of `{name}` {exc}"))
+    if "values" in raw:
+        spec.values = tuple(str(v) for v in raw["values"])
+        spec.enum_set = frozenset(spec.values)
+    if "values_by" in raw:
+        vb = raw["values_by"]
+        if isinstance(vb, Mapping) and len(vb) == 1:
+            dep, table = next(iter(vb.items()))
+            spec.values_by = (str(dep), {str(k): tuple(str(x) for x in v) for k, v in table.items()})
+        else:
+            problems.append(pos_of(raw, "values_by").problem("bad-field-spec", "values_by needs one field: {field: {value: [allowed...]}}"))
+    if "required_when" in raw:
+        spec.required_when = dict(raw["required_when"])
+    spec.min, spec.max = raw.get("min"), raw.get("max")
+    if kind == "group":
+        fields = raw.get("fields")
+        if not isinstance(fields, YMap):
+            problems.append(raw.pos.problem("bad-field-spec", f"group `{name}` needs `fields`"))
+        else:
+            for sub_name, sub_raw in fields.items():
+                sub = _spec(f"{name}.{sub_name}", sub_raw, fields.value_pos[sub_name], problems, set(INPUT_KINDS))
+                if sub:
+                    spec.fields.append(sub)
+    return spec
+
+
+def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> RecordSchema | None:
+    """Read the ``household`` and ``member`` sections of ``record.yaml``."""
+    if not isinstance(doc, YMap):
+        problems.append(Problem("bad-file", "record.yaml must be a mapping", display, 1, 1))
+        return None
+    household, member = [], []
+    for section, target, allow in (
+        ("household", household, set(INPUT_KINDS) | {"group", "members"}),
+        ("member", member, set(INPUT_KINDS)),
+    ):
+        raw = doc.get(section)
+        if not isinstance(raw, YMap):
+            problems.append(doc.pos.problem("missing-section", f"record.yaml needs a `{section}` mapping"))
+            continue
+        for name, spec_raw in raw.items():
+            spec = _spec(str(name), spec_raw, raw.value_pos[name], problems, allow)
+            if spec:
+                target.append(spec)
+    return RecordSchema(household, member)
