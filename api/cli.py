@@ -86,7 +86,15 @@ def main() -> None:
 @click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
 @click.option("--explain", is_flag=True, help="Print the explanation for an officer instead of JSON.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
-def check(file: Path, on: dt.datetime | None, rules_dir: Path, relatives: str | None, filings: str | None, explain: bool, lang: str) -> None:
+def check(
+    file: Path,
+    on: dt.datetime | None,
+    rules_dir: Path,
+    relatives: str | None,
+    filings: str | None,
+    explain: bool,
+    lang: str,
+) -> None:
     """Decide one household (.json) or many (.jsonl), one decision JSON per household."""
     try:
         ruleset = load(rules_dir)
@@ -111,7 +119,9 @@ def check(file: Path, on: dt.datetime | None, rules_dir: Path, relatives: str | 
                 problems = [{"field": "(json)", "message": str(exc.__cause__), "rule_id": None}]
             hid = household.get("household_id") if isinstance(household, dict) else None
             click.echo(_dumps({"household_id": hid, "line": line, "rejected": True, "errors": problems}))
-            click.echo(f"{file}:{line}: rejected: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems), err=True)
+            click.echo(
+                f"{file}:{line}: rejected: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems), err=True
+            )
             continue
         if explain:
             click.echo(decision.explain_text(lang))
@@ -143,7 +153,9 @@ def lint(directory: Path, as_json: bool) -> None:
             click.echo(f"{len(exc.problems)} problem(s)", err=True)
         sys.exit(exc.exit_code)
     n_rules = sum(1 for s in ruleset.symbols.values() if s.kind in ("rule", "case", "table", "finding"))
-    click.echo(f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests")
+    click.echo(
+        f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests"
+    )
 
 
 @rules.command("test")

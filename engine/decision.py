@@ -6,8 +6,8 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from engine.parameters import ParameterUse
@@ -169,7 +169,9 @@ class Decision:
                 lines.append(f"[{current}]")
             who = f" {r.person_id}" if r.person_id else ""
             mark = {"pass": "✓", "fired": "✓", "fail": "✗", "not_fired": "·", "not_applicable": "-"}[r.outcome]
-            vals = ", ".join(f"{k}={_human(v, lang)}" for k, v in r.values.items() if not isinstance(v, list | frozenset))
+            vals = ", ".join(
+                f"{k}={_human(v, lang)}" for k, v in r.values.items() if not isinstance(v, list | frozenset)
+            )
             basis = f"  〔{r.legal_basis}〕" if r.legal_basis and r.outcome in ("fail", "fired") else ""
             lines.append(f"  {mark} {r.rule_id}{who}: {r.message(lang)}" + (f"  ({vals})" if vals else "") + basis)
         lines.append("== 参数 ==" if zh else "== Parameters ==")

@@ -35,7 +35,7 @@ class Evaluator:
     ...     "assets": {"financial_assets": "0", "non_exempt_vehicles": 0, "houses": 1,
     ...       "commercial_property": False, "registered_business": False}})
     >>> d.fields["dibao_status"], str(d.fields["dibao_amount"])
-    ('eligible', '140')
+    ('eligible', '140.00')
     """
 
     def __init__(self, ruleset: Ruleset, registries: Registries | None = None) -> None:
@@ -44,7 +44,9 @@ class Evaluator:
         self.plan = ScalarPlan(ruleset)
         self.params = ParameterResolver(ruleset)
         rs = ruleset
-        self._fields: list[tuple[str, Fn]] = [(f, self.plan.accessor(f)) for f in rs.decision_fields if f not in BUILTIN_FIELDS]
+        self._fields: list[tuple[str, Fn]] = [
+            (f, self.plan.accessor(f)) for f in rs.decision_fields if f not in BUILTIN_FIELDS
+        ]
         self._findings = [(s.code, self.plan.accessor(s.name)) for s in rs.findings()]
         self._household_trace = [(s, self.plan.accessor(s.name)) for s in self._traced("household")]
         self._member_trace = [(s, self.plan.accessor(s.name, "member")) for s in self._traced("member")]
@@ -160,8 +162,14 @@ class Evaluator:
             table = sym.table
             assert table is not None
             match = next((r for r in [*table.rows, table.otherwise] if r is not None and r.id == row), None)
-            title = (match.title if match and match.title else sym.title)
+            title = match.title if match and match.title else sym.title
         reported = sym.report == "always" or (
-            outcome == "fail" if sym.report == "fail" else outcome in ("pass", "fired") if sym.report in ("fire", "pass") else False
+            outcome == "fail"
+            if sym.report == "fail"
+            else outcome in ("pass", "fired")
+            if sym.report in ("fire", "pass")
+            else False
         )
-        return RuleTrace(rule_id, sym.kind, sym.program, outcome, vals, title, sym.legal_basis, sym.messages, pid, row, reported)
+        return RuleTrace(
+            rule_id, sym.kind, sym.program, outcome, vals, title, sym.legal_basis, sym.messages, pid, row, reported
+        )

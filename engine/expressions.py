@@ -369,7 +369,9 @@ def _fn_minmax(fn: str, args: tuple[ir.Expr, ...], node: ast.AST) -> ir.Expr:
         raise ExprError(f"`{fn}` needs at least two values", node)
     t = unify(list(args))
     if isinstance(t, str) or t.kind not in ("int", "decimal", "money", "date"):
-        raise ExprError(f"`{fn}` needs numbers or dates of one kind, got {t if isinstance(t, str) else t.describe()}", node)
+        raise ExprError(
+            f"`{fn}` needs numbers or dates of one kind, got {t if isinstance(t, str) else t.describe()}", node
+        )
     return ir.Call(t, fn, args)
 
 

@@ -11,10 +11,11 @@ Layout of a rules folder::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ from engine.ruleset import (
     Parameter,
     ParameterVersion,
     RegistrySpec,
-    RuleTest,
     Ruleset,
+    RuleTest,
     Symbol,
     Table,
     TableRow,
@@ -57,10 +58,27 @@ _KEYS: dict[str, tuple[set[str], set[str]]] = {
     "derived": ({"id", "title", "per", "expr", "type", "description"}, {"id", "title", "expr"}),
     "rule": ({"id", "title", "legal_basis", "per", "applies", "when", "report", "messages"}, {"id", "title", "when"}),
     "table": (
-        {"id", "title", "legal_basis", "per", "applies", "hit_policy", "input", "domain", "outputs", "rows", "otherwise", "max_by", "report"},
+        {
+            "id",
+            "title",
+            "legal_basis",
+            "per",
+            "applies",
+            "hit_policy",
+            "input",
+            "domain",
+            "outputs",
+            "rows",
+            "otherwise",
+            "max_by",
+            "report",
+        },
         {"id", "title", "outputs", "rows"},
     ),
-    "outcome": ({"id", "title", "legal_basis", "per", "field", "cases", "otherwise"}, {"id", "title", "field", "cases", "otherwise"}),
+    "outcome": (
+        {"id", "title", "legal_basis", "per", "field", "cases", "otherwise"},
+        {"id", "title", "field", "cases", "otherwise"},
+    ),
     "case": ({"id", "title", "legal_basis", "when", "value", "set", "messages", "report"}, {"id", "title", "value"}),
     "output": ({"id", "title", "type", "expr"}, {"id", "title", "type", "expr"}),
     "finding": ({"id", "code", "title", "legal_basis", "when", "messages"}, {"id", "code", "title", "when"}),
@@ -75,7 +93,9 @@ class _Silent(Exception):
     """A dependency already failed and was reported; stop without a second error."""
 
 
-def _check_keys(m: Any, section: str, problems: list[Problem], rule_id: str | None = None, where: Pos | None = None) -> bool:
+def _check_keys(
+    m: Any, section: str, problems: list[Problem], rule_id: str | None = None, where: Pos | None = None
+) -> bool:
     allowed, required = _KEYS[section]
     if not isinstance(m, YMap):
         p = where or pos_of(m)
@@ -128,10 +148,8 @@ class _Loader:
 
     def _yaml(self, path: Path) -> Any:
         display = path.relative_to(self.root).as_posix()
-        try:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
             self.files[display] = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            pass
         return display, load_yaml(path, display, self.problems)
 
     def _glob(self, sub: str) -> Iterator[Path]:
@@ -139,7 +157,9 @@ class _Loader:
 
     def run(self) -> Ruleset:
         if not self.root.is_dir():
-            raise RuleLoadError([Problem("missing-folder", f"rules folder {self.root} does not exist", str(self.root), 0, 0)])
+            raise RuleLoadError(
+                [Problem("missing-folder", f"rules folder {self.root} does not exist", str(self.root), 0, 0)]
+            )
         head_path = self.root / "ruleset.yaml"
         record_path = self.root / "record.yaml"
         for p in (head_path, record_path):
@@ -167,6 +187,7 @@ class _Loader:
         self._compile_all()
         self._set_shown()
         self._check_parameter_coverage()
+        self._check_parameter_regions()
         tests = self._tests()
         if self.problems or self.record is None:
             raise RuleLoadError(self.problems)
@@ -202,19 +223,27 @@ class _Loader:
         fields = doc.get("decision")
         decision: list[str] = []
         if not isinstance(fields, YList):
-            self.problems.append(pos_of(doc, "decision").problem("bad-type", "`decision` must list the decision fields in order"))
+            self.problems.append(
+                pos_of(doc, "decision").problem("bad-type", "`decision` must list the decision fields in order")
+            )
             return [], name, version, "", ""
-        known = [n for (sc, n), s in self.symbols.items() if sc == "household" and s.kind in ("output", "outcome", "set")]
+        known = [
+            n for (sc, n), s in self.symbols.items() if sc == "household" and s.kind in ("output", "outcome", "set")
+        ]
         for i, f in enumerate(fields):
             f = str(f)
             if f not in BUILTIN_FIELDS and ("household", f) not in self.symbols:
                 self.problems.append(
-                    fields.item_pos[i].problem("unknown-name", f"decision field `{f}` is not defined by any program{did_you_mean(f, known)}")
+                    fields.item_pos[i].problem(
+                        "unknown-name", f"decision field `{f}` is not defined by any program{did_you_mean(f, known)}"
+                    )
                 )
             decision.append(f)
         explain = str(doc.get("explain_members", "members"))
         if ("household", explain) not in self.symbols:
-            self.problems.append(pos_of(doc, "explain_members").problem("unknown-name", f"`{explain}` is not a member list"))
+            self.problems.append(
+                pos_of(doc, "explain_members").problem("unknown-name", f"`{explain}` is not a member list")
+            )
         region = str(doc.get("default_region", ""))
         return decision, name, version, explain, region
 
@@ -240,7 +269,11 @@ class _Loader:
         titles = {s.name: s.title for s in record.household}
         titles.update({sub.name: sub.title for s in record.household for sub in s.fields})
         for (scope, name), sym in self.symbols.items():
-            sym.title = titles.get(name, {}) if scope == "household" else next((s.title for s in record.member if s.name == name), {})
+            sym.title = (
+                titles.get(name, {})
+                if scope == "household"
+                else next((s.title for s in record.member if s.name == name), {})
+            )
 
     def _registries(self, doc: Any) -> None:
         if not isinstance(doc, YMap):
@@ -255,16 +288,26 @@ class _Loader:
             cols = spec.get("columns")
             if isinstance(cols, YMap):
                 for col, raw in cols.items():
-                    fs = _spec(str(col), raw, cols.value_pos[col], self.problems, {"str", "resident_id", "date", "enum", "int"})
+                    fs = _spec(
+                        str(col), raw, cols.value_pos[col], self.problems, {"str", "resident_id", "date", "enum", "int"}
+                    )
                     if fs:
                         columns.append(fs)
             elif "computed" not in spec:
-                self.problems.append(spec.pos.problem("missing-key", "a registry needs `columns` or `computed`", f"registry.{name}"))
+                self.problems.append(
+                    spec.pos.problem("missing-key", "a registry needs `columns` or `computed`", f"registry.{name}")
+                )
             reg = RegistrySpec(str(name), _text(spec, "title"), str(spec.get("key")), columns, spec.get("computed"))
             if columns and reg.key not in {c.name for c in columns}:
-                self.problems.append(pos_of(spec, "key").problem("unknown-name", f"key `{reg.key}` is not one of the columns", f"registry.{name}"))
+                self.problems.append(
+                    pos_of(spec, "key").problem(
+                        "unknown-name", f"key `{reg.key}` is not one of the columns", f"registry.{name}"
+                    )
+                )
             self.registries[reg.name] = reg
-            self._add(Symbol(f"registry.{name}", "household", "registry", registry_type(), title=reg.title, pos=spec.pos))
+            self._add(
+                Symbol(f"registry.{name}", "household", "registry", registry_type(), title=reg.title, pos=spec.pos)
+            )
 
     # ------------------------------------------------------------ parameters
 
@@ -283,11 +326,17 @@ class _Loader:
             regions: dict[str, list[ParameterVersion]] = {}
             values = spec.get("values")
             if not isinstance(values, YMap):
-                self.problems.append(pos_of(spec, "values").problem("bad-type", "`values` maps region -> {date: {value, reference}}", name))
+                self.problems.append(
+                    pos_of(spec, "values").problem(
+                        "bad-type", "`values` maps region -> {date: {value, reference}}", name
+                    )
+                )
                 continue
             for region, dated in values.items():
                 if not isinstance(dated, YMap) or not dated:
-                    self.problems.append(values.value_pos[region].problem("bad-type", f"region {region}: map dates to values", name))
+                    self.problems.append(
+                        values.value_pos[region].problem("bad-type", f"region {region}: map dates to values", name)
+                    )
                     continue
                 versions = []
                 for start, v in dated.items():
@@ -298,9 +347,15 @@ class _Loader:
                     if not _check_keys(v, "version", self.problems, name, dated.value_pos[start]):
                         continue
                     if ("value" in v) == ("formula" in v):
-                        self.problems.append(v.pos.problem("bad-version", "give exactly one of `value` or `formula`", name))
+                        self.problems.append(
+                            v.pos.problem("bad-version", "give exactly one of `value` or `formula`", name)
+                        )
                         continue
-                    versions.append(ParameterVersion(start, v.get("value"), None, str(v.get("formula", "")), str(v["reference"]), v.pos))
+                    versions.append(
+                        ParameterVersion(
+                            start, v.get("value"), None, str(v.get("formula", "")), str(v["reference"]), v.pos
+                        )
+                    )
                 regions[str(region)] = sorted(versions, key=lambda x: x.start)
             p = Parameter(name, _text(spec, "title"), t or STR, regions, spec.pos)
             self.parameters[name] = p
@@ -324,19 +379,18 @@ class _Loader:
     def _literal(self, value: Any, t: Type, pos: Pos, rule_id: str) -> Any:
         from decimal import Decimal
 
-        ok = {
+        checks: dict[str, Callable[[Any], bool]] = {
             "money": lambda x: isinstance(x, int | Decimal) and not isinstance(x, bool),
             "decimal": lambda x: isinstance(x, int | Decimal) and not isinstance(x, bool),
             "int": lambda x: isinstance(x, int) and not isinstance(x, bool),
             "bool": lambda x: isinstance(x, bool),
             "date": lambda x: isinstance(x, dt.date),
             "str": lambda x: isinstance(x, str),
-        }.get(t.kind, lambda x: True)
+        }
+        ok = checks.get(t.kind, lambda x: True)
         if isinstance(value, str) and t.kind in ("money", "decimal"):
-            try:
+            with contextlib.suppress(ArithmeticError):
                 value = Decimal(value)
-            except ArithmeticError:
-                pass
         if not ok(value):
             self.problems.append(pos.problem("type-error", f"`{value}` is not {t.describe()}", rule_id))
             return value
@@ -372,6 +426,26 @@ class _Loader:
                                         p.name,
                                     )
                                 )
+
+    def _check_parameter_regions(self) -> None:
+        """Every parameter has values for every region any parameter names (or for `*`)."""
+        regions: dict[str, str] = {}
+        for p in self.parameters.values():
+            for r in p.regions:
+                if r != "*":
+                    regions.setdefault(r, p.name)
+        for p in self.parameters.values():
+            if "*" in p.regions:
+                continue
+            for r, owner in sorted(regions.items()):
+                if r not in p.regions:
+                    self.problems.append(
+                        p.pos.problem(
+                            "missing-parameter-version",
+                            f"`{p.name}` has no values for region {r}, which `{owner}` defines; add \"{r}\" or \"*\"",
+                            p.name,
+                        )
+                    )
 
     def _parameter_order(self) -> list[str]:
         order: list[str] = []
@@ -417,7 +491,14 @@ class _Loader:
                 self.problems.append(pos_of(doc, section).problem("bad-type", f"`{section}` must be a list"))
                 continue
             for i, item in enumerate(items):
-                kind = {"derived": "derived", "rules": "rule", "tables": "table", "outcomes": "outcome", "outputs": "output", "findings": "finding"}[section]
+                kind = {
+                    "derived": "derived",
+                    "rules": "rule",
+                    "tables": "table",
+                    "outcomes": "outcome",
+                    "outputs": "output",
+                    "findings": "finding",
+                }[section]
                 rid = str(item.get("id")) if isinstance(item, YMap) and "id" in item else None
                 if _check_keys(item, kind, self.problems, rid, items.item_pos[i]) and rid:
                     handler(item, program, basis)
@@ -425,20 +506,35 @@ class _Loader:
     def _scope(self, item: YMap, rid: str) -> str:
         per = str(item.get("per", "household"))
         if per not in ("household", "member"):
-            self.problems.append(pos_of(item, "per").problem("bad-value", f"`per` is household or member, not `{per}`", rid))
+            self.problems.append(
+                pos_of(item, "per").problem("bad-value", f"`per` is household or member, not `{per}`", rid)
+            )
             return "household"
         return per
 
     def _report(self, item: YMap, rid: str, default: str) -> str:
         report = str(item.get("report", default))
         if report not in _REPORTS:
-            self.problems.append(pos_of(item, "report").problem("bad-value", f"`report` is one of {', '.join(sorted(_REPORTS))}", rid))
+            self.problems.append(
+                pos_of(item, "report").problem("bad-value", f"`report` is one of {', '.join(sorted(_REPORTS))}", rid)
+            )
             return default
         return report
 
     def _derived(self, item: YMap, program: str, basis: str) -> None:
         rid = str(item["id"])
-        self._add(Symbol(rid, self._scope(item, rid), "derived", title=_text(item, "title"), legal_basis=basis, program=program, pos=item.pos, raw=item))
+        self._add(
+            Symbol(
+                rid,
+                self._scope(item, rid),
+                "derived",
+                title=_text(item, "title"),
+                legal_basis=basis,
+                program=program,
+                pos=item.pos,
+                raw=item,
+            )
+        )
 
     def _rule(self, item: YMap, program: str, basis: str) -> None:
         rid = str(item["id"])
@@ -461,12 +557,16 @@ class _Loader:
         if msgs is None:
             return {}
         if not isinstance(msgs, YMap):
-            self.problems.append(pos_of(item, "messages").problem("bad-type", "`messages` maps pass/fail to {zh, en}", rid))
+            self.problems.append(
+                pos_of(item, "messages").problem("bad-type", "`messages` maps pass/fail to {zh, en}", rid)
+            )
             return {}
         out = {}
         for k, v in msgs.items():
             if k not in ("pass", "fail") or not isinstance(v, YMap):
-                self.problems.append(msgs.key_pos[k].problem("bad-value", "messages has `pass` and `fail`, each {zh: ..., en: ...}", rid))
+                self.problems.append(
+                    msgs.key_pos[k].problem("bad-value", "messages has `pass` and `fail`, each {zh: ..., en: ...}", rid)
+                )
                 continue
             out[str(k)] = {str(lang): str(text) for lang, text in v.items()}
         return out
@@ -474,23 +574,72 @@ class _Loader:
     def _table(self, item: YMap, program: str, basis: str) -> None:
         rid = str(item["id"])
         scope = self._scope(item, rid)
-        sym = Symbol(rid, scope, "table", STR, title=_text(item, "title"), legal_basis=str(item.get("legal_basis", basis)), program=program, pos=item.pos, report=self._report(item, rid, "fire"), raw=item)
+        sym = Symbol(
+            rid,
+            scope,
+            "table",
+            STR,
+            title=_text(item, "title"),
+            legal_basis=str(item.get("legal_basis", basis)),
+            program=program,
+            pos=item.pos,
+            report=self._report(item, rid, "fire"),
+            raw=item,
+        )
         self._add(sym)
         outputs = item.get("outputs")
         if isinstance(outputs, YMap):
             for col, tname in outputs.items():
                 t = _declared_type(tname, outputs.value_pos[col], self.problems, rid)
-                self._add(Symbol(f"{rid}.{col}", scope, "table_output", t, title=sym.title, program=program, pos=outputs.value_pos[col], owner=rid, column=str(col)))
+                self._add(
+                    Symbol(
+                        f"{rid}.{col}",
+                        scope,
+                        "table_output",
+                        t,
+                        title=sym.title,
+                        program=program,
+                        pos=outputs.value_pos[col],
+                        owner=rid,
+                        column=str(col),
+                    )
+                )
         else:
-            self.problems.append(pos_of(item, "outputs").problem("bad-type", "`outputs` maps column names to types", rid))
+            self.problems.append(
+                pos_of(item, "outputs").problem("bad-type", "`outputs` maps column names to types", rid)
+            )
 
     def _outcome(self, item: YMap, program: str, basis: str) -> None:
         rid = str(item["id"])
         scope = self._scope(item, rid)
         basis = str(item.get("legal_basis", basis))
-        self._add(Symbol(rid, scope, "outcome_index", INT, title=_text(item, "title"), legal_basis=basis, program=program, pos=item.pos, raw=item))
+        self._add(
+            Symbol(
+                rid,
+                scope,
+                "outcome_index",
+                INT,
+                title=_text(item, "title"),
+                legal_basis=basis,
+                program=program,
+                pos=item.pos,
+                raw=item,
+            )
+        )
         field = str(item.get("field"))
-        self._add(Symbol(field, scope, "outcome", None, title=_text(item, "title"), legal_basis=basis, program=program, pos=pos_of(item, "field"), owner=rid))
+        self._add(
+            Symbol(
+                field,
+                scope,
+                "outcome",
+                None,
+                title=_text(item, "title"),
+                legal_basis=basis,
+                program=program,
+                pos=pos_of(item, "field"),
+                owner=rid,
+            )
+        )
         cases = item.get("cases")
         sets: dict[str, Pos] = {}
         if not isinstance(cases, YList):
@@ -510,23 +659,67 @@ class _Loader:
             if is_other and "when" in c:
                 self.problems.append(pos_of(c, "when").problem("bad-value", "`otherwise` has no `when`", cid))
             self._add(
-                Symbol(cid, scope, "case", BOOL, title=_text(c, "title"), legal_basis=str(c.get("legal_basis", basis)), program=program, pos=c.pos, report=self._report(c, cid, "fire"), messages=self._messages(c, cid), owner=rid, raw=c)
+                Symbol(
+                    cid,
+                    scope,
+                    "case",
+                    BOOL,
+                    title=_text(c, "title"),
+                    legal_basis=str(c.get("legal_basis", basis)),
+                    program=program,
+                    pos=c.pos,
+                    report=self._report(c, cid, "fire"),
+                    messages=self._messages(c, cid),
+                    owner=rid,
+                    raw=c,
+                )
             )
             s = c.get("set") or YMap()
             if isinstance(s, YMap):
                 for k in s:
                     sets.setdefault(str(k), s.key_pos[k])
         for k, kpos in sets.items():
-            self._add(Symbol(k, scope, "set", None, title=_text(item, "title"), program=program, pos=kpos, owner=rid, column=k))
+            self._add(
+                Symbol(
+                    k, scope, "set", None, title=_text(item, "title"), program=program, pos=kpos, owner=rid, column=k
+                )
+            )
 
     def _output(self, item: YMap, program: str, basis: str) -> None:
         rid = str(item["id"])
         t = _declared_type(item.get("type"), pos_of(item, "type"), self.problems, rid)
-        self._add(Symbol(rid, "household", "output", None, title=_text(item, "title"), legal_basis=basis, program=program, pos=item.pos, raw={"item": item, "declared": t}))
+        self._add(
+            Symbol(
+                rid,
+                "household",
+                "output",
+                None,
+                title=_text(item, "title"),
+                legal_basis=basis,
+                program=program,
+                pos=item.pos,
+                raw={"item": item, "declared": t},
+            )
+        )
 
     def _finding(self, item: YMap, program: str, basis: str) -> None:
         rid = str(item["id"])
-        self._add(Symbol(rid, "household", "finding", BOOL, title=_text(item, "title"), legal_basis=str(item.get("legal_basis", basis)), program=program, pos=item.pos, report="fire", code=str(item.get("code")), messages=self._messages(item, rid), raw=item))
+        self._add(
+            Symbol(
+                rid,
+                "household",
+                "finding",
+                BOOL,
+                title=_text(item, "title"),
+                legal_basis=str(item.get("legal_basis", basis)),
+                program=program,
+                pos=item.pos,
+                report="fire",
+                code=str(item.get("code")),
+                messages=self._messages(item, rid),
+                raw=item,
+            )
+        )
 
     # ------------------------------------------------------------ checking
 
@@ -539,14 +732,20 @@ class _Loader:
         key = (scope, name)
         if key in self.failed:
             raise _Silent
-        if sym.type is None or (sym.kind in ("table", "outcome_index", "case", "rule", "finding", "derived") and key not in self.done):
+        if sym.type is None or (
+            sym.kind in ("table", "outcome_index", "case", "rule", "finding", "derived") and key not in self.done
+        ):
             self._compile(sym)
         if sym.type is None:
             raise _Silent
         return sym.type
 
     def names(self, scope: str) -> list[str]:
-        return [n for (sc, n), s in self.symbols.items() if sc == scope and (not self._only_parameters or s.kind == "parameter")]
+        return [
+            n
+            for (sc, n), s in self.symbols.items()
+            if sc == scope and (not self._only_parameters or s.kind == "parameter")
+        ]
 
     def is_registry(self, name: str) -> bool:
         return name in self.registries or (name.startswith("registry.") and name[9:] in self.registries)
@@ -558,10 +757,8 @@ class _Loader:
         self.done = set()
         for sym in list(self.symbols.values()):
             if sym.kind not in ("input", "registry"):
-                try:
+                with contextlib.suppress(_Silent):
                     self._compile(sym)
-                except _Silent:
-                    pass
 
     def _compile(self, sym: Symbol) -> None:
         key = (sym.scope, sym.name)
@@ -570,9 +767,11 @@ class _Loader:
         if key in self.failed:
             raise _Silent
         if key in self.stack:
-            cycle = [n for _, n in self.stack[self.stack.index(key):]] + [sym.name]
-            self.problems.append(sym.pos.problem("cycle", "definitions depend on themselves: " + " -> ".join(cycle), sym.name))
-            for k in self.stack[self.stack.index(key):]:
+            cycle = [n for _, n in self.stack[self.stack.index(key) :]] + [sym.name]
+            self.problems.append(
+                sym.pos.problem("cycle", "definitions depend on themselves: " + " -> ".join(cycle), sym.name)
+            )
+            for k in self.stack[self.stack.index(key) :]:
                 self.failed.add(k)
             raise _Silent
         self.stack.append(key)
@@ -614,31 +813,55 @@ class _Loader:
         got = expr.type
         if got.kind == "null" and want.nullable:
             return
-        same = got.kind == want.kind or (want.kind == "decimal" and got.kind == "int") or (want.kind == "money" and isinstance(expr, ir.Const) and got.numeric)
+        same = (
+            got.kind == want.kind
+            or (want.kind == "decimal" and got.kind == "int")
+            or (want.kind == "money" and isinstance(expr, ir.Const) and got.numeric)
+        )
         if want.kind == "enum" and got.kind == "enum":
             same = True
         if not same:
-            self.problems.append(pos.problem("type-error", f"expected {want.describe()}, got {got.describe()}", rule_id))
+            self.problems.append(
+                pos.problem("type-error", f"expected {want.describe()}, got {got.describe()}", rule_id)
+            )
         elif got.nullable and not want.nullable:
-            self.problems.append(pos.problem("type-error", f"this may be None but the declared type `{want.kind}` is not optional (write `{want.kind}?`)", rule_id))
+            self.problems.append(
+                pos.problem(
+                    "type-error",
+                    f"this may be None but the declared type `{want.kind}` is not optional (write `{want.kind}?`)",
+                    rule_id,
+                )
+            )
 
     def _bool(self, item: YMap, key: str, scope: str, rid: str) -> ir.Expr | None:
         expr = self._expr(item.get(key), pos_of(item, key), scope, rid)
         if expr is not None and expr.type.kind != "bool":
-            self.problems.append(pos_of(item, key).problem("type-error", f"`{key}` must be true/false, got {expr.type.describe()}", rid))
+            self.problems.append(
+                pos_of(item, key).problem("type-error", f"`{key}` must be true/false, got {expr.type.describe()}", rid)
+            )
             return None
         if expr is not None and expr.type.nullable:
-            self.problems.append(pos_of(item, key).problem("type-error", f"`{key}` may be None; test `is None` first", rid))
+            self.problems.append(
+                pos_of(item, key).problem("type-error", f"`{key}` may be None; test `is None` first", rid)
+            )
         return expr
 
     def _check_messages(self, sym: Symbol) -> None:
         for texts in sym.messages.values():
             for text in texts.values():
                 for name in _PLACEHOLDER.findall(text):
-                    if ("household", name) in self.symbols or (sym.scope == "member" and ("member", name) in self.symbols):
+                    if ("household", name) in self.symbols or (
+                        sym.scope == "member" and ("member", name) in self.symbols
+                    ):
                         continue
                     pool = self.names("household") + (self.names("member") if sym.scope == "member" else [])
-                    self.problems.append(sym.pos.problem("unknown-name", f"message placeholder `{{{name}}}` is not a known name{did_you_mean(name, pool)}", sym.name))
+                    self.problems.append(
+                        sym.pos.problem(
+                            "unknown-name",
+                            f"message placeholder `{{{name}}}` is not a known name{did_you_mean(name, pool)}",
+                            sym.name,
+                        )
+                    )
 
     def _set_shown(self) -> None:
         """What each traced definition shows: the values its condition reads, then its message's."""
@@ -646,7 +869,11 @@ class _Loader:
             exprs: list[ir.Expr | None] = [sym.expr, sym.applies]
             if sym.kind == "case":
                 owner = self.symbols.get((sym.scope, sym.owner))
-                case = next((c for c in owner.outcome.cases if c.id == sym.name), None) if owner and owner.outcome else None
+                case = (
+                    next((c for c in owner.outcome.cases if c.id == sym.name), None)
+                    if owner and owner.outcome
+                    else None
+                )
                 exprs = [case.cond] if case else []
             if sym.kind == "table" and sym.table is not None:
                 exprs = [sym.table.input, *(r.cond for r in sym.table.rows)]
@@ -664,7 +891,9 @@ class _Loader:
 
     def _c_parameter(self, sym: Symbol) -> None:
         sym.type = self._compile_parameter(sym)
-        sym.deps = tuple(sorted({d for vs in sym.raw["param"].regions.values() for v in vs if v.formula for d in _refs(v.formula)}))
+        sym.deps = tuple(
+            sorted({d for vs in sym.raw["param"].regions.values() for v in vs if v.formula for d in _refs(v.formula)})
+        )
 
     def _c_derived(self, sym: Symbol) -> None:
         expr = self._expr(sym.raw.get("expr"), pos_of(sym.raw, "expr"), sym.scope, sym.name)
@@ -678,6 +907,8 @@ class _Loader:
 
     def _c_rule(self, sym: Symbol) -> None:
         item = sym.raw
+        if "when" not in item:
+            raise _Silent  # reported as a missing key already
         sym.applies = self._bool(item, "applies", sym.scope, sym.name) if "applies" in item else None
         sym.expr = self._bool(item, "when", sym.scope, sym.name)
         if sym.expr is None:
@@ -703,15 +934,25 @@ class _Loader:
 
     def _c_table(self, sym: Symbol) -> None:
         item, rid, scope = sym.raw, sym.name, sym.scope
-        outputs = {s.column: s.type for s in self.symbols.values() if s.kind == "table_output" and s.owner == rid and s.scope == scope}
+        outputs = {
+            s.column: s.type
+            for s in self.symbols.values()
+            if s.kind == "table_output" and s.owner == rid and s.scope == scope
+        }
         policy = str(item.get("hit_policy", "unique"))
         if policy not in ("unique", "first", "max"):
-            self.problems.append(pos_of(item, "hit_policy").problem("bad-value", f"hit_policy is unique, first or max, not `{policy}`", rid))
+            self.problems.append(
+                pos_of(item, "hit_policy").problem(
+                    "bad-value", f"hit_policy is unique, first or max, not `{policy}`", rid
+                )
+            )
             raise _Silent
         sym.applies = self._bool(item, "applies", scope, rid) if "applies" in item else None
         inp = self._expr(item.get("input"), pos_of(item, "input"), scope, rid) if "input" in item else None
         if policy == "unique" and inp is None:
-            self.problems.append(item.pos.problem("missing-key", "a unique table needs an `input` and interval rows", rid))
+            self.problems.append(
+                item.pos.problem("missing-key", "a unique table needs an `input` and interval rows", rid)
+            )
             raise _Silent
         rows: list[TableRow] = []
         raw_rows = item.get("rows")
@@ -722,36 +963,73 @@ class _Loader:
             row = self._row(raw, raw_rows.item_pos[i], rid, scope, outputs, policy, inp)
             if row:
                 rows.append(row)
-        other = self._row(item["otherwise"], pos_of(item, "otherwise"), rid, scope, outputs, "otherwise", inp) if "otherwise" in item else None
+        other = (
+            self._row(item["otherwise"], pos_of(item, "otherwise"), rid, scope, outputs, "otherwise", inp)
+            if "otherwise" in item
+            else None
+        )
         max_by = str(item.get("max_by", next(iter(outputs), "")))
         if policy == "max" and outputs.get(max_by) is None:
-            self.problems.append(item.pos.problem("bad-value", f"hit_policy max needs `max_by`, a numeric output column", rid))
+            self.problems.append(
+                item.pos.problem("bad-value", "hit_policy max needs `max_by`, a numeric output column", rid)
+            )
         if policy == "unique" and inp is not None:
             dom_text = item.get("domain")
-            domain = parse_interval(str(dom_text)) if dom_text is not None else Interval(Decimal(0), True, None, False) if inp.type.kind == "money" else Interval(None, False, None, False)
+            domain = (
+                parse_interval(str(dom_text))
+                if dom_text is not None
+                else Interval(Decimal(0), True, None, False)
+                if inp.type.kind == "money"
+                else Interval(None, False, None, False)
+            )
             if domain is None:
-                self.problems.append(pos_of(item, "domain").problem("bad-value", f"`{dom_text}` is not an interval like [1, 3] or [0, inf)", rid))
+                self.problems.append(
+                    pos_of(item, "domain").problem(
+                        "bad-value", f"`{dom_text}` is not an interval like [1, 3] or [0, inf)", rid
+                    )
+                )
             else:
                 for row, msg in check_unique(rows, domain, inp.type.kind == "int"):
                     kind = "table-overlap" if "overlap" in msg else "table-gap"
                     self.problems.append(row.pos.problem(kind, msg, rid))
         sym.table = Table(policy, inp, dict(outputs), rows, other, max_by if policy == "max" else None)  # type: ignore[arg-type]
-        sym.deps = tuple(sorted(set(_refs(inp) if inp else ()) | {d for r in rows for d in (_refs(r.cond) if r.cond else ())}))
+        sym.deps = tuple(
+            sorted(set(_refs(inp) if inp else ()) | {d for r in rows for d in (_refs(r.cond) if r.cond else ())})
+        )
 
-    def _row(self, raw: Any, where: Pos, rid: str, scope: str, outputs: dict[str, Type | None], policy: str, inp: ir.Expr | None) -> TableRow | None:
+    def _row(
+        self,
+        raw: Any,
+        where: Pos,
+        rid: str,
+        scope: str,
+        outputs: dict[str, Type | None],
+        policy: str,
+        inp: ir.Expr | None,
+    ) -> TableRow | None:
         if not isinstance(raw, YMap) or "id" not in raw:
             self.problems.append(where.problem("bad-type", "a table row is a mapping with an `id`", rid))
             return None
         row_id = str(raw["id"])
         for key in raw:
             if key not in ("id", "title", "when") and key not in outputs:
-                self.problems.append(raw.key_pos[key].problem("unknown-key", f"row `{row_id}`: unknown column `{key}`{did_you_mean(str(key), list(outputs))}", rid))
+                self.problems.append(
+                    raw.key_pos[key].problem(
+                        "unknown-key",
+                        f"row `{row_id}`: unknown column `{key}`{did_you_mean(str(key), list(outputs))}",
+                        rid,
+                    )
+                )
         interval = None
         cond = None
         if policy == "unique":
             interval = parse_interval(str(raw.get("when", "")))
             if interval is None:
-                self.problems.append(pos_of(raw, "when").problem("bad-value", f"row `{row_id}`: `when` must be an interval like [1, 1] or (20000, 50000]", rid))
+                self.problems.append(
+                    pos_of(raw, "when").problem(
+                        "bad-value", f"row `{row_id}`: `when` must be an interval like [1, 1] or (20000, 50000]", rid
+                    )
+                )
         elif policy != "otherwise":
             if "when" not in raw:
                 self.problems.append(raw.pos.problem("missing-key", f"row `{row_id}` needs `when`", rid))
@@ -760,7 +1038,9 @@ class _Loader:
         cells: dict[str, ir.Expr] = {}
         for col, t in outputs.items():
             if col not in raw:
-                self.problems.append(raw.pos.problem("missing-key", f"row `{row_id}` has no value for column `{col}`", rid))
+                self.problems.append(
+                    raw.pos.problem("missing-key", f"row `{row_id}` has no value for column `{col}`", rid)
+                )
                 continue
             cell = self._cell(raw[col], pos_of(raw, col), t, scope, rid)
             if cell is not None:
@@ -798,21 +1078,31 @@ class _Loader:
             compiled.append(Case(c.name, item.get("value"), cond, sets, c.title, c.legal_basis, c.messages, c.pos))
             c.deps = _refs(cond) if cond else ()
             self._check_messages(c)
-        otherwise = [c for c in compiled if c.cond is None]
-        ordered = [c for c in compiled if c.cond is not None] + otherwise
-        all_sets = {k for c in ordered for k in c.sets}
-        for c in ordered:
-            for k in sorted(all_sets - set(c.sets)):
-                self.problems.append(c.pos.problem("missing-key", f"case `{c.id}` does not set `{k}`, which other cases of `{sym.name}` set", c.id))
-        field_sym = next(s for s in self.symbols.values() if s.kind == "outcome" and s.owner == sym.name and s.scope == sym.scope)
-        values = tuple(dict.fromkeys(str(c.value) for c in ordered))
+        otherwise = [case for case in compiled if case.cond is None]
+        ordered = [case for case in compiled if case.cond is not None] + otherwise
+        all_sets = {k for case in ordered for k in case.sets}
+        for case in ordered:
+            for k in sorted(all_sets - set(case.sets)):
+                self.problems.append(
+                    case.pos.problem(
+                        "missing-key",
+                        f"case `{case.id}` does not set `{k}`, which other cases of `{sym.name}` set",
+                        case.id,
+                    )
+                )
+        field_sym = next(
+            s for s in self.symbols.values() if s.kind == "outcome" and s.owner == sym.name and s.scope == sym.scope
+        )
+        values = tuple(dict.fromkeys(str(case.value) for case in ordered))
         field_sym.type = enum_type(values)
         for k in all_sets:
             set_sym = self.symbols[(sym.scope, k)]
             exprs = [c.sets[k] for c in ordered if k in c.sets]
             t = unify(exprs) if exprs else None
             if isinstance(t, str):
-                self.problems.append(set_sym.pos.problem("type-error", f"cases set `{k}` to different types: {t}", sym.name))
+                self.problems.append(
+                    set_sym.pos.problem("type-error", f"cases set `{k}` to different types: {t}", sym.name)
+                )
                 continue
             if t is not None and t.kind == "null":
                 t = None
@@ -836,29 +1126,45 @@ class _Loader:
         if doc is None:
             return
         if not isinstance(doc, YMap):
-            self.problems.append(Problem("bad-file", "a test file maps `tests:` (and optional `templates:`)", display, 1, 1))
+            self.problems.append(
+                Problem("bad-file", "a test file maps `tests:` (and optional `templates:`)", display, 1, 1)
+            )
             return
         for key in doc:
             if key not in ("tests", "templates"):
-                self.problems.append(doc.key_pos[key].problem("unknown-key", f"unknown key `{key}`{did_you_mean(str(key), ['tests', 'templates'])}"))
+                self.problems.append(
+                    doc.key_pos[key].problem(
+                        "unknown-key", f"unknown key `{key}`{did_you_mean(str(key), ['tests', 'templates'])}"
+                    )
+                )
         templates = doc.get("templates") or YMap()
         for name, household in templates.items():
             self.templates[str(name)] = (household, templates.value_pos[name])
         tests = doc.get("tests") or YList()
         for i, t in enumerate(tests):
-            if _check_keys(t, "test", self.problems, str(t.get("name")) if isinstance(t, YMap) else None, tests.item_pos[i]):
+            if _check_keys(
+                t, "test", self.problems, str(t.get("name")) if isinstance(t, YMap) else None, tests.item_pos[i]
+            ):
                 self.raw_tests.append((display, t))
 
     def _tests(self) -> list[RuleTest]:
         out = []
-        decision = {n for (sc, n), s in self.symbols.items() if sc == "household" and s.kind in ("output", "outcome", "set")} | set(BUILTIN_FIELDS)
+        decision = {
+            n for (sc, n), s in self.symbols.items() if sc == "household" and s.kind in ("output", "outcome", "set")
+        } | set(BUILTIN_FIELDS)
         for display, t in self.raw_tests:
             name = str(t["name"])
             household = _plain(t.get("household")) if "household" in t else None
             if "extends" in t:
                 tpl = self.templates.get(str(t["extends"]))
                 if tpl is None:
-                    self.problems.append(pos_of(t, "extends").problem("unknown-name", f"no template `{t['extends']}`{did_you_mean(str(t['extends']), self.templates)}", name))
+                    self.problems.append(
+                        pos_of(t, "extends").problem(
+                            "unknown-name",
+                            f"no template `{t['extends']}`{did_you_mean(str(t['extends']), self.templates)}",
+                            name,
+                        )
+                    )
                     continue
                 household = _plain(tpl[0])
             if household is None:
@@ -866,7 +1172,11 @@ class _Loader:
                 continue
             for path, value in (t.get("set") or {}).items():
                 if not _set_path(household, str(path), _plain(value)):
-                    self.problems.append(t["set"].key_pos[path].problem("unknown-name", f"cannot set `{path}`: no such place in the household", name))
+                    self.problems.append(
+                        t["set"]
+                        .key_pos[path]
+                        .problem("unknown-name", f"cannot set `{path}`: no such place in the household", name)
+                    )
             date = t.get("date")
             if date is not None:
                 household["decision_date"] = date.isoformat() if isinstance(date, dt.date) else str(date)
@@ -874,19 +1184,33 @@ class _Loader:
             if isinstance(expected, YMap):
                 for key in expected:
                     if key not in decision and key not in ("reasons_include", "error"):
-                        self.problems.append(expected.key_pos[key].problem("unknown-name", f"`{key}` is not a decision field{did_you_mean(str(key), decision)}", name))
+                        self.problems.append(
+                            expected.key_pos[key].problem(
+                                "unknown-name",
+                                f"`{key}` is not a decision field{did_you_mean(str(key), decision)}",
+                                name,
+                            )
+                        )
             on = date if isinstance(date, dt.date) else None
             region = str(household.get("region") or self._default_region())
             if on is not None:
                 for p in self.parameters.values():
-                    if p.version(region, on) is None:
+                    if p.version(region, on) is None and (region in p.regions or "*" in p.regions):
                         self.problems.append(
-                            t.pos.problem("missing-parameter-version", f"parameter `{p.name}` has no value for region {region} on {on}", name)
+                            t.pos.problem(
+                                "missing-parameter-version",
+                                f"parameter `{p.name}` has no value for region {region} on {on}",
+                                name,
+                            )
                         )
             regs = {str(k): [str(x) for x in v] for k, v in (t.get("registries") or {}).items()}
             for k in regs:
                 if k not in self.registries:
-                    self.problems.append(t["registries"].key_pos[k].problem("unknown-name", f"unknown registry `{k}`{did_you_mean(k, self.registries)}", name))
+                    self.problems.append(
+                        t["registries"]
+                        .key_pos[k]
+                        .problem("unknown-name", f"unknown registry `{k}`{did_you_mean(k, self.registries)}", name)
+                    )
             out.append(RuleTest(name, display, t.pos, on, household, _plain(expected) or {}, regs))
         return out
 

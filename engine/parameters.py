@@ -12,7 +12,7 @@ from engine.errors import EvaluateError
 from engine.ruleset import Ruleset
 from engine.scalar import Fn, compile_expr
 
-__all__ = ["ParameterUse", "ParameterResolver"]
+__all__ = ["ParameterResolver", "ParameterUse"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,15 @@ class ParameterUse:
         }
 
 
+def _value_of(ref: ir.Ref) -> Fn:
+    name = ref.name
+
+    def value(env: dict[str, Any], m: Any) -> Any:
+        return env[name]
+
+    return value
+
+
 class ParameterResolver:
     """Values of every parameter for a (region, date), cached: caseloads share few dates."""
 
@@ -50,7 +59,7 @@ class ParameterResolver:
     def _formula(self, e: ir.Expr) -> Fn:
         fn = self._formulas.get(id(e))
         if fn is None:
-            fn = compile_expr(e, lambda r: (lambda env, m, _n=r.name: env[_n]))
+            fn = compile_expr(e, _value_of)
             self._formulas[id(e)] = fn
         return fn
 

@@ -100,7 +100,9 @@ class RecordSchema:
             raise InputError(problems, rid if isinstance(rid, str) else None)
         return hh, members
 
-    def _check_unknown(self, raw: Mapping[str, Any], specs: list[FieldSpec], prefix: str, problems: list[FieldProblem]) -> None:
+    def _check_unknown(
+        self, raw: Mapping[str, Any], specs: list[FieldSpec], prefix: str, problems: list[FieldProblem]
+    ) -> None:
         known = self._known.get(id(specs))
         if known is None:
             known = self._known[id(specs)] = frozenset(s.key for s in specs)
@@ -164,7 +166,12 @@ class RecordSchema:
         out[spec.name] = parsed
 
     def _group(
-        self, raw: Mapping[str, Any], spec: FieldSpec, hh: dict[str, Any], problems: list[FieldProblem], today: dt.date | None
+        self,
+        raw: Mapping[str, Any],
+        spec: FieldSpec,
+        hh: dict[str, Any],
+        problems: list[FieldProblem],
+        today: dt.date | None,
     ) -> None:
         value = raw.get(spec.key)
         if value is None:
@@ -221,12 +228,16 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
         return None
     for key in raw:
         if key not in _SPEC_KEYS:
-            problems.append(raw.key_pos[key].problem("unknown-key", f"unknown key `{key}`" + did_you_mean(str(key), _SPEC_KEYS)))
+            problems.append(
+                raw.key_pos[key].problem("unknown-key", f"unknown key `{key}`" + did_you_mean(str(key), _SPEC_KEYS))
+            )
     kind = raw.get("type")
     if kind not in allow:
         problems.append(
             pos_of(raw, "type").problem(
-                "unknown-type", f"field `{name}` has type `{kind}`; use one of {', '.join(sorted(allow))}" + did_you_mean(str(kind), allow)
+                "unknown-type",
+                f"field `{name}` has type `{kind}`; use one of {', '.join(sorted(allow))}"
+                + did_you_mean(str(kind), allow),
             )
         )
         return None
@@ -251,7 +262,11 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
             dep, table = next(iter(vb.items()))
             spec.values_by = (str(dep), {str(k): tuple(str(x) for x in v) for k, v in table.items()})
         else:
-            problems.append(pos_of(raw, "values_by").problem("bad-field-spec", "values_by needs one field: {field: {value: [allowed...]}}"))
+            problems.append(
+                pos_of(raw, "values_by").problem(
+                    "bad-field-spec", "values_by needs one field: {field: {value: [allowed...]}}"
+                )
+            )
     if "required_when" in raw:
         spec.required_when = dict(raw["required_when"])
     spec.min, spec.max = raw.get("min"), raw.get("max")
@@ -272,7 +287,8 @@ def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> Recor
     if not isinstance(doc, YMap):
         problems.append(Problem("bad-file", "record.yaml must be a mapping", display, 1, 1))
         return None
-    household, member = [], []
+    household: list[FieldSpec] = []
+    member: list[FieldSpec] = []
     for section, target, allow in (
         ("household", household, set(INPUT_KINDS) | {"group", "members"}),
         ("member", member, set(INPUT_KINDS)),

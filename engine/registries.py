@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import InputError, FieldProblem
+from engine.errors import FieldProblem, InputError
 from engine.ruleset import RegistrySpec, Ruleset
 from engine.types import BadValue, parse_value
 

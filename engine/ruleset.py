@@ -111,7 +111,7 @@ class Symbol:
     owner: str = ""  # table or outcome a table_output / set / case belongs to
     column: str = ""  # the table column or outcome field
     code: str = ""  # finding code
-    raw: dict[str, Any] = field(default_factory=dict)  # source texts, for the checker
+    raw: Any = None  # the definition as read from its file, for the checker
 
 
 @dataclass

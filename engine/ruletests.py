@@ -9,7 +9,7 @@ from typing import Any
 from engine.errors import InputError
 from engine.evaluator import Evaluator
 from engine.registries import Registries
-from engine.ruleset import RuleTest, Ruleset
+from engine.ruleset import Ruleset, RuleTest
 
 __all__ = ["TestResult", "run_test", "run_tests"]
 
@@ -35,7 +35,7 @@ def _same(expected: Any, actual: Any) -> bool:
             return Decimal(expected) == Decimal(actual)
         except InvalidOperation:
             return False
-    return bool(expected == actual) and type(expected) is type(actual) or (expected is None and actual is None)
+    return (bool(expected == actual) and type(expected) is type(actual)) or (expected is None and actual is None)
 
 
 def run_test(evaluator: Evaluator, test: RuleTest) -> TestResult:

@@ -119,9 +119,7 @@ def _convert(file: str, node: yaml.Node, problems: list[Problem]) -> Any:
             if isinstance(key, YStr):
                 key = str(key)
             if not isinstance(key, str | int | dt.date):
-                problems.append(
-                    _mark(file, key_node).problem("bad-key", "keys must be plain text, numbers or dates")
-                )
+                problems.append(_mark(file, key_node).problem("bad-key", "keys must be plain text, numbers or dates"))
                 continue
             if key in m:
                 first = m.key_pos[key]

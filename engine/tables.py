@@ -9,9 +9,7 @@ from engine.ruleset import Interval, TableRow
 
 __all__ = ["check_unique", "parse_interval"]
 
-_INTERVAL = re.compile(
-    r"^\s*([\[(])\s*(-?inf|-?[0-9]+(?:\.[0-9]+)?)\s*,\s*(-?inf|-?[0-9]+(?:\.[0-9]+)?)\s*([\])])\s*$"
-)
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|-?[0-9]+(?:\.[0-9]+)?)\s*,\s*(-?inf|-?[0-9]+(?:\.[0-9]+)?)\s*([\])])\s*$")
 
 
 def parse_interval(text: str) -> Interval | None:
@@ -57,10 +55,16 @@ def check_unique(rows: list[TableRow], domain: Interval, integer: bool) -> list[
             if expect is not None and (lo is None or lo < expect):
                 problems.append((r, f"row `{r.id}` overlaps the row before it (starts at {lo}, expected {expect})"))
             elif lo != expect:
-                problems.append((r, f"gap before row `{r.id}`: values {expect}..{None if lo is None else lo - 1} match no row"))
+                problems.append(
+                    (r, f"gap before row `{r.id}`: values {expect}..{None if lo is None else lo - 1} match no row")
+                )
             expect = None if hi is None else hi + 1
-        if closed and (d_hi is None) != (expect is None) or (d_hi is not None and expect is not None and expect != d_hi + 1):
-            problems.append((closed[-1][0], f"gap after row `{closed[-1][0].id}`: the domain {domain} is not covered to its end"))
+        if (closed and (d_hi is None) != (expect is None)) or (
+            d_hi is not None and expect is not None and expect != d_hi + 1
+        ):
+            problems.append(
+                (closed[-1][0], f"gap after row `{closed[-1][0].id}`: the domain {domain} is not covered to its end")
+            )
         return problems
     ivs.sort(key=lambda t: Decimal("-Infinity") if t[1].lo is None else t[1].lo)
     prev_hi: Decimal | None = domain.lo

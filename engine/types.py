@@ -134,7 +134,7 @@ def _money(v: Any) -> Decimal:
         if not _MONEY_RE.match(v.strip()):
             if v.strip().startswith("-"):
                 raise BadValue(f"must not be negative (got {v!r})")
-            raise BadValue(f"must be an amount like \"1234.50\" with at most two decimals (got {v!r})")
+            raise BadValue(f'must be an amount like "1234.50" with at most two decimals (got {v!r})')
         d = Decimal(v.strip())
     else:
         raise BadValue(f"must be an amount in yuan (got {type(v).__name__})")

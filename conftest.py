@@ -1,0 +1,3 @@
+"""Collect the rule tests in rules/tests/*.yaml as pytest items."""
+
+pytest_plugins = ["engine.pytest_plugin"]
