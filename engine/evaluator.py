@@ -87,7 +87,12 @@ class Evaluator:
         """Decide an already validated household (as ``RecordSchema.validate`` returns)."""
         on: dt.date = hh["decision_date"]
         region = hh.get("region") or self._region_default
-        values, uses = self.params.resolve(region, on)
+        try:
+            values, uses = self.params.resolve(region, on)
+        except EvaluateError as exc:
+            raise InputError(
+                [FieldProblem(exc.field or "decision_date", exc.message, exc.rule_id)], str(hh.get("household_id"))
+            ) from exc
         env: dict[str, Any] = dict(values)
         env.update(hh)
         env["members"] = members

@@ -110,9 +110,23 @@ def _check_keys(
     return True
 
 
-def _text(m: Any, key: str) -> dict[str, str]:
+_LANGS = ("zh", "en")
+
+
+def _text(m: Any, key: str, problems: list[Problem] | None = None) -> dict[str, str]:
+    """A {zh, en} text; with ``problems``, anything else in it is reported."""
     v = m.get(key) if isinstance(m, YMap) else None
     if isinstance(v, YMap):
+        if problems is not None:
+            for k in v:
+                if k not in _LANGS:
+                    hint = "; a comma inside unquoted text splits it, so quote the text"
+                    problems.append(
+                        v.key_pos[k].problem("unknown-key", f"`{key}` has only `zh` and `en`, not `{k}`{hint}")
+                    )
+            for lang in _LANGS:
+                if lang not in v:
+                    problems.append(v.pos.problem("missing-key", f"`{key}` needs `{lang}`"))
         return {str(k): str(x) for k, x in v.items()}
     if isinstance(v, str):
         return {"zh": v, "en": v}
@@ -297,7 +311,9 @@ class _Loader:
                 self.problems.append(
                     spec.pos.problem("missing-key", "a registry needs `columns` or `computed`", f"registry.{name}")
                 )
-            reg = RegistrySpec(str(name), _text(spec, "title"), str(spec.get("key")), columns, spec.get("computed"))
+            reg = RegistrySpec(
+                str(name), _text(spec, "title", self.problems), str(spec.get("key")), columns, spec.get("computed")
+            )
             if columns and reg.key not in {c.name for c in columns}:
                 self.problems.append(
                     pos_of(spec, "key").problem(
@@ -357,7 +373,7 @@ class _Loader:
                         )
                     )
                 regions[str(region)] = sorted(versions, key=lambda x: x.start)
-            p = Parameter(name, _text(spec, "title"), t or STR, regions, spec.pos)
+            p = Parameter(name, _text(spec, "title", self.problems), t or STR, regions, spec.pos)
             self.parameters[name] = p
             sym = Symbol(name, "household", "parameter", None, title=p.title, pos=p.pos, raw={"param": p})
             sym.type = None if t else STR
@@ -442,7 +458,7 @@ class _Loader:
                     self.problems.append(
                         p.pos.problem(
                             "missing-parameter-version",
-                            f"`{p.name}` has no values for region {r}, which `{owner}` defines; add \"{r}\" or \"*\"",
+                            f'`{p.name}` has no values for region {r}, which `{owner}` defines; add "{r}" or "*"',
                             p.name,
                         )
                     )
@@ -475,7 +491,9 @@ class _Loader:
             return
         program = str(doc.get("program"))
         basis = str(doc.get("legal_basis", ""))
-        self.programs.append({"id": program, "title": _text(doc, "title"), "legal_basis": basis, "file": display})
+        self.programs.append(
+            {"id": program, "title": _text(doc, "title", self.problems), "legal_basis": basis, "file": display}
+        )
         for section, handler in (
             ("derived", self._derived),
             ("rules", self._rule),
@@ -528,7 +546,7 @@ class _Loader:
                 rid,
                 self._scope(item, rid),
                 "derived",
-                title=_text(item, "title"),
+                title=_text(item, "title", self.problems),
                 legal_basis=basis,
                 program=program,
                 pos=item.pos,
@@ -542,7 +560,7 @@ class _Loader:
             rid,
             self._scope(item, rid),
             "rule",
-            title=_text(item, "title"),
+            title=_text(item, "title", self.problems),
             legal_basis=str(item.get("legal_basis", basis)),
             program=program,
             pos=item.pos,
@@ -579,7 +597,7 @@ class _Loader:
             scope,
             "table",
             STR,
-            title=_text(item, "title"),
+            title=_text(item, "title", self.problems),
             legal_basis=str(item.get("legal_basis", basis)),
             program=program,
             pos=item.pos,
@@ -619,7 +637,7 @@ class _Loader:
                 scope,
                 "outcome_index",
                 INT,
-                title=_text(item, "title"),
+                title=_text(item, "title", self.problems),
                 legal_basis=basis,
                 program=program,
                 pos=item.pos,
@@ -633,7 +651,7 @@ class _Loader:
                 scope,
                 "outcome",
                 None,
-                title=_text(item, "title"),
+                title=_text(item, "title", self.problems),
                 legal_basis=basis,
                 program=program,
                 pos=pos_of(item, "field"),
@@ -664,7 +682,7 @@ class _Loader:
                     scope,
                     "case",
                     BOOL,
-                    title=_text(c, "title"),
+                    title=_text(c, "title", self.problems),
                     legal_basis=str(c.get("legal_basis", basis)),
                     program=program,
                     pos=c.pos,
@@ -681,7 +699,15 @@ class _Loader:
         for k, kpos in sets.items():
             self._add(
                 Symbol(
-                    k, scope, "set", None, title=_text(item, "title"), program=program, pos=kpos, owner=rid, column=k
+                    k,
+                    scope,
+                    "set",
+                    None,
+                    title=_text(item, "title", self.problems),
+                    program=program,
+                    pos=kpos,
+                    owner=rid,
+                    column=k,
                 )
             )
 
@@ -694,7 +720,7 @@ class _Loader:
                 "household",
                 "output",
                 None,
-                title=_text(item, "title"),
+                title=_text(item, "title", self.problems),
                 legal_basis=basis,
                 program=program,
                 pos=item.pos,
@@ -710,7 +736,7 @@ class _Loader:
                 "household",
                 "finding",
                 BOOL,
-                title=_text(item, "title"),
+                title=_text(item, "title", self.problems),
                 legal_basis=str(item.get("legal_basis", basis)),
                 program=program,
                 pos=item.pos,

@@ -30,7 +30,11 @@ class RuleTestFailure(Exception):
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix == ".yaml" and file_path.parent.name == "tests" and (file_path.parent.parent / "ruleset.yaml").exists():
+    if (
+        file_path.suffix == ".yaml"
+        and file_path.parent.name == "tests"
+        and (file_path.parent.parent / "ruleset.yaml").exists()
+    ):
         return RuleTestFile.from_parent(parent, path=file_path)
     return None
 

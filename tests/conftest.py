@@ -1,0 +1,29 @@
+"""Shared fixtures: the bundled ruleset, loaded once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from engine import Evaluator, Ruleset, load
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+FIXTURES = ROOT / "fixtures"
+
+settings.register_profile(
+    "ci", derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def ruleset() -> Ruleset:
+    return load(RULES)
+
+
+@pytest.fixture(scope="session")
+def evaluator(ruleset: Ruleset) -> Evaluator:
+    return Evaluator(ruleset)

@@ -1,0 +1,145 @@
+"""Hypothesis strategies for households, heavy on boundaries: incomes at thresholds to the
+fen, decision dates on parameter switches, birthdays and deaths on the decision date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import strategies as st
+
+from engine.types import resident_id_check_digit
+
+SWITCH_DATES = [
+    dt.date(2018, 12, 31),
+    dt.date(2019, 1, 1),
+    dt.date(2019, 6, 30),
+    dt.date(2019, 7, 1),
+    dt.date(2020, 6, 30),
+    dt.date(2020, 7, 1),
+]
+STANDARDS = {dt.date(2018, 7, 1): 73000, dt.date(2019, 7, 1): 79000, dt.date(2020, 7, 1): 83000}
+
+
+def _standard(on: dt.date) -> int:
+    return max((d, v) for d, v in STANDARDS.items() if d <= on)[1]
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def person_id(birth: dt.date, seq: int) -> str:
+    first = f"320684{birth:%Y%m%d}{seq % 1000:03d}"
+    return first + resident_id_check_digit(first)
+
+
+decision_dates = st.one_of(
+    st.sampled_from(SWITCH_DATES),
+    st.dates(min_value=dt.date(2018, 7, 1), max_value=dt.date(2021, 12, 31)),
+)
+
+
+@st.composite
+def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str, Any]:
+    on = draw(decision_dates)
+    std = _standard(on)
+    n = draw(st.integers(1, 4))
+    # Aim the counted income at a threshold, to the fen, or anywhere.
+    factor = draw(st.sampled_from([100, 100, 150, 150, None]))
+    delta = draw(st.sampled_from([-1, 0, 0, 1, -100]))
+    members = []
+    deaths = [draw(st.sampled_from([None, None, None, "before", "on"])) for _ in range(n)]
+    counted = [i for i, d in enumerate(deaths) if d != "before"]
+    k = len(counted)
+    target = std * k * factor // 100 + delta if factor else draw(st.integers(0, std * max(k, 1) * 3))
+    remaining = max(target, 0)
+    for i in range(n):
+        birth_kind = draw(st.sampled_from(["60th", "60th-1", "16th", "80th", "70th", "any"]))
+        years = {"60th": 60, "60th-1": 60, "16th": 16, "80th": 80, "70th": 70}.get(birth_kind)
+        if years is None:
+            birth = draw(st.dates(min_value=dt.date(1925, 1, 1), max_value=on))
+        else:
+            try:
+                birth = on.replace(year=on.year - years)
+            except ValueError:  # 29 February
+                birth = on.replace(year=on.year - years, day=28)
+            if birth_kind == "60th-1":
+                birth += dt.timedelta(days=1)
+        # The target is the counted members' total; a member who died keeps any income.
+        if i not in counted:
+            income = draw(st.integers(0, std))
+        elif i == counted[-1]:
+            income = remaining
+        else:
+            income = draw(st.integers(0, remaining))
+        if i in counted:
+            remaining -= income
+        death = deaths[i]
+        members.append(
+            {
+                "person_id": person_id(birth, seq_base + i * 7 + 1),
+                "relation": "head" if i == 0 else draw(st.sampled_from(["spouse", "child", "parent", "other"])),
+                "birth_date": birth.isoformat(),
+                "monthly_income": _yuan(income),
+                "labor_capacity": draw(st.sampled_from(["full", "partial", "none"])),
+                "disability": draw(st.sampled_from(["none", "mild", "moderate", "severe"])),
+                "serious_illness": draw(st.booleans()),
+                "employed_recently": draw(st.booleans()),
+                "empty_nest": draw(st.booleans()),
+                "entitled_veteran_family": draw(st.booleans()),
+                "fixed_income": draw(st.booleans()),
+                "has_supporter": draw(st.booleans()),
+                "support_mode": draw(st.sampled_from([None, "centralized", "scattered"])),
+                "enrolling_in_school": draw(st.booleans()),
+                "death_date": None
+                if death is None
+                else (on - dt.timedelta(days=1) if death == "before" else on).isoformat(),
+            }
+        )
+    limit = 24 * std * n
+    financial = draw(st.sampled_from([limit, limit + 1, 0, 0])) if draw(st.booleans()) else draw(st.integers(0, limit))
+    household: dict[str, Any] = {
+        "household_id": hid,
+        "region": "320684",
+        "decision_date": on.isoformat(),
+        "local_hukou": draw(st.sampled_from([True] * 5 + [False])),
+        "members": members,
+        "assets": {
+            "financial_assets": _yuan(financial),
+            "non_exempt_vehicles": draw(st.sampled_from([0] * 7 + [1])),
+            "houses": draw(st.sampled_from([0, 1, 1, 1, 1, 1, 1, 2])),
+            "commercial_property": draw(st.sampled_from([False] * 7 + [True])),
+            "registered_business": draw(st.sampled_from([False] * 7 + [True])),
+        },
+    }
+    recipient = draw(st.booleans())
+    last_review = draw(st.one_of(st.none(), st.dates(min_value=on - dt.timedelta(days=800), max_value=on)))
+    household["status"] = {
+        "dibao": recipient,
+        "low_income": draw(st.booleans()),
+        "tekun": draw(st.booleans()),
+        "illness_expenditure": draw(st.booleans()),
+        "registered_poor": False,
+        "dibao_monthly_amount": _yuan(draw(st.integers(0, std * 2))) if recipient else "0.00",
+        "last_review_date": last_review.isoformat() if last_review else None,
+    }
+    kind = draw(st.sampled_from([None, "emergency", "expenditure", "expenditure"]))
+    if kind == "emergency":
+        household["request"] = {
+            "type": "emergency",
+            "cause": draw(
+                st.sampled_from(["fire", "traffic_accident", "natural_disaster", "sudden_illness", "sudden_death"])
+            ),
+            "tier": draw(st.integers(1, 3)),
+            "deceased_in_event": draw(st.integers(0, 5)),
+        }
+    elif kind == "expenditure":
+        boundaries = [2000000, 2000001, 5000000, 5000001, 1500000, 1500000, 1500005, 730000, 790000]
+        oop = draw(st.sampled_from(boundaries)) if draw(st.integers(0, 3)) else draw(st.integers(0, 20000000))
+        household["request"] = {
+            "type": "expenditure",
+            "cause": draw(st.sampled_from(["medical", "education", "school_enrollment"])),
+            "out_of_pocket_12m": _yuan(oop),
+        }
+    return household
