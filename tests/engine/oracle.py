@@ -55,7 +55,7 @@ def decide(h: dict[str, Any]) -> dict[str, Any]:
     n = len(counted)
     total = sum(fen(m["monthly_income"]) for m in counted)
     a = h["assets"]
-    st = {
+    st: dict[str, Any] = {
         "dibao": False,
         "dibao_monthly_amount": "0.00",
         "last_review_date": None,
