@@ -94,7 +94,7 @@ class RecordSchema:
             elif spec.kind == "group":
                 self._group(raw, spec, hh, problems, today)
             else:
-                self._field(raw, spec, spec.name, hh, problems, today, hh)
+                self._field(raw, spec, "", hh, problems, today, hh)
         if problems:
             rid = raw.get(self.id_field)
             raise InputError(problems, rid if isinstance(rid, str) else None)
@@ -116,35 +116,24 @@ class RecordSchema:
         self,
         raw: Mapping[str, Any],
         spec: FieldSpec,
-        path: str,
+        prefix: str,
         out: dict[str, Any],
         problems: list[FieldProblem],
         today: dt.date | None,
         siblings: Mapping[str, Any],
     ) -> None:
-        key = spec.key
-        value = raw.get(key)
+        value = raw.get(spec.key)
+        kind = spec.kind
+        # Fast paths for the common, valid values; everything else goes the long way.
+        if value is True or value is False:
+            if kind == "bool":
+                out[spec.name] = value
+                return
+        elif kind == "enum" and value in spec.enum_set:
+            out[spec.name] = value
+            return
         if value is None:
-            if key in raw and not spec.nullable and not spec.has_default:
-                problems.append(FieldProblem(path, "is required and may not be null"))
-                return
-            if spec.required_when and all(siblings.get(k) == v for k, v in spec.required_when.items()):
-                cond = ", ".join(f"{k} is {v}" for k, v in spec.required_when.items())
-                problems.append(FieldProblem(path, f"is required when {cond}"))
-                return
-            if spec.has_default and key not in raw:
-                out[spec.name] = (today or dt.date.today()) if spec.default == _TODAY else spec.default
-                return
-            if spec.nullable or spec.required_when:
-                out[spec.name] = None
-                return
-            problems.append(FieldProblem(path, "is required"))
-            return
-        if spec.kind == "enum" and value in spec.enum_set:
-            out[spec.name] = value
-            return
-        if spec.kind == "bool" and (value is True or value is False):
-            out[spec.name] = value
+            self._absent(raw, spec, prefix + spec.name, out, problems, today, siblings)
             return
         values = spec.values
         if spec.values_by is not None:
@@ -153,17 +142,40 @@ class RecordSchema:
             if not values:
                 return  # the field it depends on is bad and already reported
         try:
-            parsed = parse_value(spec.kind, value, values)
+            parsed = parse_value(kind, value, values)
         except BadValue as exc:
-            problems.append(FieldProblem(path, str(exc)))
+            problems.append(FieldProblem(prefix + spec.name, str(exc)))
             return
         if spec.min is not None and parsed < spec.min:
-            problems.append(FieldProblem(path, f"must be at least {spec.min} (got {value})"))
+            problems.append(FieldProblem(prefix + spec.name, f"must be at least {spec.min} (got {value})"))
             return
         if spec.max is not None and parsed > spec.max:
-            problems.append(FieldProblem(path, f"must be at most {spec.max} (got {value})"))
+            problems.append(FieldProblem(prefix + spec.name, f"must be at most {spec.max} (got {value})"))
             return
         out[spec.name] = parsed
+
+    def _absent(
+        self,
+        raw: Mapping[str, Any],
+        spec: FieldSpec,
+        path: str,
+        out: dict[str, Any],
+        problems: list[FieldProblem],
+        today: dt.date | None,
+        siblings: Mapping[str, Any],
+    ) -> None:
+        key = spec.key
+        if key in raw and not spec.nullable and not spec.has_default:
+            problems.append(FieldProblem(path, "is required and may not be null"))
+        elif spec.required_when and all(siblings.get(k) == v for k, v in spec.required_when.items()):
+            cond = ", ".join(f"{k} is {v}" for k, v in spec.required_when.items())
+            problems.append(FieldProblem(path, f"is required when {cond}"))
+        elif spec.has_default and key not in raw:
+            out[spec.name] = (today or dt.date.today()) if spec.default == _TODAY else spec.default
+        elif spec.nullable or spec.required_when:
+            out[spec.name] = None
+        else:
+            problems.append(FieldProblem(path, "is required"))
 
     def _group(
         self,
@@ -193,7 +205,7 @@ class RecordSchema:
         self._check_unknown(value, spec.fields, spec.name + ".", problems)
         local: dict[str, Any] = {}
         for sub in spec.fields:
-            self._field(value, sub, sub.name, local, problems, today, value)
+            self._field(value, sub, "", local, problems, today, value)
         hh.update(local)
 
     def _members(self, value: Any, spec: FieldSpec, problems: list[FieldProblem]) -> list[dict[str, Any]]:
@@ -202,14 +214,14 @@ class RecordSchema:
             return []
         out = []
         for i, item in enumerate(value):
-            prefix = f"{spec.name}[{i}]"
+            prefix = f"{spec.name}[{i}]."
             if not isinstance(item, Mapping):
-                problems.append(FieldProblem(prefix, "must be an object"))
+                problems.append(FieldProblem(prefix[:-1], "must be an object"))
                 continue
-            self._check_unknown(item, self.member, prefix + ".", problems)
+            self._check_unknown(item, self.member, prefix, problems)
             m: dict[str, Any] = {}
             for sub in self.member:
-                self._field(item, sub, f"{prefix}.{sub.name}", m, problems, None, item)
+                self._field(item, sub, prefix, m, problems, None, item)
             out.append(m)
         return out
 

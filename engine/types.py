@@ -7,6 +7,7 @@ vectorized one. Binary floating point never holds an amount.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -82,6 +83,7 @@ def registry_type() -> Type:
 
 
 _MONEY_RE = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
+_FEN = Decimal("0.01")
 _ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -107,7 +109,7 @@ def check_resident_id(value: str) -> str | None:
     """
     if not _ID_RE.match(value):
         return "must be 17 digits followed by a digit or X"
-    expected = resident_id_check_digit(value[:17])
+    expected = _ID_CHECK[sum(map(operator.mul, map(int, value[:17]), _ID_WEIGHTS)) % 11]
     if value[17] != expected:
         return f"check digit should be {expected}, not {value[17]}"
     try:
@@ -122,6 +124,8 @@ class BadValue(ValueError):
 
 
 def _money(v: Any) -> Decimal:
+    if type(v) is str and _MONEY_RE.match(v):  # the usual case: "1234.50"
+        return Decimal(v).quantize(_FEN)
     if isinstance(v, bool):
         raise BadValue("must be an amount in yuan, not true/false")
     if isinstance(v, int):
