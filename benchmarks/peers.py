@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
-from durable.lang import m, post, ruleset, when_all
+from durable.lang import m, post, ruleset
+from durable.lang import when_all as _when_all
+
+when_all: Callable[..., Callable[[Callable[[Any], None]], Callable[[Any], None]]] = _when_all
 
 _results: dict[int, str] = {}
 _ids = itertools.count(1)
