@@ -66,6 +66,7 @@ class RuleTrace:
     person_id: str | None = None
     row: str | None = None
     reported: bool = False
+    order: tuple[int, int, int] = (0, 0, 0)  # (scope, definition, table row): the bulk `reasons` order
 
     def message(self, lang: str) -> str:
         key = "pass" if self.outcome in ("pass", "fired") else "fail"
@@ -145,7 +146,8 @@ class Decision:
         """One row for bulk output: lists joined with `;`, reasons as rule ids."""
         row = self.top_level()
         row["findings"] = ";".join(self.findings)
-        row["reasons"] = ";".join(dict.fromkeys(r.rule_id for r in self.reasons))
+        ordered = sorted({r.rule_id: r.order for r in self.reasons}.items(), key=lambda kv: kv[1])
+        row["reasons"] = ";".join(rule_id for rule_id, _ in ordered)
         return row
 
     def explain_text(self, lang: str = "zh") -> str:

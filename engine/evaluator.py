@@ -50,6 +50,7 @@ class Evaluator:
         self._findings = [(s.code, self.plan.accessor(s.name)) for s in rs.findings()]
         self._household_trace = [(s, self.plan.accessor(s.name)) for s in self._traced("household")]
         self._member_trace = [(s, self.plan.accessor(s.name, "member")) for s in self._traced("member")]
+        self._order = {(s.scope, s.name): i for i, s in enumerate(self.traced())}
         self._explain = self.plan.accessor(rs.explain_members)
         self._region_default = rs.default_region
         self._money_fields = [f for f, _ in self._fields if (t := rs.symbol(f).type) is not None and t.kind == "money"]
@@ -57,6 +58,10 @@ class Evaluator:
 
     def _traced(self, scope: str) -> list[Symbol]:
         return [s for (sc, _), s in self.ruleset.symbols.items() if sc == scope and s.kind in _TRACE_KINDS]
+
+    def traced(self) -> list[Symbol]:
+        """Every explained definition: household ones, then per-member ones (the bulk order)."""
+        return self._traced("household") + self._traced("member")
 
     def with_registries(self, registries: Registries) -> Evaluator:
         other = Evaluator.__new__(Evaluator)
@@ -163,11 +168,13 @@ class Evaluator:
         vals = {name: self._shown(scope, name, local, env) for scope, name in sym.shown}
         rule_id = row if sym.kind == "table" and row else sym.name
         title = sym.title
+        row_index = 0
         if sym.kind == "table" and row:
             table = sym.table
             assert table is not None
-            match = next((r for r in [*table.rows, table.otherwise] if r is not None and r.id == row), None)
-            title = match.title if match and match.title else sym.title
+            rows = [r for r in [*table.rows, table.otherwise] if r is not None]
+            row_index = next((i for i, r in enumerate(rows) if r.id == row), 0)
+            title = rows[row_index].title or sym.title
         reported = sym.report == "always" or (
             outcome == "fail"
             if sym.report == "fail"
@@ -175,6 +182,18 @@ class Evaluator:
             if sym.report in ("fire", "pass")
             else False
         )
+        order = (0 if sym.scope == "household" else 1, self._order[(sym.scope, sym.name)], row_index)
         return RuleTrace(
-            rule_id, sym.kind, sym.program, outcome, vals, title, sym.legal_basis, sym.messages, pid, row, reported
+            rule_id,
+            sym.kind,
+            sym.program,
+            outcome,
+            vals,
+            title,
+            sym.legal_basis,
+            sym.messages,
+            pid,
+            row,
+            reported,
+            order,
         )
