@@ -132,6 +132,86 @@ def check(
         sys.exit(InputError.exit_code)
 
 
+@main.command("screen")
+@click.argument("caseload", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
+@_rules_option
+@click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")
+@click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "xlsx"]), default="parquet", show_default=True)
+@click.option(
+    "--chunk-size", type=click.IntRange(min=1), default=250_000, show_default=True, help="Households per chunk."
+)
+def screen_command(
+    caseload: Path,
+    out_dir: Path,
+    on: dt.datetime | None,
+    rules_dir: Path,
+    relatives: str | None,
+    filings: str | None,
+    fmt: str,
+    chunk_size: int,
+) -> None:
+    """Re-screen a caseload (.jsonl, or a folder with households and members tables).
+
+    Writes decisions, rejects and summary.json to --out; an interrupted run started
+    again with the same arguments resumes after the last finished chunk.
+    """
+    from engine.vector.screen import screen
+
+    try:
+        ruleset = load(rules_dir)
+        registries = Registries.from_files(ruleset, {"relatives": relatives, "filings": filings})
+        evaluator = Evaluator(ruleset, registries)
+        bar: Any = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if not sys.stderr.isatty():
+                return
+            if bar is None:
+                bar = click.progressbar(length=total, label="screening", file=sys.stderr)
+                bar.__enter__()
+            bar.update(done - bar.pos)
+            if done == total:
+                bar.__exit__(None, None, None)
+
+        summary = screen(
+            evaluator,
+            caseload,
+            out_dir,
+            fmt=fmt,
+            decision_date=on.date() if on else None,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+    except JiuzhuError as exc:
+        _fail(exc)
+    click.echo(_dumps({k: summary[k] for k in ("rows_in", "decided", "rejected")} | {"out": str(out_dir)}))
+
+
+@main.group()
+def fixtures() -> None:
+    """Generate sample data."""
+
+
+@fixtures.command("caseload")
+@click.option("--households", type=click.IntRange(min=1), required=True)
+@click.option("--seed", type=int, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]), default="parquet", show_default=True)
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), default="2019-08-01", show_default=True)
+def caseload_command(households: int, seed: int, out_dir: Path, fmt: str, on: dt.datetime) -> None:
+    """A realistic, seeded caseload with its registries (relatives.csv, filings.csv)."""
+    from fixtures.caseload import write
+
+    paths = write(out_dir, households, seed, fmt, on.date())
+    click.echo(_dumps(paths))
+
+
 @main.group()
 def rules() -> None:
     """Work on rule files: lint and test them."""

@@ -133,92 +133,102 @@ def _as_text(col: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.Utf8)
 
 
-def _money(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    """(fen as Int64, error message or null)."""
-    if dtype.is_integer():
-        fen = col.cast(pl.Int64) * 100
-        negative: pl.Expr = pl.when(col < 0).then(pl.format("must not be negative (got {})", col))
-        return fen, negative
-    if isinstance(dtype, pl.Decimal):
+Check = tuple[pl.Expr, pl.Expr]  # (row is bad, message): messages are built for bad rows only
+
+
+def _money(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, list[Check]]:
+    """fen as Int64, and the checks."""
+    if dtype.is_integer() or isinstance(dtype, pl.Decimal):
         fen = (col * 100).cast(pl.Int64)
-        err: pl.Expr = (
-            pl.when(col < 0)
-            .then(pl.format("must not be negative (got {})", col))
-            .when(fen.cast(pl.Decimal(38, 2)) != (col * 100))
-            .then(pl.lit("has more than two decimals"))
-        )
-        return fen, err
+        checks = [(col < 0, pl.format("must not be negative (got {})", col))]
+        if isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 2:
+            checks.append((fen.cast(pl.Decimal(38, 2)) != col * 100, pl.lit("has more than two decimals")))
+        return fen, checks
     text = _as_text(col, dtype)
     ok = text.str.contains(_MONEY)
     whole = text.str.extract(r"^([0-9]+)", 1).cast(pl.Int64, strict=False)
     frac = text.str.extract(r"\.([0-9]{1,2})$", 1).fill_null("0").str.pad_end(2, "0").cast(pl.Int64, strict=False)
-    fen = pl.when(ok).then(whole * 100 + frac)
-    text_err: pl.Expr = (
-        pl.when(text.is_not_null() & ~ok & text.str.starts_with("-"))
+    bad = text.is_not_null() & ~ok
+    message = (
+        pl.when(text.str.starts_with("-"))
         .then(pl.format("must not be negative (got '{}')", text))
-        .when(text.is_not_null() & ~ok)
-        .then(pl.format("must be an amount like \"1234.50\" with at most two decimals (got '{}')", text))
+        .otherwise(pl.format("must be an amount like \"1234.50\" with at most two decimals (got '{}')", text))
     )
-    return fen, text_err
+    return pl.when(ok).then(whole * 100 + frac), [(bad, message)]
 
 
-def _resident_id(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    text = _as_text(col, dtype).str.to_uppercase()
+_CHECK_CODE = {c: i for i, c in enumerate(_ID_CHECK)}
+
+
+_MONTH_DAYS = {1: 31, 2: 28, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def id_helpers(column: str, dtype: pl.DataType) -> list[pl.Expr]:
+    """Columns to add before checking resident IDs: the text and its first 17 digits as an
+    integer (reused by 17 digit extractions; Polars does not share them in an eager select)."""
+    text = _as_text(pl.col(column), dtype).str.to_uppercase()
+    return [text.alias(f"~id:{column}"), text.str.slice(0, 17).cast(pl.Int64, strict=False).alias(f"~body:{column}")]
+
+
+def _resident_id_checks(column: str) -> tuple[pl.Expr, list[Check]]:
+    text, body = pl.col(f"~id:{column}"), pl.col(f"~body:{column}")
     shape = text.str.contains(r"^[0-9]{17}[0-9X]$")
-    total = pl.sum_horizontal(
-        [text.str.slice(i, 1).cast(pl.Int64, strict=False) * w for i, w in enumerate(_ID_WEIGHTS)]
-    )
+    total = pl.sum_horizontal([(body // 10 ** (16 - i)) % 10 * w for i, w in enumerate(_ID_WEIGHTS)])
+    # the check character's value v (X = 10) satisfies (total + v) % 11 == 1
+    last = text.str.slice(17, 1)
+    v = pl.when(last == "X").then(10).otherwise(last.cast(pl.Int64, strict=False))
+    ymd = (body // 1000) % 100_000_000
+    y, m, d = ymd // 10_000, (ymd // 100) % 100, ymd % 100
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    days = m.replace_strict(list(_MONTH_DAYS), list(_MONTH_DAYS.values()), default=0, return_dtype=pl.Int64) + (
+        (m == 2) & leap
+    ).cast(pl.Int64)
     expected = pl.lit(pl.Series(list(_ID_CHECK))).implode().list.get(total % 11)
-    birth = text.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
-    err = (
-        pl.when(text.is_not_null() & ~shape)
-        .then(pl.lit("is not a valid resident ID: must be 17 digits followed by a digit or X"))
-        .when(text.is_not_null() & (text.str.slice(17, 1) != expected))
-        .then(
-            pl.format("is not a valid resident ID: check digit should be {}, not {}", expected, text.str.slice(17, 1))
-        )
-        .when(text.is_not_null() & birth.is_null())
-        .then(pl.lit("is not a valid resident ID: birth date inside the ID is not a calendar date"))
-    )
-    return text, err
+    return text, [
+        (text.is_not_null() & ~shape, pl.lit("is not a valid resident ID: must be 17 digits followed by a digit or X")),
+        (
+            text.is_not_null() & shape & ((total + v) % 11 != 1),
+            pl.format("is not a valid resident ID: check digit should be {}, not {}", expected, last),
+        ),
+        (
+            text.is_not_null() & shape & ((d < 1) | (d > days)),
+            pl.lit("is not a valid resident ID: birth date inside the ID is not a calendar date"),
+        ),
+    ]
 
 
-def _bool(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+def _bool(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, list[Check]]:
     if dtype == pl.Boolean:
-        return col, pl.lit(None, dtype=pl.Utf8)
+        return col, []
     text = _as_text(col, dtype).str.to_lowercase()
     value = pl.when(text == "true").then(True).when(text == "false").then(False)
-    err = pl.when(text.is_not_null() & value.is_null()).then(pl.format("must be true or false (got '{}')", text))
-    return value, err
+    return value, [(text.is_not_null() & value.is_null(), pl.format("must be true or false (got '{}')", text))]
 
 
-def _date(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+def _date(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, list[Check]]:
     if dtype == pl.Date:
-        return col, pl.lit(None, dtype=pl.Utf8)
+        return col, []
     if dtype == pl.Datetime:
-        return col.dt.date(), pl.lit(None, dtype=pl.Utf8)
+        return col.dt.date(), []
     text = _as_text(col, dtype)
     value = text.str.to_date("%Y-%m-%d", strict=False)
-    err = pl.when(text.is_not_null() & value.is_null()).then(pl.format("must be a date YYYY-MM-DD (got '{}')", text))
-    return value, err
+    return value, [(text.is_not_null() & value.is_null(), pl.format("must be a date YYYY-MM-DD (got '{}')", text))]
 
 
-def _int(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+def _int(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, list[Check]]:
     if dtype.is_integer():
-        return col.cast(pl.Int64), pl.lit(None, dtype=pl.Utf8)
+        return col.cast(pl.Int64), []
     text = _as_text(col, dtype)
     value = text.cast(pl.Int64, strict=False)
-    err = pl.when(text.is_not_null() & value.is_null()).then(pl.format("must be a whole number (got '{}')", text))
-    return value, err
+    return value, [(text.is_not_null() & value.is_null(), pl.format("must be a whole number (got '{}')", text))]
 
 
-def _str(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    return _as_text(col, dtype), pl.lit(None, dtype=pl.Utf8)
+def _str(col: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, list[Check]]:
+    return _as_text(col, dtype), []
 
 
 _PARSERS = {
     "money": _money,
-    "resident_id": _resident_id,
     "bool": _bool,
     "date": _date,
     "int": _int,
@@ -227,10 +237,17 @@ _PARSERS = {
 }
 
 
+def enum_values(spec: FieldSpec) -> list[str]:
+    """Every value an enumeration field may take."""
+    if spec.values_by is not None:
+        return sorted({v for vs in spec.values_by[1].values() for v in vs})
+    return list(spec.values)
+
+
 def _field(
     spec: FieldSpec, column: str, frame: pl.DataFrame, today: dt.date, siblings: dict[str, str]
-) -> tuple[pl.Expr, pl.Expr]:
-    """(parsed value, error) for one field spec read from ``column``."""
+) -> tuple[pl.Expr, list[Check]]:
+    """(parsed value, checks) for one field spec read from ``column``."""
     if column not in frame.columns:
         raw: pl.Expr = pl.lit(None, dtype=pl.Utf8)
         dtype: pl.DataType = pl.Utf8()
@@ -239,35 +256,51 @@ def _field(
         dtype = frame.schema[column]
         if dtype == pl.Utf8:
             raw = pl.when(raw.str.strip_chars() == "").then(None).otherwise(raw)
-    value, err = _PARSERS[spec.kind](raw, dtype)
-    errors = [err]
+    if spec.kind == "resident_id":
+        value, checks = _resident_id_checks(column)
+    else:
+        value, checks = _PARSERS[spec.kind](raw, dtype)
     if spec.kind == "enum":
+        text = value
+        value = text.cast(pl.Enum(enum_values(spec)), strict=False)
         if spec.values_by is not None:
             dep, table = spec.values_by
-            dep_col = pl.col(siblings[dep]) if siblings.get(dep) in frame.columns else pl.lit(None, dtype=pl.Utf8)
+            dep_col = (
+                pl.col(siblings[dep]).cast(pl.Utf8)
+                if siblings.get(dep) in frame.columns
+                else pl.lit(None, dtype=pl.Utf8)
+            )
             allowed = pl.lit(False)
             for dep_value, vals in table.items():
-                allowed = allowed | ((dep_col == dep_value) & value.is_in(list(vals)))
-            listed = sorted({v for vs in table.values() for v in vs})
-            errors.append(
-                pl.when(value.is_not_null() & dep_col.is_in(list(table)) & ~allowed.fill_null(False)).then(
-                    pl.format("must be one of the values for {} = {} (got '{}')", pl.lit(dep), dep_col, value)
+                allowed = allowed | ((dep_col == dep_value) & text.is_in(list(vals)))
+            checks.append(
+                (
+                    text.is_not_null() & dep_col.is_in(list(table)) & ~allowed.fill_null(False),
+                    pl.format(
+                        "must be one of {} for {} {} (got '{}')",
+                        dep_col.replace_strict(list(table), [", ".join(v) for v in table.values()], default=""),
+                        pl.lit(dep),
+                        dep_col,
+                        text,
+                    ),
                 )
             )
-            del listed
         else:
-            errors.append(
-                pl.when(value.is_not_null() & ~value.is_in(list(spec.values))).then(
-                    pl.format("must be one of {} (got '{}')", pl.lit(", ".join(spec.values)), value)
+            checks.append(
+                (
+                    text.is_not_null() & value.is_null(),
+                    pl.format("must be one of {} (got '{}')", pl.lit(", ".join(spec.values)), text),
                 )
             )
     if spec.min is not None:
-        errors.append(
-            pl.when(value < spec.min).then(pl.format("must be at least {} (got {})", pl.lit(spec.min), value))
+        checks.append(
+            ((value < spec.min).fill_null(False), pl.format("must be at least {} (got {})", pl.lit(spec.min), value))
         )
     if spec.max is not None:
-        errors.append(pl.when(value > spec.max).then(pl.format("must be at most {} (got {})", pl.lit(spec.max), value)))
-    present = value.is_not_null() | (raw.is_not_null() if column in frame.columns else pl.lit(False))
+        checks.append(
+            ((value > spec.max).fill_null(False), pl.format("must be at most {} (got {})", pl.lit(spec.max), value))
+        )
+    present = value.is_not_null() | raw.is_not_null()
     if spec.required_when:
         cond = pl.lit(True)
         for k, v in spec.required_when.items():
@@ -275,16 +308,15 @@ def _field(
             dep_col = pl.col(dep_name) if dep_name in frame.columns else pl.lit(None, dtype=pl.Utf8)
             cond = cond & (dep_col.cast(pl.Utf8) == str(v)).fill_null(False)
         cond_text = ", ".join(f"{k} is {v}" for k, v in spec.required_when.items())
-        errors.append(pl.when(cond & ~present).then(pl.lit(f"is required when {cond_text}")))
+        checks.append((cond & ~present, pl.lit(f"is required when {cond_text}")))
     elif spec.has_default:
         default: Any = today if spec.default == "today" else spec.default
         if spec.kind == "money" and default is not None:
             default = int(default * 100)
         value = value.fill_null(pl.lit(default)) if default is not None else value
     elif not spec.nullable:
-        errors.append(pl.when(~present).then(pl.lit("is required")))
-    error = pl.coalesce([e for e in errors])
-    return value, error
+        checks.append((~present, pl.lit("is required")))
+    return value, [(mask.fill_null(False), message) for mask, message in checks]
 
 
 def _unknown_columns(frame: pl.DataFrame, known: Iterable[str], table: str) -> None:
@@ -307,36 +339,35 @@ def validate_frames(
     _unknown_columns(members, [*mm_cols, "household_id"], "members")
     if decision_date is not None:
         households = households.with_columns(pl.lit(decision_date).alias("decision_date"))
+    households, members = _with_helpers(households, hh_cols), _with_helpers(members, mm_cols)
     nullable_groups = [s for s in schema.household if s.kind == "group" and s.nullable]
-    h_values, h_errors = [], []
+    h_values: list[pl.Expr] = []
+    h_checks: list[tuple[str, pl.Expr, pl.Expr]] = []
     for column, spec in hh_cols.items():
         group = spec.name.split(".")[0] if "." in spec.name else ""
         siblings = {
             s.key: s.name.replace(".", "_") for s in hh_cols.values() if group and s.name.startswith(group + ".")
         }
-        value, err = _field(spec, column, households, today, siblings)
+        value, checks = _field(spec, column, households, today, siblings)
         if any(g.name == group for g in nullable_groups):
             present = _group_present(households, group, hh_cols)
             value = pl.when(present).then(value)
-            err = pl.when(present).then(err)
+            checks = [(present & mask, message) for mask, message in checks]
         h_values.append(value.alias(spec.name))
-        h_errors.append(err.alias(spec.name))
+        h_checks.extend((spec.name, mask, message) for mask, message in checks)
     for g in nullable_groups:
         h_values.append(pl.when(_group_present(households, g.name, hh_cols)).then(pl.lit(True)).alias(g.name))
     hid = pl.col("household_id").cast(pl.Utf8) if "household_id" in households.columns else pl.lit(None, dtype=pl.Utf8)
     h_parsed = households.select([hid.alias("__id"), *h_values])
-    h_err = households.select([hid.alias("__id"), *h_errors])
-    m_values, m_errors = [], []
+    m_values: list[pl.Expr] = []
+    m_checks: list[tuple[str, pl.Expr, pl.Expr]] = []
     for column, spec in mm_cols.items():
-        value, err = _field(spec, column, members, today, {})
+        value, checks = _field(spec, column, members, today, {})
         m_values.append(value.alias(spec.name))
-        m_errors.append(err.alias(spec.name))
+        m_checks.extend((f"members.{spec.name}", mask, message) for mask, message in checks)
     mid = pl.col("household_id").cast(pl.Utf8)
     m_parsed = members.select([mid.alias("__hid"), *m_values])
-    m_err = members.select(
-        [mid.alias("__id"), *[e.alias(f"members.{n}") for n, e in zip(mm_cols, m_errors, strict=True)]]
-    )
-    rejects = [_melt(h_err), _melt(m_err)]
+    rejects = [_problems(households, hid, h_checks), _problems(members, mid, m_checks)]
     known = h_parsed.get_column("__id")
     orphans = m_parsed.filter(~pl.col("__hid").is_in(known.implode()))
     if orphans.height:
@@ -378,6 +409,23 @@ def validate_frames(
     return good_h, good_m, all_rejects
 
 
+def _with_helpers(frame: pl.DataFrame, columns: dict[str, FieldSpec]) -> pl.DataFrame:
+    helpers: list[pl.Expr] = []
+    for column, spec in columns.items():
+        if spec.kind != "resident_id":
+            continue
+        if column in frame.columns:
+            helpers.extend(id_helpers(column, frame.schema[column]))
+        else:
+            helpers.extend(
+                [
+                    pl.lit(None, dtype=pl.Utf8).alias(f"~id:{column}"),
+                    pl.lit(None, dtype=pl.Int64).alias(f"~body:{column}"),
+                ]
+            )
+    return frame.with_columns(helpers) if helpers else frame
+
+
 def _group_present(frame: pl.DataFrame, group: str, columns: dict[str, FieldSpec]) -> pl.Expr:
     cols = [c for c, s in columns.items() if s.name.startswith(group + ".") and c in frame.columns]
     if not cols:
@@ -387,11 +435,18 @@ def _group_present(frame: pl.DataFrame, group: str, columns: dict[str, FieldSpec
     )
 
 
-def _melt(errors: pl.DataFrame) -> pl.DataFrame:
-    value_cols = [c for c in errors.columns if c != "__id"]
-    if not value_cols:
+def _problems(frame: pl.DataFrame, key: pl.Expr, checks: list[tuple[str, pl.Expr, pl.Expr]]) -> pl.DataFrame:
+    """One reject row per failed check; messages are built only for the rows that failed."""
+    if not checks:
         return pl.DataFrame(schema=REJECT_SCHEMA)
-    long = errors.unpivot(index="__id", on=value_cols, variable_name="field", value_name="reason")
-    return long.filter(pl.col("reason").is_not_null()).select(
-        pl.col("__id").cast(pl.Utf8).alias("household_id"), "field", "reason"
-    )
+    flagged = frame.with_columns([mask.alias(f"~c{i}") for i, (_, mask, _) in enumerate(checks)])
+    bad = flagged.filter(pl.any_horizontal([pl.col(f"~c{i}") for i in range(len(checks))]))
+    if bad.height == 0:
+        return pl.DataFrame(schema=REJECT_SCHEMA)
+    parts = [
+        bad.filter(pl.col(f"~c{i}")).select(
+            key.alias("household_id"), pl.lit(field).alias("field"), message.cast(pl.Utf8).alias("reason")
+        )
+        for i, (field, _, message) in enumerate(checks)
+    ]
+    return pl.concat(parts, how="vertical")

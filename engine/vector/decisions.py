@@ -1,5 +1,11 @@
 """Decision columns for a chunk: the RECORDS.md fields, `findings` and `reasons`, and the
-households that could not be decided (a value they need is missing)."""
+households that could not be decided (a value they need is missing).
+
+`reasons` and `findings` are texts joined with `;`. Building a text per household would
+dominate the run, so each reported rule (or table row) is one bit; the bits are packed
+into int64 words, the texts are built once per distinct combination (a caseload has a
+few thousand) and joined back.
+"""
 
 from __future__ import annotations
 
@@ -15,34 +21,82 @@ from engine.vector.plan import ColumnRun, fen_to_text, round_half_up
 
 __all__ = ["decide_frames"]
 
+_BITS = 62
 
-def _reported(sym: Symbol, run: ColumnRun, frame: str) -> tuple[pl.Expr, pl.Expr | None]:
-    """(is reported, row index for tables) for one traced definition, in its frame."""
-    cols = (run.H if frame == "household" else run.M).columns
+
+def _reported(sym: Symbol, cols: list[str]) -> pl.Expr:
+    """Whether a traced definition is a reason, in its own frame (the scalar rules)."""
     na = pl.col("#na:" + sym.name) if ("#na:" + sym.name) in cols else pl.lit(False)
-    row = None
     if sym.kind == "rule":
         value = pl.col(sym.name).fill_null(False)
         passed, failed = value & ~na, ~value & ~na
     elif sym.kind == "table":
-        row = pl.col("#row:" + sym.name)
-        passed, failed = row.is_not_null() & ~na, pl.lit(False)
+        passed, failed = pl.col("#row:" + sym.name).is_not_null() & ~na, pl.lit(False)
     else:
         passed, failed = pl.col(sym.name).fill_null(False) & ~na, pl.lit(False)
-    report = sym.report
-    if report == "always":
-        return pl.lit(True), row
-    if report == "fail":
-        return failed, row
-    if report in ("fire", "pass"):
-        return passed, row
-    return pl.lit(False), row
+    if sym.report == "always":
+        return pl.lit(True)
+    if sym.report == "fail":
+        return failed
+    if sym.report in ("fire", "pass"):
+        return passed
+    return pl.lit(False)
 
 
-def _table_rows(sym: Symbol) -> list[str]:
+def _row_ids(sym: Symbol) -> list[str]:
     t = sym.table
     assert t is not None
     return [r.id for r in [*t.rows, *([t.otherwise] if t.otherwise else [])]]
+
+
+def _tokens(evaluator: Evaluator, run: ColumnRun) -> list[tuple[str, pl.Expr]]:
+    """(reason id, flag on H) in the canonical order of the scalar backend."""
+    explain = run.ensure(run.rs.explain_members, "household")
+    out: list[tuple[str, pl.Expr]] = []
+    member: list[tuple[str, pl.Expr]] = []
+    for sym in evaluator.traced():
+        cols = (run.H if sym.scope == "household" else run.M).columns
+        rep = _reported(sym, cols)
+        pieces: list[tuple[str, pl.Expr]]
+        if sym.kind == "table":
+            row = pl.col("#row:" + sym.name)
+            pieces = [(rid, rep & (row == i)) for i, rid in enumerate(_row_ids(sym))]
+        else:
+            pieces = [(sym.name, rep)]
+        if sym.scope == "household":
+            out.extend((rid, flag.fill_null(False)) for rid, flag in pieces)
+        else:
+            member.extend((rid, (pl.col(explain) & flag).fill_null(False)) for rid, flag in pieces)
+    if member:
+        flags = run.M.select([f.alias(f"f{i}") for i, (_, f) in enumerate(member)])
+        columns = []
+        for i in range(len(member)):
+            values = flags.get_column(f"f{i}").to_numpy().astype(bool)
+            reduced = np.logical_or.reduceat(values, run.starts) if len(values) else np.zeros(0, dtype=bool)
+            columns.append(pl.Series(f"~r{i}", reduced, dtype=pl.Boolean))
+        run.H = run.H.with_columns(columns)
+        out.extend((rid, pl.col(f"~r{i}")) for i, (rid, _) in enumerate(member))
+    return out
+
+
+def _packed(frame: pl.DataFrame, flags: list[tuple[str, pl.Expr]], name: str) -> pl.DataFrame:
+    """One text column joining the ids whose flag is set, built once per distinct combination."""
+    words = []
+    for w in range(0, max(len(flags), 1), _BITS):
+        part = flags[w : w + _BITS]
+        terms = [
+            pl.when(f).then(pl.lit(1 << i, dtype=pl.Int64)).otherwise(pl.lit(0, dtype=pl.Int64))
+            for i, (_, f) in enumerate(part)
+        ]
+        words.append((pl.sum_horizontal(terms) if terms else pl.lit(0, dtype=pl.Int64)).alias(f"{name}#{w // _BITS}"))
+    keys = frame.select(words)
+    combos = keys.unique()
+    texts: list[str] = []
+    for row in combos.iter_rows():
+        ids = [flags[w * _BITS + i][0] for w, word in enumerate(row) for i in range(_BITS) if word >> i & 1]
+        texts.append(";".join(ids))
+    lookup = combos.with_columns(pl.Series(name, texts, dtype=pl.Utf8))
+    return keys.join(lookup, on=keys.columns, how="left", maintain_order="left").select(name)
 
 
 def decide_frames(evaluator: Evaluator, run: ColumnRun) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -51,38 +105,12 @@ def decide_frames(evaluator: Evaluator, run: ColumnRun) -> tuple[pl.DataFrame, p
     fields = [f for f in rs.decision_fields if f not in BUILTIN_FIELDS]
     for f in fields:
         run.ensure(f, "household")
-    traced = evaluator.traced()
-    findings = [s for s in rs.findings()]
-    for s in traced:
+    findings = rs.findings()
+    for s in evaluator.traced():
         run.ensure(s.name, s.scope)
     for s in findings:
         run.ensure(s.name, "household")
-    explain = run.ensure(rs.explain_members, "household")
-    # reasons: household tokens, then per-member tokens aggregated to the household
-    tokens: list[pl.Expr] = []
-    member_flags: list[tuple[str, pl.Expr]] = []
-    for sym in traced:
-        rep, row = _reported(sym, run, sym.scope)
-        if sym.scope == "household":
-            tokens.append(pl.when(rep).then(pl.col(sym.name) if sym.kind == "table" else pl.lit(sym.name)))
-            continue
-        mask = pl.col(explain) & rep
-        if sym.kind == "table":
-            assert row is not None
-            for i, rid in enumerate(_table_rows(sym)):
-                member_flags.append((rid, mask & (row == i)))
-        else:
-            member_flags.append((sym.name, mask))
-    if member_flags:
-        flags = run.M.select([f.fill_null(False).alias(f"f{i}") for i, (_, f) in enumerate(member_flags)])
-        agg = {}
-        for i in range(len(member_flags)):
-            values = flags.get_column(f"f{i}").to_numpy().astype(bool)
-            agg[f"~r{i}"] = np.logical_or.reduceat(values, run.starts) if len(values) else np.zeros(0, dtype=bool)
-        run.H = run.H.with_columns([pl.Series(k, v, dtype=pl.Boolean) for k, v in agg.items()])
-        for i, (rid, _) in enumerate(member_flags):
-            tokens.append(pl.when(pl.col(f"~r{i}")).then(pl.lit(rid)))
-    code_tokens = [pl.when(pl.col(s.name).fill_null(False)).then(pl.lit(s.code)) for s in findings]
+    tokens = _tokens(evaluator, run)
     out: list[pl.Expr] = [
         pl.col("household_id"),
         pl.col("decision_date"),
@@ -90,22 +118,25 @@ def decide_frames(evaluator: Evaluator, run: ColumnRun) -> tuple[pl.DataFrame, p
     ]
     required: list[str] = []
     for f in fields:
-        sym = rs.symbol(f)
-        t = sym.type
+        t = rs.symbol(f).type
         assert t is not None
         col = pl.col(f)
         if t.kind == "money":
             col = fen_to_text(round_half_up(col, run.scales[("household", f)], 2))
         elif t.kind == "int":
             col = col.cast(pl.Int64)
+        elif t.kind in ("enum", "str"):
+            col = col.cast(pl.Utf8)
         out.append(col.alias(f))
         if not t.nullable:
             required.append(f)
-    out.append(pl.concat_str(code_tokens, separator=";", ignore_nulls=True).fill_null("").alias("findings"))
-    out.append(pl.concat_str(tokens, separator=";", ignore_nulls=True).fill_null("").alias("reasons"))
     frame = run.H.select(out)
-    order = [c for c in rs.decision_fields if c in frame.columns]
-    frame = frame.select(order)
+    code_flags = [(s.code, pl.col(s.name).fill_null(False)) for s in findings]
+    frame = frame.with_columns(
+        _packed(run.H, code_flags, "findings").to_series(),
+        _packed(run.H, tokens, "reasons").to_series(),
+    )
+    frame = frame.select([c for c in rs.decision_fields if c in frame.columns])
     missing: Any = pl.any_horizontal([pl.col(f).is_null() for f in required]) if required else pl.lit(False)
     undecided = frame.filter(missing)
     if undecided.height:

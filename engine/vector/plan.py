@@ -123,7 +123,13 @@ class ColumnRun:
                 cols[name] = values
                 self.scales[key] = 0
             self.done.add(key)
-        if not pairs:
+        if not pairs:  # an empty chunk: typed empty columns keep the plan compilable
+            self.H = self.H.with_columns(
+                [
+                    pl.lit(None, dtype=pl.Int64 if self.rs.parameters[n].type.kind in _NUMERIC else pl.Utf8).alias(n)
+                    for n in self.rs.parameter_order
+                ]
+            )
             return
         frame = pl.DataFrame(cols, schema_overrides={"decision_date": pl.Date})
         self.H = self.H.join(frame, on=["region", "decision_date"], how="left", maintain_order="left")
@@ -194,7 +200,9 @@ class ColumnRun:
     def _m_outcome(self, sym: Symbol) -> None:
         outcome = self.rs.symbols[(sym.scope, sym.owner)].outcome
         assert outcome is not None
-        expr = _select_by_index(self._owner(sym), [pl.lit(str(c.value)) for c in outcome.cases])
+        values = [str(c.value) for c in outcome.cases]
+        categories = list(dict.fromkeys(values))
+        expr = self._owner(sym).replace_strict(list(range(len(values))), values, return_dtype=pl.Enum(categories))
         self._put(sym.scope, sym.name, Col(expr, sym.type or Type("enum")))
 
     def _m_set(self, sym: Symbol) -> None:
@@ -214,7 +222,6 @@ class ColumnRun:
         table = sym.table
         assert table is not None
         applies = self._applies(sym)
-        rows: list[TableRow] = [*table.rows, *([table.otherwise] if table.otherwise else [])]
         other = len(table.rows) if table.otherwise else None
         chain: Any = None
         if table.hit_policy == "unique":
@@ -243,9 +250,8 @@ class ColumnRun:
         index = (otherwise if chain is None else chain.otherwise(otherwise)).cast(pl.Int32)
         if applies is not None:
             index = pl.when(applies).then(index).otherwise(pl.lit(None, dtype=pl.Int32))
+        # Only the row index is kept; the row id text is made where it is read (reasons, refs).
         self._put(sym.scope, "#row:" + sym.name, Col(index, Type("int")))
-        ids = _select_by_index(pl.col("#row:" + sym.name), [pl.lit(r.id) for r in rows])
-        self._put(sym.scope, sym.name, Col(ids, Type("str", nullable=True)))
 
     def _contains(self, inp: Col, row: TableRow) -> pl.Expr:
         iv = row.interval
@@ -280,6 +286,9 @@ class ColumnRun:
         sym = self.rs.symbols[(e.scope, e.name)]
         if sym.kind == "registry":
             raise TypeError("registries are only used with `in`")
+        if sym.kind == "table" and e.scope == scope:
+            self.ensure(e.name, scope)
+            return Col(row_ids(sym, pl.col("#row:" + e.name)), e.type)
         if e.type.kind == "members":
             # A member list is a mask over M; `members` itself is every member.
             if sym.kind == "input":
@@ -295,6 +304,14 @@ class ColumnRun:
         if alias not in self.M.columns:
             self.M = self.M.with_columns(self.H.get_column(name).gather(self.h_index).alias(alias))
         return Col(pl.col(alias), e.type, self.scales[("household", name)])
+
+
+def row_ids(sym: Symbol, index: pl.Expr) -> pl.Expr:
+    """A table's row index -> the row's id."""
+    table = sym.table
+    assert table is not None
+    ids = [r.id for r in [*table.rows, *([table.otherwise] if table.otherwise else [])]]
+    return index.replace_strict(list(range(len(ids))), ids, default=None, return_dtype=pl.Utf8)
 
 
 def _select_by_index(idx: pl.Expr, exprs: list[pl.Expr]) -> pl.Expr:
