@@ -33,11 +33,12 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest --benchmark-disable --cov --cov-report=term
+	JIUZHU_BENCH_SIZES=1000 $(BIN)/pytest --benchmark-disable --cov --cov-report=term
 
 ## bench: the full benchmarks, side by side, with ratios
 bench: install
-	$(BIN)/pytest benchmarks --benchmark-only --benchmark-sort=mean --benchmark-columns=min,median,mean,ops,rounds -p no:cacheprovider
+	$(BIN)/pytest benchmarks --benchmark-only --benchmark-sort=mean --benchmark-columns=min,median,mean,rounds \
+		--benchmark-json=.benchmarks/latest.json -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .benchmarks

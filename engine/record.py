@@ -78,6 +78,25 @@ class RecordSchema:
     def member_types(self) -> dict[str, Type]:
         return {spec.name: spec.value_type() for spec in self.member}
 
+    # ------------------------------------------------------------ JSON Schema
+
+    def json_schema(self) -> dict[str, Any]:
+        """The household record as JSON Schema (for OpenAPI and editors)."""
+        member = _object_schema(self.member)
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for spec in self.household:
+            if spec.kind == "members":
+                props[spec.name] = {"type": "array", "items": member, "minItems": 1}
+            elif spec.kind == "group":
+                group = _object_schema(spec.fields)
+                props[spec.key] = {"anyOf": [group, {"type": "null"}]} if spec.nullable else group
+            else:
+                props[spec.key] = _field_schema(spec)
+            if not spec.has_default and not spec.nullable:
+                required.append(spec.key)
+        return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
     # ------------------------------------------------------------ validation
 
     def validate(self, raw: Any, today: dt.date | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -224,6 +243,43 @@ class RecordSchema:
                 self._field(item, sub, prefix, m, problems, None, item)
             out.append(m)
         return out
+
+
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "str": {"type": "string"},
+    "resident_id": {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$"},
+    "money": {"anyOf": [{"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"}, {"type": "number", "minimum": 0}]},
+    "int": {"type": "integer"},
+    "decimal": {"type": "number"},
+    "bool": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+}
+
+
+def _field_schema(spec: FieldSpec) -> dict[str, Any]:
+    if spec.kind == "enum":
+        values = list(spec.values) or sorted({v for vs in (spec.values_by or ("", {}))[1].values() for v in vs})
+        schema: dict[str, Any] = {"type": "string", "enum": values}
+    else:
+        schema = dict(_JSON_TYPES[spec.kind])
+    if spec.min is not None:
+        schema["minimum"] = spec.min
+    if spec.max is not None:
+        schema["maximum"] = spec.max
+    if spec.title:
+        schema["title"] = spec.title.get("zh", "") + (" / " + spec.title["en"] if "en" in spec.title else "")
+    if spec.nullable or spec.required_when:
+        return {"anyOf": [schema, {"type": "null"}], **({"title": schema["title"]} if "title" in schema else {})}
+    return schema
+
+
+def _object_schema(specs: list[FieldSpec]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {s.key: _field_schema(s) for s in specs},
+        "required": [s.key for s in specs if not s.has_default and not s.nullable and not s.required_when],
+        "additionalProperties": False,
+    }
 
 
 # ---------------------------------------------------------------- loading

@@ -24,7 +24,7 @@ __all__ = ["decide_frames"]
 _BITS = 62
 
 
-def _reported(sym: Symbol, cols: list[str]) -> pl.Expr:
+def _reported(sym: Symbol, cols: set[str]) -> pl.Expr:
     """Whether a traced definition is a reason, in its own frame (the scalar rules)."""
     na = pl.col("#na:" + sym.name) if ("#na:" + sym.name) in cols else pl.lit(False)
     if sym.kind == "rule":
@@ -55,7 +55,7 @@ def _tokens(evaluator: Evaluator, run: ColumnRun) -> list[tuple[str, pl.Expr]]:
     out: list[tuple[str, pl.Expr]] = []
     member: list[tuple[str, pl.Expr]] = []
     for sym in evaluator.traced():
-        cols = (run.H if sym.scope == "household" else run.M).columns
+        cols = run.h_columns if sym.scope == "household" else run.m_columns
         rep = _reported(sym, cols)
         pieces: list[tuple[str, pl.Expr]]
         if sym.kind == "table":
@@ -68,41 +68,41 @@ def _tokens(evaluator: Evaluator, run: ColumnRun) -> list[tuple[str, pl.Expr]]:
         else:
             member.extend((rid, (pl.col(explain) & flag).fill_null(False)) for rid, flag in pieces)
     if member:
-        flags = run.M.select([f.alias(f"f{i}") for i, (_, f) in enumerate(member)])
+        flags = run.mm.select([f.alias(f"f{i}") for i, (_, f) in enumerate(member)])
         columns = []
         for i in range(len(member)):
             values = flags.get_column(f"f{i}").to_numpy().astype(bool)
             reduced = np.logical_or.reduceat(values, run.starts) if len(values) else np.zeros(0, dtype=bool)
             columns.append(pl.Series(f"~r{i}", reduced, dtype=pl.Boolean))
-        run.H = run.H.with_columns(columns)
+        run.add_columns("household", [pl.lit(c) for c in columns], [c.name for c in columns])
         out.extend((rid, pl.col(f"~r{i}")) for i, (rid, _) in enumerate(member))
     return out
 
 
-def _packed(frame: pl.DataFrame, flags: list[tuple[str, pl.Expr]], name: str) -> pl.DataFrame:
+def _packed(frame: pl.DataFrame, flags: list[tuple[str, pl.Expr]], name: str) -> pl.Series:
     """One text column joining the ids whose flag is set, built once per distinct combination."""
-    words = []
-    for w in range(0, max(len(flags), 1), _BITS):
-        part = flags[w : w + _BITS]
-        terms = [
-            pl.when(f).then(pl.lit(1 << i, dtype=pl.Int64)).otherwise(pl.lit(0, dtype=pl.Int64))
-            for i, (_, f) in enumerate(part)
-        ]
-        words.append((pl.sum_horizontal(terms) if terms else pl.lit(0, dtype=pl.Int64)).alias(f"{name}#{w // _BITS}"))
-    keys = frame.select(words)
-    combos = keys.unique()
-    texts: list[str] = []
-    for row in combos.iter_rows():
-        ids = [flags[w * _BITS + i][0] for w, word in enumerate(row) for i in range(_BITS) if word >> i & 1]
-        texts.append(";".join(ids))
+    if not flags or frame.height == 0:
+        return pl.Series(name, [""] * frame.height, dtype=pl.Utf8)
+    values = frame.select([f.alias(f"b{i}") for i, (_, f) in enumerate(flags)])
+    words = np.zeros((frame.height, -(-len(flags) // _BITS)), dtype=np.int64)
+    for i in range(len(flags)):
+        bit = values.get_column(f"b{i}").to_numpy().astype(np.int64)
+        words[:, i // _BITS] |= bit << (i % _BITS)
+    keys = pl.DataFrame({f"w{j}": words[:, j] for j in range(words.shape[1])})
+    combos = keys.unique(maintain_order=True)
+    texts = [
+        ";".join(flags[w * _BITS + i][0] for w, word in enumerate(row) for i in range(_BITS) if int(word) >> i & 1)
+        for row in combos.iter_rows()
+    ]
     lookup = combos.with_columns(pl.Series(name, texts, dtype=pl.Utf8))
-    return keys.join(lookup, on=keys.columns, how="left", maintain_order="left").select(name)
+    return keys.join(lookup, on=keys.columns, how="left", maintain_order="left").get_column(name)
 
 
 def decide_frames(evaluator: Evaluator, run: ColumnRun) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(decisions, undecided) for the households of one run."""
     rs = run.rs
     fields = [f for f in rs.decision_fields if f not in BUILTIN_FIELDS]
+    run.prefetch_aggregates()
     for f in fields:
         run.ensure(f, "household")
     findings = rs.findings()
@@ -130,12 +130,9 @@ def decide_frames(evaluator: Evaluator, run: ColumnRun) -> tuple[pl.DataFrame, p
         out.append(col.alias(f))
         if not t.nullable:
             required.append(f)
-    frame = run.H.select(out)
+    frame = run.hh.select(out)
     code_flags = [(s.code, pl.col(s.name).fill_null(False)) for s in findings]
-    frame = frame.with_columns(
-        _packed(run.H, code_flags, "findings").to_series(),
-        _packed(run.H, tokens, "reasons").to_series(),
-    )
+    frame = frame.with_columns(_packed(run.hh, code_flags, "findings"), _packed(run.hh, tokens, "reasons"))
     frame = frame.select([c for c in rs.decision_fields if c in frame.columns])
     missing: Any = pl.any_horizontal([pl.col(f).is_null() for f in required]) if required else pl.lit(False)
     undecided = frame.filter(missing)

@@ -73,6 +73,34 @@ def fen_to_text(expr: pl.Expr) -> pl.Expr:
     return pl.concat_str([(expr // 100).cast(pl.Utf8), pl.lit("."), (expr % 100).cast(pl.Utf8).str.zfill(2)])
 
 
+class _NotReady(Exception):
+    """A member expression needs a household value that is not computed yet."""
+
+
+def _walk(e: Any) -> Any:
+    if isinstance(e, ir.Expr):
+        yield e
+        for v in vars(e).values():
+            if isinstance(v, ir.Expr):
+                yield from _walk(v)
+            elif isinstance(v, tuple):
+                for x in v:
+                    yield from _walk(x)
+
+
+def symbol_exprs(sym: Symbol) -> list[ir.Expr]:
+    """Every expression a definition evaluates."""
+    out = [e for e in (sym.expr, sym.applies) if e is not None]
+    if sym.table is not None:
+        rows = [*sym.table.rows, *([sym.table.otherwise] if sym.table.otherwise else [])]
+        out += [e for e in (sym.table.input, *(r.cond for r in rows)) if e is not None]
+        out += [c for r in rows for c in r.cells.values()]
+    if sym.outcome is not None:
+        out += [c.cond for c in sym.outcome.cases if c.cond is not None]
+        out += [x for c in sym.outcome.cases for x in c.sets.values()]
+    return out
+
+
 class ColumnRun:
     """One evaluation of a ruleset over one chunk of households."""
 
@@ -85,17 +113,59 @@ class ColumnRun:
         registries: dict[str, frozenset[str]],
     ) -> None:
         self.rs = ruleset
-        self.H = households.with_row_index("_h")
-        self.M = members
+        self._h = households.with_row_index("_h")
+        self._m = members
+        self._h_lazy: pl.LazyFrame | None = None
+        self._m_lazy: pl.LazyFrame | None = None
+        self.h_columns: set[str] = set(self._h.columns)
+        self.m_columns: set[str] = set(self._m.columns)
         self.registries = registries
         self.scales: dict[tuple[str, str], int] = {}
         self.done: set[tuple[str, str]] = set()
         self._n_agg = 0
-        h = self.M["_h"].to_numpy()
+        self._aggs: dict[ir.Agg, str] = {}
+        self._strict = False
+        h = self.mm["_h"].to_numpy()
         self.starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, dtype=np.int64)
-        self.h_index = self.M["_h"]
+        self.h_index = self.mm["_h"]
         self._inputs()
         self._parameters(resolver)
+
+    # ------------------------------------------------------------ frames
+    # New columns are added to a lazy plan and computed together when a frame is read:
+    # Polars then runs independent columns in parallel instead of one pass per column.
+
+    @property
+    def hh(self) -> pl.DataFrame:
+        if self._h_lazy is not None:
+            self._h = self._h_lazy.collect()
+            self._h_lazy = None
+        return self._h
+
+    @hh.setter
+    def hh(self, frame: pl.DataFrame) -> None:
+        self._h, self._h_lazy = frame, None
+        self.h_columns = set(frame.columns)
+
+    @property
+    def mm(self) -> pl.DataFrame:
+        if self._m_lazy is not None:
+            self._m = self._m_lazy.collect()
+            self._m_lazy = None
+        return self._m
+
+    @mm.setter
+    def mm(self, frame: pl.DataFrame) -> None:
+        self._m, self._m_lazy = frame, None
+        self.m_columns = set(frame.columns)
+
+    def add_columns(self, scope: str, columns: list[pl.Expr], names: list[str]) -> None:
+        if scope == "household":
+            self._h_lazy = (self._h_lazy if self._h_lazy is not None else self._h.lazy()).with_columns(columns)
+            self.h_columns.update(names)
+        else:
+            self._m_lazy = (self._m_lazy if self._m_lazy is not None else self._m.lazy()).with_columns(columns)
+            self.m_columns.update(names)
 
     # ------------------------------------------------------------ inputs
 
@@ -108,7 +178,7 @@ class ColumnRun:
             self.scales[key] = 2 if sym.type.kind == "money" else 0
 
     def _parameters(self, resolver: ParameterResolver) -> None:
-        pairs = self.H.select("region", "decision_date").unique().rows()
+        pairs = self.hh.select("region", "decision_date").unique().rows()
         resolved = [resolver.resolve(region, on)[0] for region, on in pairs]
         cols: dict[str, list[Any]] = {"region": [p[0] for p in pairs], "decision_date": [p[1] for p in pairs]}
         for name in self.rs.parameter_order:
@@ -124,7 +194,7 @@ class ColumnRun:
                 self.scales[key] = 0
             self.done.add(key)
         if not pairs:  # an empty chunk: typed empty columns keep the plan compilable
-            self.H = self.H.with_columns(
+            self.hh = self.hh.with_columns(
                 [
                     pl.lit(None, dtype=pl.Int64 if self.rs.parameters[n].type.kind in _NUMERIC else pl.Utf8).alias(n)
                     for n in self.rs.parameter_order
@@ -132,7 +202,7 @@ class ColumnRun:
             )
             return
         frame = pl.DataFrame(cols, schema_overrides={"decision_date": pl.Date})
-        self.H = self.H.join(frame, on=["region", "decision_date"], how="left", maintain_order="left")
+        self.hh = self.hh.join(frame, on=["region", "decision_date"], how="left", maintain_order="left")
 
     # ------------------------------------------------------------ materializing
 
@@ -147,11 +217,40 @@ class ColumnRun:
         self.done.add(key)
         return name
 
+    def prefetch_aggregates(self) -> None:
+        """Compute, in one pass over the members, every aggregation that needs no computed
+        household value (the counts and sums most rules start from)."""
+        pending: dict[ir.Agg, tuple[pl.Expr, str, int]] = {}
+        self._strict = True
+        try:
+            for sym in self.rs.symbols.values():
+                if sym.scope != "household":
+                    continue
+                for root in symbol_exprs(sym):
+                    for node in _walk(root):
+                        if isinstance(node, ir.Agg) and node not in pending and node not in self._aggs:
+                            try:
+                                pending[node] = _agg_value(self, node)
+                            except _NotReady:
+                                continue
+        finally:
+            self._strict = False
+        if not pending:
+            return
+        values = self.mm.select([v.alias(f"v{i}") for i, (v, _, _) in enumerate(pending.values())])
+        columns = []
+        for i, (node, (_, kind, scale)) in enumerate(pending.items()):
+            series = _reduce(self, values.get_column(f"v{i}"), kind)
+            self._n_agg += 1
+            name = f"~agg{self._n_agg}"
+            columns.append(series.alias(name))
+            self._aggs[node] = name
+            self.scales[("household", name)] = scale
+        self.add_columns("household", [pl.lit(c) for c in columns], [c.name for c in columns])
+
     def _put(self, scope: str, name: str, c: Col) -> None:
-        if scope == "household" and c.type.kind != "members":
-            self.H = self.H.with_columns(c.expr.alias(name))
-        else:
-            self.M = self.M.with_columns(c.expr.alias(name))
+        frame = "household" if scope == "household" and c.type.kind != "members" else "member"
+        self.add_columns(frame, [c.expr.alias(name)], [name])
         self.scales[(scope, name)] = c.scale
 
     def _m_derived(self, sym: Symbol) -> None:
@@ -299,10 +398,12 @@ class ColumnRun:
             name = self.ensure(e.name, scope)
             return Col(pl.col(name), e.type, self.scales[(scope, name)])
         # a household value read per member: gather it by the member's household row
+        if self._strict and sym.kind not in ("input", "parameter") and ("household", e.name) not in self.done:
+            raise _NotReady
         name = self.ensure(e.name, "household")
         alias = "^" + name
-        if alias not in self.M.columns:
-            self.M = self.M.with_columns(self.H.get_column(name).gather(self.h_index).alias(alias))
+        if alias not in self.m_columns:
+            self.add_columns("member", [pl.lit(self.hh.get_column(name).gather(self.h_index)).alias(alias)], [alias])
         return Col(pl.col(alias), e.type, self.scales[("household", name)])
 
 
@@ -462,42 +563,46 @@ def _c_filter(run: ColumnRun, e: ir.Filter, scope: str) -> Col:
     return Col(src & run.compile(e.cond, "member").expr.fill_null(False), e.type)
 
 
-def _c_agg(run: ColumnRun, e: ir.Agg, scope: str) -> Col:
+def _agg_value(run: ColumnRun, e: ir.Agg) -> tuple[pl.Expr, str, int]:
+    """The per-member value to reduce, the reduction, and its scale."""
     mask = run.compile(e.source, "member").expr
     if e.cond is not None:
         mask = mask & run.compile(e.cond, "member").expr.fill_null(False)
-    scale = 0
     if e.fn == "count":
-        value = mask.cast(pl.Int64)
-        kind = "sum"
-    elif e.fn == "sum":
-        assert e.elt is not None
+        return mask.cast(pl.Int64), "sum", 0
+    assert e.elt is not None
+    if e.fn == "sum":
         elt = run.compile(e.elt, "member")
-        scale = elt.scale
-        value = pl.when(mask).then(elt.expr).otherwise(0).cast(pl.Int64)
-        kind = "sum"
-    else:
-        assert e.elt is not None
-        elt_expr = run.compile(e.elt, "member").expr
-        if e.fn == "any":
-            value = (mask & elt_expr).fill_null(False)
-            kind = "any"
-        else:
-            value = (~mask | elt_expr).fill_null(False)
-            kind = "all"
-    run._n_agg += 1
-    name = f"~agg{run._n_agg}"
-    values = run.M.select(value.alias("v")).to_series().to_numpy()
+        return pl.when(mask).then(elt.expr).otherwise(0).cast(pl.Int64), "sum", elt.scale
+    elt_expr = run.compile(e.elt, "member").expr
+    if e.fn == "any":
+        return (mask & elt_expr).fill_null(False), "any", 0
+    return (~mask | elt_expr).fill_null(False), "all", 0
+
+
+def _reduce(run: ColumnRun, values: pl.Series, kind: str) -> pl.Series:
+    """Members -> households, over the sorted member rows (every household has one)."""
+    array = values.to_numpy()
     if kind == "sum":
-        out = np.add.reduceat(values.astype(np.int64), run.starts) if len(values) else np.zeros(0, dtype=np.int64)
-        series = pl.Series(name, out, dtype=pl.Int64)
-    else:
-        ufunc = np.logical_or if kind == "any" else np.logical_and
-        out_b = ufunc.reduceat(values.astype(bool), run.starts) if len(values) else np.zeros(0, dtype=bool)
-        series = pl.Series(name, out_b, dtype=pl.Boolean)
-    run.H = run.H.with_columns(series)
-    run.scales[("household", name)] = scale
-    return Col(pl.col(name), e.type, scale)
+        out = np.add.reduceat(array.astype(np.int64), run.starts) if len(array) else np.zeros(0, dtype=np.int64)
+        return pl.Series(out, dtype=pl.Int64)
+    ufunc = np.logical_or if kind == "any" else np.logical_and
+    out_b = ufunc.reduceat(array.astype(bool), run.starts) if len(array) else np.zeros(0, dtype=bool)
+    return pl.Series(out_b, dtype=pl.Boolean)
+
+
+def _c_agg(run: ColumnRun, e: ir.Agg, scope: str) -> Col:
+    name = run._aggs.get(e)
+    if name is None:
+        value, kind, scale = _agg_value(run, e)
+        run._n_agg += 1
+        name = f"~agg{run._n_agg}"
+        run.add_columns(
+            "household", [pl.lit(_reduce(run, run.mm.select(value.alias("v")).to_series(), kind).alias(name))], [name]
+        )
+        run.scales[("household", name)] = scale
+        run._aggs[e] = name
+    return Col(pl.col(name), e.type, run.scales[("household", name)])
 
 
 _COMPILERS: dict[type, Callable[[ColumnRun, Any, str], Col]] = {

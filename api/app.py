@@ -1,0 +1,345 @@
+"""The HTTP service (FastAPI). Routes translate HTTP to the service and back; every error
+class maps to one status here: 422 names the field, 401/403 the role, 404 the object,
+409 the conflict, 413 the size. ``create_app(settings)`` does all the work; importing this
+module does none."""
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx, unpack_bundle
+from api.store import User
+from engine import FieldProblem, InputError, RuleLoadError
+
+__all__ = ["create_app"]
+
+ROLES = ("officer", "policy", "data", "auditor", "admin")
+
+
+def _lang(accept_language: str | None) -> str:
+    if accept_language and accept_language.strip().lower().startswith("en"):
+        return "en"
+    return "zh"
+
+
+def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message, "errors": errors or []}, status_code=status)
+
+
+class TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (before and while reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data, parse_float=Decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError([FieldProblem("(body)", f"is not valid JSON: {exc}")]) from None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = Service(settings)
+    schema = service.ruleset(service.ruleset_for(dt.date.today())).record.json_schema()
+    app = FastAPI(
+        title="jiuzhu 救助",
+        description="Social assistance decisions, approvals, rule versions and registries for a Civil Affairs Bureau.",
+        version="1.0",
+    )
+    app.state.service = service
+
+    # ------------------------------------------------------------ errors
+
+    @app.exception_handler(InputError)
+    async def input_error(_: Request, exc: InputError) -> JSONResponse:
+        return _error(422, str(exc), [p.as_dict() for p in exc.problems])
+
+    @app.exception_handler(RuleLoadError)
+    async def rules_error(_: Request, exc: RuleLoadError) -> JSONResponse:
+        return _error(422, "the rules bundle has problems", [p.as_dict() for p in exc.problems])
+
+    @app.exception_handler(TooLarge)
+    async def too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return _error(413, f"the request body is larger than {exc.limit} bytes")
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, f"{exc} not found")
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return _error(403, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(x) for x in e.get("loc", ())), "message": e.get("msg", ""), "rule_id": None}
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid request", errors)
+
+    # ------------------------------------------------------------ security
+
+    def require(*roles: str) -> Callable[..., Awaitable[User]]:
+        async def check(authorization: Annotated[str | None, Header()] = None) -> User:
+            if not authorization or not authorization.lower().startswith("bearer "):
+                raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+            user = service.store.user_by_token(authorization[7:].strip())
+            if user is None:
+                raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+            if user.role != "admin" and user.role not in roles:
+                raise HTTPException(403, f"role {user.role} may not do this; needs {' or '.join(roles)}")
+            return user
+
+        return check
+
+    household_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    batch_body = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "array", "items": schema, "maxItems": 1000}}},
+        }
+    }
+
+    # ------------------------------------------------------------ routes
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/decisions", tags=["decisions"], status_code=201, openapi_extra=household_body)
+    async def post_decision(
+        request: Request,
+        user: Annotated[User, Depends(require("officer", "data"))],
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        raw = _json(await _body(request, settings.limits["decision"]))
+        return service.decide(raw, user, _lang(accept_language))
+
+    @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
+    async def post_batch(
+        request: Request,
+        user: Annotated[User, Depends(require("officer", "data"))],
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        raw = _json(await _body(request, settings.limits["batch"]))
+        if not isinstance(raw, list) or not raw:
+            raise InputError([FieldProblem("(body)", "must be a non-empty JSON array of households")])
+        if len(raw) > 1000:
+            raise InputError([FieldProblem("(body)", f"at most 1000 households per batch (got {len(raw)})")])
+        lang = _lang(accept_language)
+        results: list[dict[str, Any]] = []
+        for i, household in enumerate(raw):
+            try:
+                results.append(service.decide(household, user, lang))
+            except InputError as exc:
+                results.append({"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]})
+        return {
+            "decided": sum(1 for r in results if not r.get("rejected")),
+            "rejected": sum(1 for r in results if r.get("rejected")),
+            "results": results,
+        }
+
+    @app.get("/v1/decisions/{decision_id}", tags=["decisions"])
+    async def get_decision(
+        decision_id: int,
+        user: Annotated[User, Depends(require("officer", "auditor", "data"))],
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        return service.get(decision_id, _lang(accept_language))
+
+    @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
+    async def replay(decision_id: int, user: Annotated[User, Depends(require("officer", "auditor"))]) -> dict[str, Any]:
+        return service.replay(decision_id)
+
+    async def _note(request: Request) -> str:
+        data = await _body(request, 64 * 1024)
+        if not data:
+            return ""
+        body = _json(data)
+        if not isinstance(body, dict) or not isinstance(body.get("note", ""), str):
+            raise InputError([FieldProblem("note", 'send {"note": "..."}')])
+        return str(body.get("note", ""))
+
+    note_body = {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"type": "object", "properties": {"note": {"type": "string"}}}}},
+        }
+    }
+
+    @app.post("/v1/decisions/{decision_id}/approve", tags=["approvals"], status_code=201, openapi_extra=note_body)
+    async def approve(
+        decision_id: int, request: Request, user: Annotated[User, Depends(require("officer"))]
+    ) -> dict[str, Any]:
+        return service.approve(decision_id, user, "approve", await _note(request))
+
+    @app.post("/v1/decisions/{decision_id}/reject", tags=["approvals"], status_code=201, openapi_extra=note_body)
+    async def reject(
+        decision_id: int, request: Request, user: Annotated[User, Depends(require("officer"))]
+    ) -> dict[str, Any]:
+        return service.approve(decision_id, user, "reject", await _note(request))
+
+    @app.get("/v1/rulesets", tags=["rules"])
+    async def list_rulesets(
+        user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))],
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                **r,
+                "effective_from": r["effective_from"].isoformat(),
+                "created_at": r["created_at"].isoformat() if r["created_at"] else None,
+            }
+            for r in service.store.rulesets()
+        ]
+
+    @app.get("/v1/rulesets/{ruleset_id}/rules", tags=["rules"])
+    async def list_rules(
+        ruleset_id: int, user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))]
+    ) -> list[dict[str, Any]]:
+        return service.rules_of(ruleset_id)
+
+    bundle_body = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+
+    @app.post("/v1/rulesets", tags=["rules"], status_code=201, openapi_extra=bundle_body)
+    async def publish(
+        request: Request,
+        user: Annotated[User, Depends(require("policy"))],
+        effective_from: Annotated[dt.date, Query(description="first decision date the new rules apply to")],
+    ) -> dict[str, Any]:
+        files = unpack_bundle(await _body(request, settings.limits["rules"]))
+        return service.publish(files, effective_from, user)
+
+    @app.post("/v1/rulesets/{ruleset_id}/rollback", tags=["rules"])
+    async def rollback(ruleset_id: int, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+        return service.rollback(ruleset_id, user)
+
+    csv_body = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+    @app.put("/v1/registries/{name}", tags=["registries"], openapi_extra=csv_body)
+    async def put_registry(
+        name: str, request: Request, user: Annotated[User, Depends(require("data"))]
+    ) -> dict[str, Any]:
+        data = await _body(request, settings.limits["registry"])
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError([FieldProblem("(body)", "must be UTF-8 CSV text")]) from None
+        return service.upload_registry(name, text, user)
+
+    @app.get("/v1/registries", tags=["registries"])
+    async def registries(user: Annotated[User, Depends(require("data", "officer", "auditor"))]) -> dict[str, Any]:
+        return {
+            n: {"version_id": r["id"], "version": r["version"], "rows": r["rows"]}
+            for n, r in service.registry_versions().items()
+        }
+
+    screening_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string"},
+                            "date": {"type": "string", "format": "date"},
+                            "format": {"enum": ["parquet", "csv", "xlsx"]},
+                        },
+                        "required": ["path"],
+                    }
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
+    @app.post("/v1/screenings", tags=["screenings"], status_code=202, openapi_extra=screening_body)
+    async def start_screening(request: Request, user: Annotated[User, Depends(require("data"))]) -> dict[str, Any]:
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        date: dt.date | None = None
+        fmt = "parquet"
+        if kind == "application/x-ndjson":
+            source = service.stash_upload(await _body(request, settings.limits["caseload"]))
+        else:
+            body = _json(await _body(request, 64 * 1024))
+            if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+                raise InputError(
+                    [FieldProblem("path", "give a caseload path inside the data folder, or upload JSON Lines")]
+                )
+            source = service.server_path(body["path"])
+            if body.get("date") is not None:
+                try:
+                    date = dt.date.fromisoformat(str(body["date"]))
+                except ValueError:
+                    raise InputError([FieldProblem("date", "must be a date YYYY-MM-DD")]) from None
+            fmt = str(body.get("format", "parquet"))
+            if fmt not in ("parquet", "csv", "xlsx"):
+                raise InputError([FieldProblem("format", "use parquet, csv or xlsx")])
+        jid = service.start_screening(source, user, date, fmt)
+        return {"id": jid, "status": "queued"}
+
+    @app.get("/v1/screenings/{job_id}", tags=["screenings"])
+    async def screening(job_id: int, user: Annotated[User, Depends(require("data", "auditor"))]) -> dict[str, Any]:
+        return service.job(job_id)
+
+    @app.get("/v1/screenings/{job_id}/files/{name}", tags=["screenings"])
+    async def screening_file(
+        job_id: int, name: str, user: Annotated[User, Depends(require("data", "auditor"))]
+    ) -> FileResponse:
+        if name not in ("decisions", "rejects", "summary"):
+            raise NotFound(f"file {name}")
+        path = service.job_file(job_id, name)
+        return FileResponse(path, filename=path.name)
+
+    @app.get("/v1/disclosure", tags=["disclosure"])
+    async def disclosure(
+        user: Annotated[User, Depends(require("auditor", "officer"))],
+        since: Annotated[dt.date, Query(alias="from")],
+        until: Annotated[dt.date, Query(alias="to")],
+        fmt: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",
+    ) -> Response:
+        rows = service.disclosure(since, until)
+        if fmt == "xlsx":
+            return Response(
+                disclosure_xlsx(rows),
+                media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                headers={"Content-Disposition": 'attachment; filename="disclosure.xlsx"'},
+            )
+        return Response(
+            disclosure_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="disclosure.csv"'},
+        )
+
+    return app

@@ -1,0 +1,48 @@
+"""Masking of resident IDs and names for logs, exports and public disclosure."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+__all__ = ["IdMaskingFilter", "mask_id", "mask_name", "mask_text"]
+
+_ID = re.compile(r"(?<![0-9])([0-9]{4})[0-9]{10}([0-9]{3}[0-9Xx])(?![0-9])")
+
+
+def mask_id(value: str) -> str:
+    """Keep the first and last four characters of a resident ID.
+
+    >>> mask_id("320684195001010014")
+    '3206**********0014'
+    """
+    if len(value) < 8:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def mask_name(value: str) -> str:
+    """Keep the family name.
+
+    >>> mask_name("张三丰")
+    '张**'
+    """
+    return value[:1] + "*" * (len(value) - 1) if value else ""
+
+
+def mask_text(text: str) -> str:
+    """Mask every resident ID inside free text."""
+    return _ID.sub(lambda m: m.group(1) + "*" * 10 + m.group(2), text)
+
+
+class IdMaskingFilter(logging.Filter):
+    """Masks resident IDs in every log record before it is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(str(record.msg))
+        if record.args:
+            record.args = tuple(
+                mask_text(a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        return True

@@ -1,0 +1,358 @@
+"""The decision store: users, rule versions, registry versions, jobs, and an append-only,
+hash-chained ledger of decisions and approvals (SQLite file by default, PostgreSQL by URL).
+
+Every ledger record carries the hash of the one before; `verify` recomputes the chain, so
+an edited or deleted record is found. The database also refuses UPDATE and DELETE on the
+ledger (triggers created by the migration).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+__all__ = ["LedgerRecord", "Store", "User", "metadata"]
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("level", sa.String(20)),
+    sa.Column("certificate_no", sa.String(50)),
+    sa.Column("certificate_valid_until", sa.Date),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+rulesets = sa.Table(
+    "rulesets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.String(100), nullable=False),
+    sa.Column("effective_from", sa.Date, nullable=False),
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_by", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+registry_versions = sa.Table(
+    "registry_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("keys", sa.Text, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Text, nullable=False),
+    sa.Column("created_by", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("ref", sa.Integer),
+    sa.Column("actor_id", sa.Integer),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("folder", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_by", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+    level: str | None
+    certificate_no: str | None
+    certificate_valid_until: dt.date | None
+
+    def certified_on(self, day: dt.date) -> bool:
+        return (
+            bool(self.certificate_no)
+            and self.certificate_valid_until is not None
+            and day <= self.certificate_valid_until
+        )
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    seq: int
+    kind: str
+    ref: int | None
+    actor_id: int | None
+    created_at: str
+    body: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def record_hash(prev: str, kind: str, ref: int | None, actor: int | None, created_at: str, body_text: str) -> str:
+    material = json.dumps([prev, kind, ref, actor, created_at, body_text], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _user(row: Any) -> User:
+    return User(row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until)
+
+
+class Store:
+    """All persistence; one instance per process."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = sa.create_engine(url, future=True)
+        self._append_lock = threading.Lock()
+        self.migrate()
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # ------------------------------------------------------------ users
+
+    def add_user(
+        self,
+        name: str,
+        role: str,
+        level: str | None = None,
+        certificate_no: str | None = None,
+        valid_until: dt.date | None = None,
+    ) -> tuple[User, str]:
+        token = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                users.insert().values(
+                    name=name,
+                    role=role,
+                    level=level,
+                    certificate_no=certificate_no,
+                    certificate_valid_until=valid_until,
+                    token_hash=_hash_token(token),
+                    created_at=_now(),
+                )
+            )
+            uid = int(result.inserted_primary_key[0])  # type: ignore[index]
+        return User(uid, name, role, level, certificate_no, valid_until), token
+
+    def user_by_token(self, token: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users).where(users.c.token_hash == _hash_token(token))).first()
+        return _user(row) if row else None
+
+    def user(self, uid: int) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users).where(users.c.id == uid)).first()
+        return _user(row) if row else None
+
+    def count_users(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
+
+    # ------------------------------------------------------------ rule versions
+
+    def add_ruleset(self, version: str, effective_from: dt.date, files: dict[str, str], actor: int | None) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                rulesets.insert().values(
+                    version=version,
+                    effective_from=effective_from,
+                    files=json.dumps(files, ensure_ascii=False),
+                    status="published",
+                    created_by=actor,
+                    created_at=_now(),
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def rulesets(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    rulesets.c.id,
+                    rulesets.c.version,
+                    rulesets.c.effective_from,
+                    rulesets.c.status,
+                    rulesets.c.created_at,
+                ).order_by(rulesets.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def ruleset_files(self, rid: int) -> dict[str, str] | None:
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(rulesets.c.files).where(rulesets.c.id == rid)).scalar_one_or_none()
+        return json.loads(text) if text else None
+
+    def set_ruleset_status(self, rid: int, status: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(rulesets.update().where(rulesets.c.id == rid).values(status=status)).rowcount)
+
+    def ruleset_in_force(self, day: dt.date) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(rulesets.c.id, rulesets.c.version, rulesets.c.effective_from)
+                .where(rulesets.c.status == "published", rulesets.c.effective_from <= day)
+                .order_by(rulesets.c.effective_from.desc(), rulesets.c.id.desc())
+                .limit(1)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    # ------------------------------------------------------------ registries
+
+    def add_registry_version(
+        self, name: str, version: str, keys: list[str], rows: int, rejected: list[dict[str, Any]], actor: int | None
+    ) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                registry_versions.insert().values(
+                    name=name,
+                    version=version,
+                    keys=json.dumps(sorted(keys)),
+                    rows=rows,
+                    rejected=json.dumps(rejected, ensure_ascii=False),
+                    created_by=actor,
+                    created_at=_now(),
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def latest_registry(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(registry_versions)
+                .where(registry_versions.c.name == name)
+                .order_by(registry_versions.c.id.desc())
+                .limit(1)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def registry_version(self, vid: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(registry_versions).where(registry_versions.c.id == vid)).first()
+        return dict(row._mapping) if row else None
+
+    # ------------------------------------------------------------ the ledger
+
+    def append(self, kind: str, actor: int | None, body: dict[str, Any], ref: int | None = None) -> LedgerRecord:
+        """Append one record to the chain (serialized: each record hashes the one before)."""
+        body_text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+        with self._append_lock, self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE"))
+            prev = (
+                conn.execute(sa.select(ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).scalar_one_or_none()
+                or GENESIS
+            )
+            created = _now().isoformat()
+            digest = record_hash(prev, kind, ref, actor, created, body_text)
+            result = conn.execute(
+                ledger.insert().values(
+                    kind=kind, ref=ref, actor_id=actor, created_at=created, body=body_text, prev_hash=prev, hash=digest
+                )
+            )
+            seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+        return LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+
+    def record(self, seq: int) -> LedgerRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(ledger).where(ledger.c.seq == seq)).first()
+        return self._record(row) if row else None
+
+    def _record(self, row: Any) -> LedgerRecord:
+        return LedgerRecord(
+            row.seq, row.kind, row.ref, row.actor_id, row.created_at, json.loads(row.body), row.prev_hash, row.hash
+        )
+
+    def records_for(self, ref: int, kind: str) -> list[LedgerRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ledger).where(ledger.c.ref == ref, ledger.c.kind == kind).order_by(ledger.c.seq)
+            ).all()
+        return [self._record(r) for r in rows]
+
+    def records(self, kind: str, since: str | None = None, until: str | None = None) -> list[LedgerRecord]:
+        query = sa.select(ledger).where(ledger.c.kind == kind)
+        if since:
+            query = query.where(ledger.c.created_at >= since)
+        if until:
+            query = query.where(ledger.c.created_at < until)
+        with self.engine.connect() as conn:
+            return [self._record(r) for r in conn.execute(query.order_by(ledger.c.seq)).all()]
+
+    def verify(self) -> tuple[int, int | None]:
+        """(records checked, first bad seq or None): recompute every hash in order."""
+        prev = GENESIS
+        count = 0
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(ledger).order_by(ledger.c.seq)):
+                count += 1
+                expected = record_hash(prev, row.kind, row.ref, row.actor_id, row.created_at, row.body)
+                if row.prev_hash != prev or row.hash != expected:
+                    return count, int(row.seq)
+                prev = row.hash
+        return count, None
+
+    # ------------------------------------------------------------ jobs
+
+    def add_job(self, kind: str, folder: str, actor: int | None) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                jobs.insert().values(
+                    kind=kind, status="queued", done=0, total=0, folder=folder, created_by=actor, created_at=_now()
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def update_job(self, jid: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == jid).values(**values))
+
+    def job(self, jid: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == jid)).first()
+        return dict(row._mapping) if row else None
