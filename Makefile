@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: decide the sample households and explain them for an officer
-run: install decide
+## run: the HTTP service on 127.0.0.1:8000 with the bundled rules, the sample registries and
+## an embedded SQLite store in var/; the first admin token is printed when the store is new
+run: install
+	$(BIN)/jiuzhu rules lint
+	$(BIN)/jiuzhu serve --host 127.0.0.1 --port 8000 --db sqlite:///var/jiuzhu.db --data-dir var \
+		--relatives fixtures/registries/relatives.csv --filings fixtures/registries/filings.csv
+
+## decide: decide the sample households and print their explanations (no service needed)
 
 decide: install
 	$(BIN)/jiuzhu rules lint
@@ -33,7 +39,8 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	JIUZHU_BENCH_SIZES=1000 $(BIN)/pytest --benchmark-disable --cov --cov-report=term
+	JIUZHU_BENCH_SIZES=1000 JIUZHU_BENCH_HTTP_REQUESTS=100 JIUZHU_BENCH_HTTP_CLIENT=python \
+		$(BIN)/pytest --benchmark-disable --cov --cov-report=term
 
 ## bench: the full benchmarks, side by side, with ratios
 bench: install

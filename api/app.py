@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -20,12 +20,20 @@ from engine import FieldProblem, InputError, RuleLoadError
 __all__ = ["create_app"]
 
 ROLES = ("officer", "policy", "data", "auditor", "admin")
+Id = Annotated[int, Path(ge=1, le=2**62, description="a record number")]
 
 
 def _lang(accept_language: str | None) -> str:
     if accept_language and accept_language.strip().lower().startswith("en"):
         return "en"
     return "zh"
+
+
+class JSON(JSONResponse):
+    """Chinese stays readable; no re-encoding pass over the (large) decision."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -63,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     service = Service(settings)
     schema = service.ruleset(service.ruleset_for(dt.date.today())).record.json_schema()
     app = FastAPI(
+        default_response_class=JSON,
         title="jiuzhu 救助",
         description="Social assistance decisions, approvals, rule versions and registries for a Civil Affairs Bureau.",
         version="1.0",
@@ -137,9 +146,12 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request,
         user: Annotated[User, Depends(require("officer", "data"))],
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+        explain: Annotated[
+            str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
+        ] = None,
+    ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["decision"]))
-        return service.decide(raw, user, _lang(accept_language))
+        return JSON(service.decide(raw, user, _lang(accept_language), text=explain == "text"), status_code=201)
 
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
@@ -167,14 +179,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/decisions/{decision_id}", tags=["decisions"])
     async def get_decision(
-        decision_id: int,
+        decision_id: Id,
         user: Annotated[User, Depends(require("officer", "auditor", "data"))],
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
-        return service.get(decision_id, _lang(accept_language))
+        explain: Annotated[
+            str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
+        ] = None,
+    ) -> JSONResponse:
+        return JSON(service.get(decision_id, _lang(accept_language), text=explain == "text"))
 
     @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
-    async def replay(decision_id: int, user: Annotated[User, Depends(require("officer", "auditor"))]) -> dict[str, Any]:
+    async def replay(decision_id: Id, user: Annotated[User, Depends(require("officer", "auditor"))]) -> dict[str, Any]:
         return service.replay(decision_id)
 
     async def _note(request: Request) -> str:
@@ -195,13 +210,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/decisions/{decision_id}/approve", tags=["approvals"], status_code=201, openapi_extra=note_body)
     async def approve(
-        decision_id: int, request: Request, user: Annotated[User, Depends(require("officer"))]
+        decision_id: Id, request: Request, user: Annotated[User, Depends(require("officer"))]
     ) -> dict[str, Any]:
         return service.approve(decision_id, user, "approve", await _note(request))
 
     @app.post("/v1/decisions/{decision_id}/reject", tags=["approvals"], status_code=201, openapi_extra=note_body)
     async def reject(
-        decision_id: int, request: Request, user: Annotated[User, Depends(require("officer"))]
+        decision_id: Id, request: Request, user: Annotated[User, Depends(require("officer"))]
     ) -> dict[str, Any]:
         return service.approve(decision_id, user, "reject", await _note(request))
 
@@ -220,14 +235,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/rulesets/{ruleset_id}/rules", tags=["rules"])
     async def list_rules(
-        ruleset_id: int, user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))]
+        ruleset_id: Id, user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))]
     ) -> list[dict[str, Any]]:
         return service.rules_of(ruleset_id)
 
     bundle_body = {
         "requestBody": {
             "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a .zip of the rules folder, sent as application/zip or application/octet-stream",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     }
 
@@ -241,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
         return service.publish(files, effective_from, user)
 
     @app.post("/v1/rulesets/{ruleset_id}/rollback", tags=["rules"])
-    async def rollback(ruleset_id: int, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+    async def rollback(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
         return service.rollback(ruleset_id, user)
 
     csv_body = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
@@ -310,12 +326,12 @@ def create_app(settings: Settings) -> FastAPI:
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/screenings/{job_id}", tags=["screenings"])
-    async def screening(job_id: int, user: Annotated[User, Depends(require("data", "auditor"))]) -> dict[str, Any]:
+    async def screening(job_id: Id, user: Annotated[User, Depends(require("data", "auditor"))]) -> dict[str, Any]:
         return service.job(job_id)
 
     @app.get("/v1/screenings/{job_id}/files/{name}", tags=["screenings"])
     async def screening_file(
-        job_id: int, name: str, user: Annotated[User, Depends(require("data", "auditor"))]
+        job_id: Id, name: str, user: Annotated[User, Depends(require("data", "auditor"))]
     ) -> FileResponse:
         if name not in ("decisions", "rejects", "summary"):
             raise NotFound(f"file {name}")

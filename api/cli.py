@@ -264,6 +264,8 @@ def serve(
     if store.count_users() == 0:
         _, token = store.add_user("admin", "admin")
         click.echo(f"first admin token (keep it safe; it is shown once): {token}")
+    else:
+        click.echo(f"store {db} has users; add one with: jiuzhu users add NAME --role ROLE --db {db}")
     for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(IdMaskingFilter())
     click.echo(f"jiuzhu serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")

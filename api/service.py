@@ -81,6 +81,7 @@ class Service:
         self._lock = threading.Lock()
         self._rulesets: dict[int, Ruleset] = {}
         self._evaluators: dict[tuple[int, tuple[int, ...]], Evaluator] = {}
+        self._registries: dict[str, dict[str, Any]] | None = None
         self._bootstrap()
 
     # ------------------------------------------------------------ start-up
@@ -115,12 +116,16 @@ class Service:
         return int(row["id"])
 
     def registry_versions(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        for name in ("relatives", "filings"):
-            row = self.store.latest_registry(name)
-            if row is not None:
-                out[name] = row
-        return out
+        """The latest version of each registry (cached; an upload refreshes it)."""
+        cached = self._registries
+        if cached is None:
+            cached = {}
+            for name in ("relatives", "filings"):
+                row = self.store.latest_registry(name)
+                if row is not None:
+                    cached[name] = row
+            self._registries = cached
+        return cached
 
     def evaluator(self, rid: int, versions: Mapping[str, int] | None = None) -> tuple[Evaluator, dict[str, int]]:
         """The evaluator for a ruleset with the given registry versions (default: the latest)."""
@@ -147,7 +152,7 @@ class Service:
 
     # ------------------------------------------------------------ decisions
 
-    def decide(self, raw: Any, user: User, lang: str) -> dict[str, Any]:
+    def decide(self, raw: Any, user: User, lang: str, text: bool = False) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
             raise InputError([FieldProblem("(body)", "must be a JSON object: one household")])
         rid = self.ruleset_for(_parse_day(raw))
@@ -160,9 +165,11 @@ class Service:
             "registry_versions": reg_ids,
         }
         rec = self.store.append("decision", user.id, body)
-        return self.present(rec, decision, lang)
+        return self.present(rec, decision if text else None, lang, approvals=False)
 
-    def present(self, rec: LedgerRecord, decision: Decision | None, lang: str) -> dict[str, Any]:
+    def present(
+        self, rec: LedgerRecord, decision: Decision | None, lang: str, approvals: bool = True
+    ) -> dict[str, Any]:
         stored = rec.body["decision"]
         out = {k: v for k, v in stored.items() if k != "explanation"}
         explanation = dict(stored.get("explanation") or {})
@@ -175,17 +182,21 @@ class Service:
         out["recorded_at"] = rec.created_at
         out["ruleset_id"] = rec.body["ruleset_id"]
         out["registry_versions"] = rec.body["registry_versions"]
-        out["approvals"] = [self._approval(a) for a in self.store.records_for(rec.seq, "approval")]
+        out["approvals"] = [self._approval(a) for a in self.store.records_for(rec.seq, "approval")] if approvals else []
         return out
 
     def _approval(self, rec: LedgerRecord) -> dict[str, Any]:
         return {"approval_id": rec.seq, "recorded_at": rec.created_at, **rec.body}
 
-    def get(self, seq: int, lang: str) -> dict[str, Any]:
+    def get(self, seq: int, lang: str, text: bool = False) -> dict[str, Any]:
         rec = self.store.record(seq)
         if rec is None or rec.kind != "decision":
             raise NotFound(f"decision {seq}")
-        return self.present(rec, None, lang)
+        decision = None
+        if text:  # the officer's reading of the stored decision, re-derived under its own versions
+            ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
+            decision = ev.decide(rec.body["household"])
+        return self.present(rec, decision, lang)
 
     def replay(self, seq: int) -> dict[str, Any]:
         rec = self.store.record(seq)
@@ -308,6 +319,7 @@ class Service:
         vid = self.store.add_registry_version(
             name, reg.version, sorted(reg.keys), reg.rows, rejected, user.id if user else None
         )
+        self._registries = None
         return {
             "registry": name,
             "version_id": vid,

@@ -148,7 +148,7 @@ class RecordSchema:
             if kind == "bool":
                 out[spec.name] = value
                 return
-        elif kind == "enum" and value in spec.enum_set:
+        elif kind == "enum" and isinstance(value, str) and value in spec.enum_set:
             out[spec.name] = value
             return
         if value is None:

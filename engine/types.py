@@ -84,6 +84,7 @@ def registry_type() -> Type:
 
 _MONEY_RE = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 _FEN = Decimal("0.01")
+_MONEY_MAX = Decimal(10) ** 12
 _ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -124,7 +125,7 @@ class BadValue(ValueError):
 
 
 def _money(v: Any) -> Decimal:
-    if type(v) is str and _MONEY_RE.match(v):  # the usual case: "1234.50"
+    if type(v) is str and len(v) < 13 and _MONEY_RE.match(v):  # the usual case: "1234.50"
         return Decimal(v).quantize(_FEN)
     if isinstance(v, bool):
         raise BadValue("must be an amount in yuan, not true/false")
@@ -146,6 +147,8 @@ def _money(v: Any) -> Decimal:
         raise BadValue("must be a finite amount")
     if d < 0:
         raise BadValue(f"must not be negative (got {v})")
+    if d >= _MONEY_MAX:
+        raise BadValue(f"is implausibly large (got {v}); amounts are below {_MONEY_MAX} yuan")
     if d != d.quantize(Decimal("0.01")):
         raise BadValue(f"has more than two decimals (got {v})")
     return d.quantize(Decimal("0.01"))

@@ -1,0 +1,130 @@
+"""Load on `POST /v1/decisions` from 50 concurrent clients over loopback, beside the same
+load on `/healthz` (the floor of the web stack: no decision, no store). Reports p50, p99
+and requests per second in extra_info.
+
+The load comes from `wrk` (Debian's package) in a second process when it is installed, and
+otherwise from an asyncio client in this process, which then competes with the server for
+the two cores (its figures are a lower bound; the run says which it used).
+JIUZHU_BENCH_HTTP_SECONDS (wrk) and JIUZHU_BENCH_HTTP_REQUESTS (Python client) size it;
+`make test` smoke-runs 100 requests with the Python client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.server import Server, start
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("JIUZHU_BENCH_HTTP_REQUESTS", "3000"))
+SECONDS = int(os.environ.get("JIUZHU_BENCH_HTTP_SECONDS", "10"))
+WRK = shutil.which("wrk") if os.environ.get("JIUZHU_BENCH_HTTP_CLIENT", "wrk") == "wrk" else None
+CLIENTS = 50
+HOUSEHOLD = json.loads((ROOT / "fixtures" / "households" / "HM-2019-000101.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = start(tmp_path_factory.mktemp("load"))
+    s.add_user("officer", "officer", "--level", "city", "--certificate", "JS-1", "--valid-until", "2099-12-31")
+    yield s
+    s.stop()
+
+
+async def _load(server: Server, method: str, path: str, body: Any) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(REQUESTS):
+        queue.put_nowait(i)
+    headers = {"Authorization": f"Bearer {server.tokens['officer']}"}
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                queue.get_nowait()
+                t = time.perf_counter()
+                r = await client.request(method, path, json=body)
+                latencies.append(time.perf_counter() - t)
+                errors += r.status_code >= 400
+
+        start_time = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+        elapsed = time.perf_counter() - start_time
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
+
+
+def _wrk(server: Server, method: str, path: str, body: Any, tmp: Path) -> dict[str, Any]:
+    script = tmp / "request.lua"
+    payload = json.dumps(body) if body is not None else ""  # ASCII JSON inside a Lua long string
+    script.write_text(
+        f"wrk.method = {json.dumps(method)}\n"
+        f"wrk.body = [==[{payload}]==]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {server.tokens["officer"]}"\n',
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [str(WRK), "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(script), server.url + path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "client": "wrk",
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "errors": int(errors.group(1)) if errors else 0,
+        "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),  # type: ignore[union-attr]
+    }
+
+
+def _run(server: Server, method: str, path: str, body: Any, tmp: Path) -> dict[str, Any]:
+    if WRK:
+        return _wrk(server, method, path, body, tmp)
+    return {"client": "python", **asyncio.run(_load(server, method, path, body))}
+
+
+@pytest.mark.benchmark(group="http-50-clients")
+def bench_jiuzhu_post_decisions(benchmark: Any, server: Server, tmp_path: Path) -> None:
+    stats = benchmark.pedantic(
+        lambda: _run(server, "POST", "/v1/decisions", HOUSEHOLD, tmp_path), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(stats)
+    assert stats["errors"] == 0
+    assert stats["requests"] > 0
+
+
+@pytest.mark.benchmark(group="http-50-clients")
+def bench_web_stack_floor_healthz(benchmark: Any, server: Server, tmp_path: Path) -> None:
+    stats = benchmark.pedantic(lambda: _run(server, "GET", "/healthz", None, tmp_path), rounds=1, iterations=1)
+    benchmark.extra_info.update(stats)
+    assert stats["errors"] == 0
