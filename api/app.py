@@ -338,6 +338,28 @@ def create_app(settings: Settings) -> FastAPI:
         path = service.job_file(job_id, name)
         return FileResponse(path, filename=path.name)
 
+    events_body = {
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
+    }
+
+    @app.post("/v1/events", tags=["events"], status_code=202, openapi_extra=events_body)
+    async def post_events(
+        request: Request,
+        user: Annotated[User, Depends(require("data"))],
+        caseload: Annotated[
+            str, Query(description="the caseload (a .jsonl file or a folder of tables) in the data folder")
+        ],
+    ) -> dict[str, Any]:
+        source = service.server_path(caseload)
+        jid = service.start_monitoring(source, await _body(request, settings.limits["caseload"]), user)
+        return {"id": jid, "status": "queued"}
+
+    @app.get("/v1/events/{job_id}/findings", tags=["events"])
+    async def event_findings(
+        job_id: Id, user: Annotated[User, Depends(require("officer", "data", "auditor"))]
+    ) -> list[dict[str, Any]]:
+        return service.monitor_findings(job_id)
+
     @app.get("/v1/disclosure", tags=["disclosure"])
     async def disclosure(
         user: Annotated[User, Depends(require("auditor", "officer"))],

@@ -193,6 +193,61 @@ def screen_command(
     click.echo(_dumps({k: summary[k] for k in ("rows_in", "decided", "rejected")} | {"out": str(out_dir)}))
 
 
+@main.command()
+@click.option(
+    "--caseload",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help=".jsonl or a folder with households and members tables.",
+)
+@click.option(
+    "--events",
+    "events_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Events, one JSON object per line.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_rules_option
+@click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")
+@click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
+def monitor(
+    caseload: Path, events_file: Path, out_dir: Path, rules_dir: Path, relatives: str | None, filings: str | None
+) -> None:
+    """Stream change events through durable_rules and list the households whose decision changed."""
+    from engine.monitor import Monitor
+    from engine.vector.caseload import read_table, tables_to_households
+    from engine.vector.screen import find_tables
+
+    try:
+        ruleset = load(rules_dir)
+        evaluator = Evaluator(ruleset, Registries.from_files(ruleset, {"relatives": relatives, "filings": filings}))
+        if caseload.is_dir():
+            src = find_tables(caseload)
+            households = tables_to_households(ruleset.record, read_table(src.households), read_table(src.members))
+        else:
+            households = [
+                json.loads(line) for line in caseload.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
+        watcher = Monitor(evaluator, households)
+        with events_file.open(encoding="utf-8") as f:
+            result = watcher.run(f)
+    except JiuzhuError as exc:
+        _fail(exc)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "findings.jsonl").open("w", encoding="utf-8") as f:
+        for row in result.findings:
+            f.write(_dumps(row) + "\n")
+    with (out_dir / "rejected_events.jsonl").open("w", encoding="utf-8") as f:
+        for row in result.rejected:
+            f.write(_dumps(row) + "\n")
+    summary = result.summary()
+    (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(_dumps(summary))
+    if not summary["balanced"]:
+        sys.exit(4)
+
+
 @main.group()
 def fixtures() -> None:
     """Generate sample data."""

@@ -360,6 +360,48 @@ class Service:
         threading.Thread(target=work, name=f"screen-{jid}", daemon=True).start()
         return jid
 
+    def start_monitoring(self, caseload: Path, events: bytes, user: User) -> int:
+        """Run change events against a server-side caseload as a job (findings.jsonl etc.)."""
+        from engine.monitor import Monitor
+        from engine.vector.caseload import read_table, tables_to_households
+        from engine.vector.screen import find_tables
+
+        folder = self.settings.data_dir / "jobs"
+        folder.mkdir(parents=True, exist_ok=True)
+        jid = self.store.add_job("monitor", "", user.id)
+        out = folder / f"job-{jid}"
+        out.mkdir(parents=True, exist_ok=True)
+        self.store.update_job(jid, folder=str(out))
+        ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
+
+        def work() -> None:
+            self.store.update_job(jid, status="running")
+            try:
+                if caseload.is_dir():
+                    src = find_tables(caseload)
+                    households = tables_to_households(
+                        ev.ruleset.record, read_table(src.households), read_table(src.members)
+                    )
+                else:
+                    households = [json.loads(x) for x in caseload.read_text(encoding="utf-8").splitlines() if x.strip()]
+                result = Monitor(ev, households).run(events.decode("utf-8").splitlines())
+                for name, rows in (("findings", result.findings), ("rejected_events", result.rejected)):
+                    (out / f"{name}.jsonl").write_text(
+                        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+                    )
+                summary = result.summary()
+                (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+                self.store.update_job(jid, status="done", done=1, total=1, summary=json.dumps(summary))
+            except Exception as exc:  # a job reports its failure instead of dying silently
+                self.store.update_job(jid, status="failed", error=str(exc))
+
+        threading.Thread(target=work, name=f"monitor-{jid}", daemon=True).start()
+        return jid
+
+    def monitor_findings(self, jid: int) -> list[dict[str, Any]]:
+        path = self.job_file(jid, "findings")
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
     def job(self, jid: int) -> dict[str, Any]:
         row = self.store.job(jid)
         if row is None:

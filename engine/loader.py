@@ -197,12 +197,21 @@ class _Loader:
         for path in self._glob("tests"):
             display, doc = self._yaml(path)
             self._test_file(display, doc)
+        events_doc = None
+        if (self.root / "events.yaml").exists():
+            events_file, events_doc = self._yaml(self.root / "events.yaml")
         decision, name, version, explain, default_region = self._head(head_file, head)
         self._compile_all()
         self._set_shown()
         self._check_parameter_coverage()
         self._check_parameter_regions()
         tests = self._tests()
+        events = {}
+        if events_doc is not None and self.record is not None:
+            from engine.events import load_events
+
+            programs = {str(p["id"]) for p in self.programs}
+            events = load_events(events_doc, events_file, self.record, programs, set(self.registries), self.problems)
         if self.problems or self.record is None:
             raise RuleLoadError(self.problems)
         digest = hashlib.sha256()
@@ -223,6 +232,7 @@ class _Loader:
             tests=tests,
             files=dict(self.files),
             default_region=default_region,
+            events=events,
         )
 
     # ------------------------------------------------------------ head and inputs

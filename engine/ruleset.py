@@ -177,6 +177,7 @@ class Ruleset:
     tests: list[RuleTest]
     files: dict[str, str]  # display name -> text, for publishing and replay
     default_region: str = ""
+    events: dict[str, Any] = field(default_factory=dict)  # event type -> engine.events.EventSpec
 
     @property
     def ruleset_version(self) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "flat_columns",
     "jsonl_to_tables",
     "read_table",
+    "tables_to_households",
     "validate_frames",
 ]
 
@@ -120,6 +121,37 @@ def _text(v: Any) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
+
+
+def tables_to_households(schema: RecordSchema, households: pl.DataFrame, members: pl.DataFrame) -> list[dict[str, Any]]:
+    """Households and members tables back to household JSON objects (RECORDS.md)."""
+    groups = [s for s in schema.household if s.kind == "group"]
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        if type(v).__name__ == "Decimal":
+            return f"{v:.2f}"
+        return v
+
+    by_household: dict[str, list[dict[str, Any]]] = {}
+    for row in members.iter_rows(named=True):
+        hid = str(row.pop("household_id"))
+        by_household.setdefault(hid, []).append({k: plain(v) for k, v in row.items() if v is not None})
+    out = []
+    for row in households.iter_rows(named=True):
+        obj: dict[str, Any] = {}
+        for g in groups:
+            sub = {s.key: plain(row.pop(f"{g.name}_{s.key}", None)) for s in g.fields}
+            present = {k: v for k, v in sub.items() if v is not None and v != ""}
+            if present or not g.nullable:
+                obj[g.name] = present
+            else:
+                obj[g.name] = None
+        obj.update({k: plain(v) for k, v in row.items() if v is not None})
+        obj["members"] = by_household.get(str(obj.get("household_id")), [])
+        out.append(obj)
+    return out
 
 
 # ---------------------------------------------------------------- column checks

@@ -245,6 +245,44 @@ def test_screening_job(server: Server) -> None:
     assert data.post("/v1/screenings", json={"path": "../../etc"}).status_code == 422
 
 
+def test_events_flag_households_for_officers(server: Server) -> None:
+    caseload = server.folder / "caseload.jsonl"
+    caseload.write_bytes((FIXTURES / "households.jsonl").read_bytes())
+    person = _household("HM-2019-000101")["members"][0]["person_id"]
+    event = {
+        "event_id": "ev-1",
+        "type": "income_changed",
+        "person_id": person,
+        "date": "2019-07-15",
+        "monthly_income": "3000.00",
+    }
+    data = server.client(server.tokens["数据"])
+    r = data.post(
+        "/v1/events",
+        params={"caseload": "caseload.jsonl"},
+        content=json.dumps(event).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 202
+    jid = r.json()["id"]
+    for _ in range(300):
+        job = data.get(f"/v1/screenings/{jid}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "done", job
+    findings = server.client(server.tokens["王镇"]).get(f"/v1/events/{jid}/findings").json()
+    assert [(f["household_id"], f["event_ids"], f["dibao_status"]) for f in findings] == [
+        ("HM-2019-000101", ["ev-1"], "ineligible")
+    ]
+    assert (
+        server.client(server.tokens["审计"])
+        .post("/v1/events", params={"caseload": "caseload.jsonl"}, content=b"")
+        .status_code
+        == 403
+    )
+
+
 def test_ledger_is_tamper_evident(server: Server, tmp_path: Path) -> None:
     ok = jiuzhu("audit", "verify", "--db", server.db)
     assert ok.returncode == 0
