@@ -339,7 +339,11 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(path, filename=path.name)
 
     events_body = {
-        "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
+        "requestBody": {
+            "required": True,
+            "description": "JSON Lines: one event object per line (sent as application/x-ndjson or text/plain)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
     }
 
     @app.post("/v1/events", tags=["events"], status_code=202, openapi_extra=events_body)
