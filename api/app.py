@@ -333,7 +333,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def screening_file(
         job_id: Id, name: str, user: Annotated[User, Depends(require("data", "auditor"))]
     ) -> FileResponse:
-        if name not in ("decisions", "rejects", "summary"):
+        if name not in (
+            "decisions",
+            "rejects",
+            "summary",
+            "transitions",
+            "changes",
+            "budget",
+            "report",
+            "findings",
+            "rejected_events",
+        ):
             raise NotFound(f"file {name}")
         path = service.job_file(job_id, name)
         return FileResponse(path, filename=path.name)
@@ -363,6 +373,46 @@ def create_app(settings: Settings) -> FastAPI:
         job_id: Id, user: Annotated[User, Depends(require("officer", "data", "auditor"))]
     ) -> list[dict[str, Any]]:
         return service.monitor_findings(job_id)
+
+    impact_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "caseload": {"type": "string"},
+                            "head_ruleset_id": {"type": "integer", "minimum": 1},
+                            "set": {"type": "array", "items": {"type": "string"}},
+                            "date": {"type": "string", "format": "date"},
+                        },
+                        "required": ["caseload"],
+                    }
+                }
+            },
+        }
+    }
+
+    @app.post("/v1/impact", tags=["impact"], status_code=202, openapi_extra=impact_body)
+    async def post_impact(request: Request, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+        body = _json(await _body(request, 64 * 1024))
+        if not isinstance(body, dict) or not isinstance(body.get("caseload"), str):
+            raise InputError([FieldProblem("caseload", "give a caseload path inside the data folder")])
+        sets = body.get("set") or []
+        if not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
+            raise InputError([FieldProblem("set", "a list of PARAM=VALUE@YYYY-MM-DD")])
+        head = body.get("head_ruleset_id")
+        if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 1 or head > 2**62):
+            raise InputError([FieldProblem("head_ruleset_id", "a published ruleset id")])
+        date: dt.date | None = None
+        if body.get("date") is not None:
+            try:
+                date = dt.date.fromisoformat(str(body["date"]))
+            except ValueError:
+                raise InputError([FieldProblem("date", "must be a date YYYY-MM-DD")]) from None
+        jid = service.start_impact(service.server_path(body["caseload"]), user, head, sets, date)
+        return {"id": jid, "status": "queued"}
 
     @app.get("/v1/disclosure", tags=["disclosure"])
     async def disclosure(

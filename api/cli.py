@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, load
+from engine import Evaluator, FieldProblem, InputError, JiuzhuError, Registries, RuleLoadError, load
 from engine.ruletests import run_tests
 
 __all__ = ["main"]
@@ -246,6 +246,73 @@ def monitor(
     click.echo(_dumps(summary))
     if not summary["balanced"]:
         sys.exit(4)
+
+
+@main.command("impact")
+@click.argument("caseload", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--base",
+    "base_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Rules folder in force.",
+)
+@click.option(
+    "--head",
+    "head_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Rules folder proposed.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="PARAM=VALUE@DATE",
+    help="A parameter what-if applied to the head, e.g. dibao.standard=850@2019-07-01.",
+)
+@click.option("--relatives", type=click.Path(exists=True, dir_okay=False))
+@click.option("--filings", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "xlsx"]),
+    default="csv",
+    show_default=True,
+    help="Format of changes.<fmt>.",
+)
+def impact_command(
+    caseload: Path,
+    base_dir: Path,
+    head_dir: Path,
+    out_dir: Path,
+    on: dt.datetime | None,
+    sets: tuple[str, ...],
+    relatives: str | None,
+    filings: str | None,
+    fmt: str,
+) -> None:
+    """Decide a caseload under two rulesets and report who gains, who loses and the budget."""
+    import re
+
+    from engine.vector.impact import impact, with_parameter
+
+    try:
+        base_rules, head_rules = load(base_dir), load(head_dir)
+        for item in sets:
+            m = re.fullmatch(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})", item)
+            if not m:
+                raise InputError([FieldProblem("--set", f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
+            head_rules = with_parameter(head_rules, m.group(1), m.group(2), dt.date.fromisoformat(m.group(3)))
+        paths = {"relatives": relatives, "filings": filings}
+        base = Evaluator(base_rules, Registries.from_files(base_rules, paths))
+        head = Evaluator(head_rules, Registries.from_files(head_rules, paths))
+        summary = impact(base, head, caseload, out_dir, decision_date=on.date() if on else None, fmt=fmt)
+    except JiuzhuError as exc:
+        _fail(exc)
+    click.echo(_dumps(summary))
 
 
 @main.group()

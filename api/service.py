@@ -398,6 +398,41 @@ class Service:
         threading.Thread(target=work, name=f"monitor-{jid}", daemon=True).start()
         return jid
 
+    def start_impact(
+        self, caseload: Path, user: User, head_id: int | None, sets: list[str], decision_date: dt.date | None
+    ) -> int:
+        """Compare the ruleset in force with a published version and/or parameter what-ifs."""
+        import re
+
+        from engine.vector.impact import impact, with_parameter
+
+        day = decision_date or dt.date.today()
+        base, _ = self.evaluator(self.ruleset_for(day))
+        head_rules = self.ruleset(head_id) if head_id is not None else base.ruleset
+        for i, item in enumerate(sets):
+            m = re.fullmatch(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})", item)
+            if not m:
+                raise InputError([FieldProblem(f"set[{i}]", f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
+            head_rules = with_parameter(head_rules, m.group(1), m.group(2), dt.date.fromisoformat(m.group(3)))
+        head = Evaluator(head_rules, base.registries)
+        folder = self.settings.data_dir / "jobs"
+        jid = self.store.add_job("impact", "", user.id)
+        out = folder / f"job-{jid}"
+        self.store.update_job(jid, folder=str(out))
+
+        def work() -> None:
+            self.store.update_job(jid, status="running")
+            try:
+                summary = impact(base, head, caseload, out, decision_date=decision_date)
+                self.store.update_job(
+                    jid, status="done", done=1, total=1, summary=json.dumps(summary, ensure_ascii=False)
+                )
+            except Exception as exc:  # a job reports its failure instead of dying silently
+                self.store.update_job(jid, status="failed", error=str(exc))
+
+        threading.Thread(target=work, name=f"impact-{jid}", daemon=True).start()
+        return jid
+
     def monitor_findings(self, jid: int) -> list[dict[str, Any]]:
         path = self.job_file(jid, "findings")
         return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]

@@ -178,3 +178,21 @@ def bench_jiuzhu_end_to_end_parquet(benchmark: Any, n: int, tmp_path_factory: py
     )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     benchmark.extra_info["peak_rss_mb_cli"] = round(max(peak, before) / 1024)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def bench_impact_two_rulesets_parquet(benchmark: Any, n: int, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`jiuzhu impact` (read once, decide under base and head, compare, report) beside one
+    `jiuzhu screen` of the same caseload (group end-to-end-N); target: at most 2x."""
+    from engine.vector.impact import impact, with_parameter
+
+    benchmark.group = f"end-to-end-{n}"
+    folder = tmp_path_factory.mktemp(f"impact{n}")
+    write(folder, n, seed=2019)
+    base = _evaluator()
+    head = Evaluator(with_parameter(base.ruleset, "dibao.standard", "850", dt.date(2019, 7, 1)))
+    counter = iter(range(1000))
+    summary = benchmark.pedantic(
+        lambda: impact(base, head, folder, folder / f"out{next(counter)}", today=DATE), rounds=_rounds(n), iterations=1
+    )
+    assert summary["households"] == n

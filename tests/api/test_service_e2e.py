@@ -283,6 +283,27 @@ def test_events_flag_households_for_officers(server: Server) -> None:
     )
 
 
+def test_impact_job(server: Server) -> None:
+    caseload = server.folder / "impact.jsonl"
+    caseload.write_bytes((FIXTURES / "households.jsonl").read_bytes())
+    policy = server.client(server.tokens["政策"])
+    body = {"caseload": "impact.jsonl", "set": ["dibao.standard=850@2019-07-01"], "date": "2019-08-01"}
+    r = policy.post("/v1/impact", json=body)
+    assert r.status_code == 202
+    jid = r.json()["id"]
+    for _ in range(300):
+        job = server.client(server.tokens["数据"]).get(f"/v1/screenings/{jid}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "done", job
+    assert job["summary"]["changed"] > 0
+    report = server.client(server.tokens["数据"]).get(f"/v1/screenings/{jid}/files/report")
+    assert "政策影响评估" in report.text
+    assert policy.post("/v1/impact", json={**body, "set": ["dibao.standard=850"]}).status_code == 422
+    assert server.client(server.tokens["数据"]).post("/v1/impact", json=body).status_code == 403
+
+
 def test_ledger_is_tamper_evident(server: Server, tmp_path: Path) -> None:
     ok = jiuzhu("audit", "verify", "--db", server.db)
     assert ok.returncode == 0
