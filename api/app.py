@@ -60,6 +60,15 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _date_field(body: dict[str, Any], name: str) -> dt.date | None:
+    if body.get(name) is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(body[name]))
+    except ValueError:
+        raise InputError([FieldProblem(name, "must be a date YYYY-MM-DD")]) from None
+
+
 def _json(data: bytes) -> Any:
     try:
         return json.loads(data, parse_float=Decimal)
@@ -314,11 +323,7 @@ def create_app(settings: Settings) -> FastAPI:
                     [FieldProblem("path", "give a caseload path inside the data folder, or upload JSON Lines")]
                 )
             source = service.server_path(body["path"])
-            if body.get("date") is not None:
-                try:
-                    date = dt.date.fromisoformat(str(body["date"]))
-                except ValueError:
-                    raise InputError([FieldProblem("date", "must be a date YYYY-MM-DD")]) from None
+            date = _date_field(body, "date")
             fmt = str(body.get("format", "parquet"))
             if fmt not in ("parquet", "csv", "xlsx"):
                 raise InputError([FieldProblem("format", "use parquet, csv or xlsx")])
@@ -405,13 +410,7 @@ def create_app(settings: Settings) -> FastAPI:
         head = body.get("head_ruleset_id")
         if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 1 or head > 2**62):
             raise InputError([FieldProblem("head_ruleset_id", "a published ruleset id")])
-        date: dt.date | None = None
-        if body.get("date") is not None:
-            try:
-                date = dt.date.fromisoformat(str(body["date"]))
-            except ValueError:
-                raise InputError([FieldProblem("date", "must be a date YYYY-MM-DD")]) from None
-        jid = service.start_impact(service.server_path(body["caseload"]), user, head, sets, date)
+        jid = service.start_impact(service.server_path(body["caseload"]), user, head, sets, _date_field(body, "date"))
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/disclosure", tags=["disclosure"])

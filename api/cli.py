@@ -36,6 +36,13 @@ def _rules_option(f: Any) -> Any:
     )(f)
 
 
+def _registry_options(f: Any) -> Any:
+    f = click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")(f)
+    return click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")(
+        f
+    )
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
@@ -82,8 +89,7 @@ def main() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
 @_rules_option
-@click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")
-@click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
+@_registry_options
 @click.option("--explain", is_flag=True, help="Print the explanation for an officer instead of JSON.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def check(
@@ -139,8 +145,7 @@ def check(
 )
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
 @_rules_option
-@click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")
-@click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
+@_registry_options
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "xlsx"]), default="parquet", show_default=True)
 @click.option(
     "--chunk-size", type=click.IntRange(min=1), default=250_000, show_default=True, help="Households per chunk."
@@ -209,8 +214,7 @@ def screen_command(
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @_rules_option
-@click.option("--relatives", type=click.Path(exists=True, dir_okay=False), help="Officials' relatives CSV.")
-@click.option("--filings", type=click.Path(exists=True, dir_okay=False), help="Kin filings CSV.")
+@_registry_options
 def monitor(
     caseload: Path, events_file: Path, out_dir: Path, rules_dir: Path, relatives: str | None, filings: str | None
 ) -> None:
@@ -273,8 +277,7 @@ def monitor(
     metavar="PARAM=VALUE@DATE",
     help="A parameter what-if applied to the head, e.g. dibao.standard=850@2019-07-01.",
 )
-@click.option("--relatives", type=click.Path(exists=True, dir_okay=False))
-@click.option("--filings", type=click.Path(exists=True, dir_okay=False))
+@_registry_options
 @click.option(
     "--format",
     "fmt",

@@ -24,6 +24,17 @@ def _household(name: str) -> dict[str, Any]:
     return data
 
 
+def _finished(server: Server, jid: int) -> dict[str, Any]:
+    """Poll a job until it is done or failed."""
+    data = server.client(server.tokens["数据"])
+    for _ in range(600):
+        job: dict[str, Any] = data.get(f"/v1/screenings/{jid}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {jid} did not finish")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = start(tmp_path_factory.mktemp("service"))
@@ -232,11 +243,7 @@ def test_screening_job(server: Server) -> None:
     r = data.post("/v1/screenings", content=lines, headers={"Content-Type": "application/x-ndjson"})
     assert r.status_code == 202
     jid = r.json()["id"]
-    for _ in range(300):
-        job = data.get(f"/v1/screenings/{jid}").json()
-        if job["status"] in ("done", "failed"):
-            break
-        time.sleep(0.1)
+    job = _finished(server, jid)
     assert job["status"] == "done", job
     assert job["summary"]["decided"] == 14
     summary = data.get(f"/v1/screenings/{jid}/files/summary")
@@ -265,11 +272,7 @@ def test_events_flag_households_for_officers(server: Server) -> None:
     )
     assert r.status_code == 202
     jid = r.json()["id"]
-    for _ in range(300):
-        job = data.get(f"/v1/screenings/{jid}").json()
-        if job["status"] in ("done", "failed"):
-            break
-        time.sleep(0.1)
+    job = _finished(server, jid)
     assert job["status"] == "done", job
     findings = server.client(server.tokens["王镇"]).get(f"/v1/events/{jid}/findings").json()
     assert [(f["household_id"], f["event_ids"], f["dibao_status"]) for f in findings] == [
@@ -291,11 +294,7 @@ def test_impact_job(server: Server) -> None:
     r = policy.post("/v1/impact", json=body)
     assert r.status_code == 202
     jid = r.json()["id"]
-    for _ in range(300):
-        job = server.client(server.tokens["数据"]).get(f"/v1/screenings/{jid}").json()
-        if job["status"] in ("done", "failed"):
-            break
-        time.sleep(0.1)
+    job = _finished(server, jid)
     assert job["status"] == "done", job
     assert job["summary"]["changed"] > 0
     report = server.client(server.tokens["数据"]).get(f"/v1/screenings/{jid}/files/report")
