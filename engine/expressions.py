@@ -15,7 +15,7 @@ from typing import Protocol
 
 from engine import ir
 from engine.errors import did_you_mean
-from engine.types import BOOL, DATE, DECIMAL, INT, MEMBERS, STR, Type
+from engine.types import BOOL, DECIMAL, INT, MEMBERS, STR, Type
 
 __all__ = ["ExprError", "Resolver", "parse_expression"]
 
@@ -483,6 +483,3 @@ _TRANSLATORS: dict[type[ast.AST], Callable[[ast.AST, _Ctx], ir.Expr]] = {
     ast.ListComp: _listcomp,
     ast.GeneratorExp: _reject_lone_generator,
 }
-
-# Kept for type names used by callers building IR by hand.
-_ = (DATE, STR)

@@ -16,12 +16,13 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine import ir
 from engine.errors import Problem, RuleLoadError, did_you_mean
-from engine.expressions import ExprError, arith_type, parse_expression, unify
+from engine.expressions import ExprError, parse_expression, unify
 from engine.record import RecordSchema, load_record_schema
 from engine.ruleset import (
     Case,
@@ -38,7 +39,7 @@ from engine.ruleset import (
 )
 from engine.source import Pos, YList, YMap, YStr, load_yaml, pos_of
 from engine.tables import check_unique, parse_interval
-from engine.types import BOOL, INT, MEMBERS, STR, Type, enum_type, registry_type
+from engine.types import BOOL, INT, STR, Type, enum_type, registry_type
 
 __all__ = ["BUILTIN_FIELDS", "load"]
 
@@ -403,8 +404,6 @@ class _Loader:
         return p.type
 
     def _literal(self, value: Any, t: Type, pos: Pos, rule_id: str) -> Any:
-        from decimal import Decimal
-
         checks: dict[str, Callable[[Any], bool]] = {
             "money": lambda x: isinstance(x, int | Decimal) and not isinstance(x, bool),
             "decimal": lambda x: isinstance(x, int | Decimal) and not isinstance(x, bool),
@@ -1304,8 +1303,6 @@ def _plain(v: Any) -> Any:
         return str(v)
     if isinstance(v, dt.date):
         return v.isoformat()
-    from decimal import Decimal
-
     if isinstance(v, Decimal):
         return str(v)
     return v
@@ -1352,8 +1349,3 @@ def load(path: str | Path) -> Ruleset:
     'haimen-social-assistance'
     """
     return _Loader(Path(path)).run()
-
-
-from decimal import Decimal  # noqa: E402  (used in _c_table defaults)
-
-_ = (MEMBERS, arith_type)

@@ -23,7 +23,6 @@ __all__ = ["Fn", "ScalarPlan", "add_months", "compile_expr", "years_between"]
 Fn = Callable[[dict[str, Any], Any], Any]
 _MISSING = object()
 _FEN = Decimal("0.01")
-_ONE = Decimal(1)
 NA_PREFIX = "#na:"
 ROW_PREFIX = "#row:"
 
@@ -445,6 +444,3 @@ class ScalarPlan:
             return fns[row.id](env, m)
 
         return cell
-
-
-_ = _ONE
