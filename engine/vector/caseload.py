@@ -61,14 +61,16 @@ def read_table(path: Path) -> pl.DataFrame:
     raise InputError([FieldProblem(str(path), "use a .parquet, .csv or .xlsx table")])
 
 
-def jsonl_to_tables(lines: Iterable[str], schema: RecordSchema) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def jsonl_to_tables(
+    lines: Iterable[str], schema: RecordSchema, first_line: int = 1
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Flatten household JSON objects into (households, members, rejects) tables of text values."""
     hh_cols, mm_cols = flat_columns(schema)
     groups = {s.name for s in schema.household if s.kind == "group"}
     households: list[dict[str, Any]] = []
     members: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, start=1):
+    for i, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:

@@ -141,9 +141,10 @@ class _Screening:
             src = find_tables(self.caseload)
             households, members = _scan(src.households), _scan(src.members)
         else:
-            hh, mm, bad = self._jsonl()
+            bad = self._jsonl()
             rejects.append(bad)
-            households, members = hh.lazy(), mm.lazy()
+            households = pl.scan_parquet(self.work / "json-households-*.parquet")
+            members = pl.scan_parquet(self.work / "json-members-*.parquet")
         hh_path = self.work / "households.parquet"
         households.with_row_index("_row").sink_parquet(hh_path)
         hh_ids = pl.scan_parquet(hh_path).select(pl.col("household_id").cast(pl.Utf8), "_row")
@@ -203,9 +204,32 @@ class _Screening:
         self.manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         return manifest
 
-    def _jsonl(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    def _jsonl(self, batch: int = 100_000) -> pl.DataFrame:
+        """Convert JSON Lines to Parquet parts batch by batch (memory stays flat); returns
+        the lines that are not household objects."""
+        rejects = []
+        columns: dict[str, list[str]] = {}
         with self.caseload.open(encoding="utf-8") as f:
-            return jsonl_to_tables(f, self.ev.ruleset.record)
+            part = 0
+            while True:
+                lines = [line for _, line in zip(range(batch), f, strict=False)]
+                if not lines and part > 0:
+                    break
+                hh, mm, bad = jsonl_to_tables(lines, self.ev.ruleset.record, first_line=part * batch + 1)
+                # every part gets the same columns, so the parts scan as one table
+                for name, frame in (("households", hh), ("members", mm)):
+                    known = columns.setdefault(name, frame.columns)
+                    extra = [c for c in frame.columns if c not in known]
+                    if extra:
+                        raise InputError([FieldProblem(f"{name}.{c}", "unknown field") for c in extra])
+                    frame.select(
+                        [pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.Utf8).alias(c) for c in known]
+                    ).write_parquet(self.work / f"json-{name}-{part:05d}.parquet")
+                rejects.append(bad)
+                part += 1
+                if len(lines) < batch:
+                    break
+        return pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
 
     # ------------------------------------------------------------ deciding
 

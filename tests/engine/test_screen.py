@@ -143,3 +143,17 @@ def test_jsonl_caseload_with_a_broken_line(evaluator: Evaluator, tmp_path: Path)
     assert (summary["rows_in"], summary["decided"], summary["rejected"]) == (15, 14, 1)
     rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
     assert rejects.filter(pl.col("field") == "(json)").height == 1
+
+
+def test_jsonl_is_converted_in_batches(evaluator: Evaluator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.vector.screen import _Screening
+
+    convert = _Screening._jsonl
+    monkeypatch.setattr(_Screening, "_jsonl", lambda self: convert(self, batch=4))
+    src = tmp_path / "c.jsonl"
+    src.write_text((FIXTURES / "households.jsonl").read_text(encoding="utf-8") + "{broken\n", encoding="utf-8")
+    summary = screen(evaluator, src, tmp_path / "out", today=DATE)
+    assert (summary["rows_in"], summary["decided"], summary["rejected"]) == (15, 14, 1)
+    assert len(list((tmp_path / "out" / ".work").glob("json-households-*.parquet"))) == 4
+    rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
+    assert rejects.filter(pl.col("field") == "(json)").get_column("household_id").to_list() == ["(line 15)"]
