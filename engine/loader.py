@@ -50,7 +50,7 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 
 _KEYS: dict[str, tuple[set[str], set[str]]] = {
     # section: (allowed keys, required keys)
-    "ruleset.yaml": ({"ruleset", "decision", "explain_members", "default_region"}, {"ruleset", "decision"}),
+    "ruleset.yaml": ({"ruleset", "decision", "explain_members", "default_region", "reports"}, {"ruleset", "decision"}),
     "ruleset": ({"name", "version", "title"}, {"name", "version"}),
     "program": (
         {"program", "title", "legal_basis", "derived", "rules", "tables", "outcomes", "outputs", "findings"},
@@ -158,6 +158,7 @@ class _Loader:
         self.stack: list[tuple[str, str]] = []
         self.failed: set[tuple[str, str]] = set()
         self.record: RecordSchema | None = None
+        self.reports: dict[str, Any] = {}
 
     # ------------------------------------------------------------ files
 
@@ -234,6 +235,7 @@ class _Loader:
             files=dict(self.files),
             default_region=default_region,
             events=events,
+            reports=self.reports,
         )
 
     # ------------------------------------------------------------ head and inputs
@@ -270,7 +272,43 @@ class _Loader:
                 pos_of(doc, "explain_members").problem("unknown-name", f"`{explain}` is not a member list")
             )
         region = str(doc.get("default_region", ""))
+        self.reports = self._reports(doc.get("reports"), pos_of(doc, "reports"), decision)
         return decision, name, version, explain, region
+
+    def _reports(self, raw: Any, where: Pos, decision: list[str]) -> dict[str, Any]:
+        """The `reports` section: every name must be a decision field or a named value."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, YMap):
+            self.problems.append(where.problem("bad-type", "`reports` must be a mapping"))
+            return {}
+        known = set(decision) | {n for (sc, n) in self.symbols if sc == "household"}
+        out = _plain(raw)
+
+        def check(name: Any, pos: Pos) -> None:
+            if str(name) not in known:
+                self.problems.append(
+                    pos.problem(
+                        "unknown-name",
+                        f"reports: `{name}` is not a decision field or named value{did_you_mean(str(name), known)}",
+                    )
+                )
+
+        for key in ("statuses", "amounts"):
+            section = raw.get(key)
+            if isinstance(section, YMap):
+                for name in section:
+                    check(name, section.key_pos[name])
+        for key in ("paid_before", "income"):
+            section = raw.get(key)
+            if isinstance(section, YMap):
+                for k, v in section.items():
+                    check(v, section.value_pos[k])
+        monitored = raw.get("monitored")
+        if isinstance(monitored, YList):
+            for i, name in enumerate(monitored):
+                check(name, monitored.item_pos[i])
+        return out if isinstance(out, dict) else {}
 
     def _add(self, sym: Symbol) -> None:
         key = (sym.scope, sym.name)

@@ -227,12 +227,13 @@ class Monitor:
             }:
                 continue
             top = decision.top_level()
+            shown = self.ev.ruleset.reports.get("monitored") or ["findings"]
             out.append(
                 {
                     **top,
                     "event_ids": self.caused[hid],
-                    "old": {k: old[k] for k in ("dibao_status", "dibao_amount", "findings")},
-                    "new": {k: new[k] for k in ("dibao_status", "dibao_amount", "findings")},
+                    "old": {k: old[k] for k in shown},
+                    "new": {k: new[k] for k in shown},
                 }
             )
         return out

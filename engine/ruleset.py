@@ -178,6 +178,7 @@ class Ruleset:
     files: dict[str, str]  # display name -> text, for publishing and replay
     default_region: str = ""
     events: dict[str, Any] = field(default_factory=dict)  # event type -> engine.events.EventSpec
+    reports: dict[str, Any] = field(default_factory=dict)  # what summaries and reports show
 
     @property
     def ruleset_version(self) -> str:

@@ -23,15 +23,15 @@ from engine.vector import ColumnRun, decide_frames, duplicate_persons, validate_
 from engine.vector.caseload import jsonl_to_tables, read_table
 from engine.vector.screen import find_tables
 
-__all__ = ["PROGRAMS", "impact", "with_parameter"]
+__all__ = ["impact", "with_parameter"]
 
-STATUS_FIELDS = {
-    "dibao_status": "低保 Dibao",
-    "low_income_status": "低收入 Low income",
-    "ta_status": "临时救助 Temporary assistance",
-}
-PROGRAMS = {"dibao_amount": "低保 Dibao", "tekun_amount": "特困 Tekun", "ta_amount": "临时救助 Temporary assistance"}
 _IGNORED = ("ruleset_version", "reasons")
+
+
+def _labels(ruleset: Ruleset, key: str) -> dict[str, str]:
+    """Decision fields to report, with "中文 English" labels (rules/ruleset.yaml `reports`)."""
+    section = ruleset.reports.get(key) or {}
+    return {name: f"{t.get('zh', '')} {t.get('en', '')}".strip() for name, t in section.items()}
 
 
 def with_parameter(ruleset: Ruleset, name: str, value: str, start: dt.date, region: str | None = None) -> Ruleset:
@@ -87,12 +87,18 @@ def _run(ev: Evaluator, h: pl.DataFrame, m: pl.DataFrame, dups: frozenset[str]) 
             registries[name] = registries.get(name, frozenset()) | dups
     run = ColumnRun(ev.ruleset, ev.params, h, m, registries)
     decisions, _ = decide_frames(ev, run)
+    income = ev.ruleset.reports.get("income") or {}
+    names = {
+        "_T": income.get("total"),
+        "_n": income.get("members"),
+        "_std": income.get("standard"),
+        "_line": income.get("line"),
+    }
+    for value in names.values():
+        if value:
+            run.ensure(str(value), "household")
     extra = run.hh.select(
-        "household_id",
-        pl.col("T").alias("_T"),
-        pl.col("n").alias("_n"),
-        pl.col("dibao.standard").alias("_std"),
-        pl.col("low_income.line").alias("_line"),
+        "household_id", *[(pl.col(str(v)) if v else pl.lit(None, dtype=pl.Int64)).alias(k) for k, v in names.items()]
     )
     return decisions, extra
 
@@ -130,12 +136,14 @@ def impact(
     joined = b.join(t, on="household_id", suffix="__head").join(info, on="household_id").join(extra, on="household_id")
     fields = [c for c in b.columns if c not in ("household_id", *_IGNORED)]
     # transitions
+    statuses = _labels(base.ruleset, "statuses")
+    programs = _labels(base.ruleset, "amounts")
     transitions = pl.concat(
         [
             joined.group_by(pl.col(f).alias("base"), pl.col(f + "__head").alias("head"))
             .len()
             .select(pl.lit(f).alias("program"), "base", "head", pl.col("len").alias("households"))
-            for f in STATUS_FIELDS
+            for f in statuses
         ]
     ).sort("program", "base", "head")
     transitions.write_csv(out / "transitions.csv")
@@ -153,7 +161,7 @@ def impact(
         pl.col("parameters_changed").fill_null(""),
     )
     _write(changes, out / f"changes.{fmt}", fmt)
-    budget = _budget(joined)
+    budget = _budget(joined, programs)
     budget.write_csv(out / "budget.csv")
     summary = {
         "base": base.ruleset.ruleset_version,
@@ -162,7 +170,9 @@ def impact(
         "rejected": int(rejects.get_column("household_id").n_unique()),
         "changed": changes.height,
     }
-    (out / "report.html").write_text(_report(summary, transitions, budget, joined), encoding="utf-8")
+    (out / "report.html").write_text(
+        _report(summary, transitions, budget, joined, statuses, programs), encoding="utf-8"
+    )
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
 
@@ -197,9 +207,9 @@ def _parameter_differences(base: Evaluator, head: Evaluator, h: pl.DataFrame) ->
     )
 
 
-def _budget(joined: pl.DataFrame) -> pl.DataFrame:
+def _budget(joined: pl.DataFrame, programs: dict[str, str]) -> pl.DataFrame:
     parts = []
-    for field, label in PROGRAMS.items():
+    for field, label in programs.items():
         frame = joined.select(
             "township",
             "people",
@@ -274,16 +284,24 @@ def _table(frame: pl.DataFrame, table_id: str) -> str:
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _report(summary: dict[str, Any], transitions: pl.DataFrame, budget: pl.DataFrame, joined: pl.DataFrame) -> str:
+def _report(
+    summary: dict[str, Any],
+    transitions: pl.DataFrame,
+    budget: pl.DataFrame,
+    joined: pl.DataFrame,
+    statuses: dict[str, str],
+    programs: dict[str, str],
+) -> str:
     moved = transitions.filter(pl.col("base") != pl.col("head"))
     transition_items = [
         (
-            f"{STATUS_FIELDS[str(r['program'])]}: {r['base']} → {r['head']}",
+            f"{statuses[str(r['program'])]}: {r['base']} → {r['head']}",
             [("households", int(r["households"]), "#c0392b")],
         )
         for r in moved.to_dicts()
     ] or [("无变化 No change", [("households", 0, "#888")])]
-    dibao = budget.filter((pl.col("program") == "dibao") & (pl.col("township") != "合计 Total"))
+    first = next(iter(programs), "").removesuffix("_amount")
+    dibao = budget.filter((pl.col("program") == first) & (pl.col("township") != "合计 Total"))
     amount_items = [
         (str(r["township"]), [("base", r["amount_base"], "#7f8c8d"), ("head", r["amount_head"], "#2980b9")])
         for r in dibao.to_dicts()
@@ -297,6 +315,7 @@ def _report(summary: dict[str, Any], transitions: pl.DataFrame, budget: pl.DataF
         )
         for r in buckets.to_dicts()
     ]
+    first_status, second_status = [*statuses, "", ""][:2]
     near = joined.filter(pl.col("_n") > 0).with_columns(
         (pl.col("_T") - pl.col("_std") * pl.col("_n")).abs().alias("gap_standard_fen"),
         (pl.col("_T") - pl.col("_line") * pl.col("_n")).abs().alias("gap_line_fen"),
@@ -308,8 +327,8 @@ def _report(summary: dict[str, Any], transitions: pl.DataFrame, budget: pl.DataF
             "household_id",
             "township",
             (pl.col("gap_standard_fen") / 100).alias("与标准差距 gap to standard (元)"),
-            "dibao_status",
-            pl.col("dibao_status__head").alias("dibao_status (head)"),
+            pl.col(first_status),
+            pl.col(first_status + "__head").alias(f"{first_status} (head)"),
         )
     )
     nearest_line = (
@@ -319,8 +338,8 @@ def _report(summary: dict[str, Any], transitions: pl.DataFrame, budget: pl.DataF
             "household_id",
             "township",
             (pl.col("gap_line_fen") / 100).alias("与低收入线差距 gap to line (元)"),
-            "low_income_status",
-            pl.col("low_income_status__head").alias("low_income_status (head)"),
+            pl.col(second_status),
+            pl.col(second_status + "__head").alias(f"{second_status} (head)"),
         )
     )
     style = "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}figure{margin:1.5em 0}figcaption{font-weight:bold}svg text{font-size:12px}"
@@ -332,7 +351,9 @@ def _report(summary: dict[str, Any], transitions: pl.DataFrame, budget: pl.DataF
         f"户数 Households: {summary['households']}，变化 changed: {summary['changed']}，未能认定 rejected: {summary['rejected']}</p>",
         _bars("状态变化 Status transitions (households)", transition_items, "chart-transitions"),
         _bars(
-            "各区镇低保月支出 Monthly dibao per township (元 yuan): 基准 base / 调整 head", amount_items, "chart-budget"
+            f"各区镇月支出 {programs.get(first + '_amount', first)} per township (元 yuan): 基准 base / 调整 head",
+            amount_items,
+            "chart-budget",
         ),
         _bars("人均收入分布 Per-capita income against the standard (基准 base)", dist_items, "chart-distribution"),
         "<h2>最接近低保标准的家庭 Households nearest the standard</h2>",

@@ -317,7 +317,7 @@ class _Screening:
                 f"rows in ({rows_in}) != decided ({decided}) + rejected ({rejected}); parts kept in {self.work}"
             )
         statuses = {}
-        for col in ("dibao_status", "low_income_status", "ta_status"):
+        for col in self.ev.ruleset.reports.get("statuses") or {}:
             table = decisions.group_by(col).len().collect()
             statuses[col] = {str(r[col]): int(r["len"]) for r in table.sort(col).to_dicts()}
         findings = (
@@ -328,14 +328,17 @@ class _Screening:
             .len()
             .collect()
         )
-        after = decisions.select(pl.col("dibao_amount").cast(pl.Decimal(20, 2)).sum()).collect().item()
-        households = pl.scan_parquet(self.work / "households.parquet")
-        before = (
-            households.join(decisions.select("household_id"), on="household_id", how="semi")
-            .select(_money_sum(households))
-            .collect()
-            .item()
-        )
+        paid = self.ev.ruleset.reports.get("paid_before") or {}
+        before = after = None
+        if paid:
+            after = decisions.select(pl.col(paid["after"]).cast(pl.Decimal(20, 2)).sum()).collect().item()
+            households = pl.scan_parquet(self.work / "households.parquet")
+            before = (
+                households.join(decisions.select("household_id"), on="household_id", how="semi")
+                .select(_money_sum(households, paid["amount"].replace(".", "_"), paid["recipient"].replace(".", "_")))
+                .collect()
+                .item()
+            )
         return {
             "ruleset_version": self.ev.ruleset.ruleset_version,
             "rows_in": rows_in,
@@ -346,20 +349,20 @@ class _Screening:
             "member_rows_without_household": manifest["orphan_member_rows"],
             "statuses": statuses,
             "findings": {str(r["f"]): int(r["len"]) for r in findings.sort("f").to_dicts()},
-            "dibao_monthly_paid_before": f"{before or 0:.2f}",
-            "dibao_monthly_paid_after": f"{after or 0:.2f}",
+            "monthly_paid_before": f"{before or 0:.2f}",
+            "monthly_paid_after": f"{after or 0:.2f}",
             "registries": self.ev.registries.versions(),
         }
 
 
-def _money_sum(households: pl.LazyFrame) -> pl.Expr:
-    """Monthly dibao paid before the run: the recipients' current amounts."""
+def _money_sum(households: pl.LazyFrame, amount_col: str, recipient_col: str) -> pl.Expr:
+    """Monthly amount paid before the run: the recipients' current amounts (`reports.paid_before`)."""
     schema = households.collect_schema()
-    amount = pl.col("status_dibao_monthly_amount")
-    recipient = pl.col("status_dibao")
-    if schema.get("status_dibao_monthly_amount") != pl.Decimal:
+    amount = pl.col(amount_col)
+    recipient = pl.col(recipient_col)
+    if not isinstance(schema.get(amount_col), pl.Decimal):
         amount = amount.cast(pl.Utf8).str.strip_chars().cast(pl.Decimal(20, 2), strict=False)
-    if schema.get("status_dibao") != pl.Boolean:
+    if schema.get(recipient_col) != pl.Boolean:
         recipient = recipient.cast(pl.Utf8).str.to_lowercase() == "true"
     return pl.when(recipient.fill_null(False)).then(amount).otherwise(None).cast(pl.Decimal(20, 2)).sum()
 

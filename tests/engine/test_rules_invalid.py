@@ -50,3 +50,18 @@ def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError, match="does not exist"):
         load(tmp_path / "nowhere")
+
+
+def test_report_names_are_checked(tmp_path: Path) -> None:
+    target = _overlay(tmp_path)
+    text = (
+        (target / "ruleset.yaml")
+        .read_text(encoding="utf-8")
+        .replace("    dibao_status: {zh: 低保", "    dibao_stauts: {zh: 低保", 1)
+    )
+    (target / "ruleset.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(
+        RuleLoadError,
+        match=r"reports: `dibao_stauts` is not a decision field or named value, did you mean `dibao_status`\?",
+    ):
+        load(target)
