@@ -157,3 +157,12 @@ def test_jsonl_is_converted_in_batches(evaluator: Evaluator, tmp_path: Path, mon
     assert len(list((tmp_path / "out" / ".work").glob("json-households-*.parquet"))) == 4
     rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
     assert rejects.filter(pl.col("field") == "(json)").get_column("household_id").to_list() == ["(line 15)"]
+
+
+def test_xlsx_tables_as_input(evaluator: Evaluator, caseload: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "xlsx"
+    folder.mkdir()
+    for name in ("households", "members"):
+        pl.read_csv(caseload / f"{name}.csv", infer_schema=False).write_excel(folder / f"{name}.xlsx")
+    summary = screen(evaluator, folder, tmp_path / "out", today=DATE)
+    assert (summary["decided"], summary["rejected"]) == (14, 5)
