@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from engine import Evaluator, FieldProblem, InputError, JiuzhuError, Registries, RuleLoadError, load
+from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, load
 from engine.ruletests import run_tests
 
 __all__ = ["main"]
@@ -220,33 +220,18 @@ def monitor(
 ) -> None:
     """Stream change events through durable_rules and list the households whose decision changed."""
     from engine.monitor import Monitor
-    from engine.vector.caseload import read_table, tables_to_households
-    from engine.vector.screen import find_tables
+    from engine.vector.caseload import load_households
 
     try:
         ruleset = load(rules_dir)
         evaluator = Evaluator(ruleset, Registries.from_files(ruleset, {"relatives": relatives, "filings": filings}))
-        if caseload.is_dir():
-            src = find_tables(caseload)
-            households = tables_to_households(ruleset.record, read_table(src.households), read_table(src.members))
-        else:
-            households = [
-                json.loads(line) for line in caseload.read_text(encoding="utf-8").splitlines() if line.strip()
-            ]
-        watcher = Monitor(evaluator, households)
+        watcher = Monitor(evaluator, load_households(caseload, ruleset.record))
         with events_file.open(encoding="utf-8") as f:
             result = watcher.run(f)
     except JiuzhuError as exc:
         _fail(exc)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "findings.jsonl").open("w", encoding="utf-8") as f:
-        for row in result.findings:
-            f.write(_dumps(row) + "\n")
-    with (out_dir / "rejected_events.jsonl").open("w", encoding="utf-8") as f:
-        for row in result.rejected:
-            f.write(_dumps(row) + "\n")
+    result.write(out_dir)
     summary = result.summary()
-    (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     click.echo(_dumps(summary))
     if not summary["balanced"]:
         sys.exit(4)
@@ -298,17 +283,11 @@ def impact_command(
     fmt: str,
 ) -> None:
     """Decide a caseload under two rulesets and report who gains, who loses and the budget."""
-    import re
-
-    from engine.vector.impact import impact, with_parameter
+    from engine.vector.impact import impact, with_settings
 
     try:
-        base_rules, head_rules = load(base_dir), load(head_dir)
-        for item in sets:
-            m = re.fullmatch(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})", item)
-            if not m:
-                raise InputError([FieldProblem("--set", f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
-            head_rules = with_parameter(head_rules, m.group(1), m.group(2), dt.date.fromisoformat(m.group(3)))
+        base_rules = load(base_dir)
+        head_rules = with_settings(load(head_dir), sets)
         paths = {"relatives": relatives, "filings": filings}
         base = Evaluator(base_rules, Registries.from_files(base_rules, paths))
         head = Evaluator(head_rules, Registries.from_files(head_rules, paths))

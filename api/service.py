@@ -9,7 +9,7 @@ import io
 import json
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,107 +331,66 @@ class Service:
 
     # ------------------------------------------------------------ screening jobs
 
-    def start_screening(self, source: Path, user: User, decision_date: dt.date | None, fmt: str) -> int:
-        folder = self.settings.data_dir / "jobs"
-        folder.mkdir(parents=True, exist_ok=True)
-        jid = self.store.add_job("screen", "", user.id)
-        out = folder / f"job-{jid}"
+    def _job(self, kind: str, user: User, work: Callable[[int, Path], dict[str, Any]]) -> int:
+        """Run ``work(job id, output folder)`` in a thread; its summary or its failure is stored."""
+        jid = self.store.add_job(kind, "", user.id)
+        out = self.settings.data_dir / "jobs" / f"job-{jid}"
+        out.mkdir(parents=True, exist_ok=True)
         self.store.update_job(jid, folder=str(out))
-        rid = self.ruleset_for(decision_date or dt.date.today())
-        ev, _ = self.evaluator(rid)
 
-        def work() -> None:
-            from engine.vector.screen import screen
-
+        def run() -> None:
             self.store.update_job(jid, status="running")
             try:
-                summary = screen(
-                    ev,
-                    source,
-                    out,
-                    fmt=fmt,
-                    decision_date=decision_date,
-                    progress=lambda d, t: self.store.update_job(jid, done=d, total=t),
-                )
+                summary = work(jid, out)
                 self.store.update_job(jid, status="done", summary=json.dumps(summary, ensure_ascii=False))
             except Exception as exc:  # a job reports its failure instead of dying silently
                 self.store.update_job(jid, status="failed", error=str(exc))
 
-        threading.Thread(target=work, name=f"screen-{jid}", daemon=True).start()
+        threading.Thread(target=run, name=f"{kind}-{jid}", daemon=True).start()
         return jid
+
+    def start_screening(self, source: Path, user: User, decision_date: dt.date | None, fmt: str) -> int:
+        from engine.vector.screen import screen
+
+        ev, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
+
+        def work(jid: int, out: Path) -> dict[str, Any]:
+            progress = lambda d, t: self.store.update_job(jid, done=d, total=t)  # noqa: E731
+            return screen(ev, source, out, fmt=fmt, decision_date=decision_date, progress=progress)
+
+        return self._job("screen", user, work)
 
     def start_monitoring(self, caseload: Path, events: bytes, user: User) -> int:
         """Run change events against a server-side caseload as a job (findings.jsonl etc.)."""
         from engine.monitor import Monitor
-        from engine.vector.caseload import read_table, tables_to_households
-        from engine.vector.screen import find_tables
+        from engine.vector.caseload import load_households
 
-        folder = self.settings.data_dir / "jobs"
-        folder.mkdir(parents=True, exist_ok=True)
-        jid = self.store.add_job("monitor", "", user.id)
-        out = folder / f"job-{jid}"
-        out.mkdir(parents=True, exist_ok=True)
-        self.store.update_job(jid, folder=str(out))
         ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
 
-        def work() -> None:
-            self.store.update_job(jid, status="running")
-            try:
-                if caseload.is_dir():
-                    src = find_tables(caseload)
-                    households = tables_to_households(
-                        ev.ruleset.record, read_table(src.households), read_table(src.members)
-                    )
-                else:
-                    households = [json.loads(x) for x in caseload.read_text(encoding="utf-8").splitlines() if x.strip()]
-                result = Monitor(ev, households).run(events.decode("utf-8").splitlines())
-                for name, rows in (("findings", result.findings), ("rejected_events", result.rejected)):
-                    (out / f"{name}.jsonl").write_text(
-                        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-                    )
-                summary = result.summary()
-                (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-                self.store.update_job(jid, status="done", done=1, total=1, summary=json.dumps(summary))
-            except Exception as exc:  # a job reports its failure instead of dying silently
-                self.store.update_job(jid, status="failed", error=str(exc))
+        def work(jid: int, out: Path) -> dict[str, Any]:
+            result = Monitor(ev, load_households(caseload, ev.ruleset.record)).run(events.decode("utf-8").splitlines())
+            result.write(out)
+            self.store.update_job(jid, done=1, total=1)
+            return result.summary()
 
-        threading.Thread(target=work, name=f"monitor-{jid}", daemon=True).start()
-        return jid
+        return self._job("monitor", user, work)
 
     def start_impact(
         self, caseload: Path, user: User, head_id: int | None, sets: list[str], decision_date: dt.date | None
     ) -> int:
         """Compare the ruleset in force with a published version and/or parameter what-ifs."""
-        import re
+        from engine.vector.impact import impact, with_settings
 
-        from engine.vector.impact import impact, with_parameter
-
-        day = decision_date or dt.date.today()
-        base, _ = self.evaluator(self.ruleset_for(day))
-        head_rules = self.ruleset(head_id) if head_id is not None else base.ruleset
-        for i, item in enumerate(sets):
-            m = re.fullmatch(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})", item)
-            if not m:
-                raise InputError([FieldProblem(f"set[{i}]", f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
-            head_rules = with_parameter(head_rules, m.group(1), m.group(2), dt.date.fromisoformat(m.group(3)))
+        base, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
+        head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")
         head = Evaluator(head_rules, base.registries)
-        folder = self.settings.data_dir / "jobs"
-        jid = self.store.add_job("impact", "", user.id)
-        out = folder / f"job-{jid}"
-        self.store.update_job(jid, folder=str(out))
 
-        def work() -> None:
-            self.store.update_job(jid, status="running")
-            try:
-                summary = impact(base, head, caseload, out, decision_date=decision_date)
-                self.store.update_job(
-                    jid, status="done", done=1, total=1, summary=json.dumps(summary, ensure_ascii=False)
-                )
-            except Exception as exc:  # a job reports its failure instead of dying silently
-                self.store.update_job(jid, status="failed", error=str(exc))
+        def work(jid: int, out: Path) -> dict[str, Any]:
+            summary = impact(base, head, caseload, out, decision_date=decision_date)
+            self.store.update_job(jid, done=1, total=1)
+            return summary
 
-        threading.Thread(target=work, name=f"impact-{jid}", daemon=True).start()
-        return jid
+        return self._job("impact", user, work)
 
     def monitor_findings(self, jid: int) -> list[dict[str, Any]]:
         path = self.job_file(jid, "findings")

@@ -54,7 +54,7 @@ class Evaluator:
         self._explain = self.plan.accessor(rs.explain_members)
         self._region_default = rs.default_region
         self._money_fields = [f for f, _ in self._fields if (t := rs.symbol(f).type) is not None and t.kind == "money"]
-        self._computed = {f"registry.{n}": spec.computed for n, spec in rs.registries.items() if spec.computed}
+        self._computed = tuple(f"registry.{n}" for n, spec in rs.registries.items() if spec.computed)
 
     def _traced(self, scope: str) -> list[Symbol]:
         return [s for (sc, _), s in self.ruleset.symbols.items() if sc == scope and s.kind in _TRACE_KINDS]

@@ -16,6 +16,7 @@ import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.errors import FieldProblem, InputError
@@ -38,6 +39,14 @@ class MonitorResult:
     read: int = 0
     applied: int = 0
     duplicates: int = 0
+
+    def write(self, out: Path) -> None:
+        """findings.jsonl, rejected_events.jsonl and summary.json in ``out``."""
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rows in (("findings", self.findings), ("rejected_events", self.rejected)):
+            text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+            (out / f"{name}.jsonl").write_text(text, encoding="utf-8")
+        (out / "summary.json").write_text(json.dumps(self.summary(), ensure_ascii=False, indent=2), encoding="utf-8")
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -57,7 +57,14 @@ class RecordSchema:
     member: list[FieldSpec]
     id_field: str = "household_id"
     members_field: str = "members"
-    _known: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+    known: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)  # "", "member" or a group
+
+    def __post_init__(self) -> None:
+        self.known[""] = frozenset(s.key for s in self.household)
+        self.known["member"] = frozenset(s.key for s in self.member)
+        for spec in self.household:
+            if spec.kind == "group":
+                self.known[spec.name] = frozenset(f.key for f in spec.fields)
 
     def household_types(self) -> dict[str, Type]:
         out: dict[str, Type] = {}
@@ -106,7 +113,7 @@ class RecordSchema:
             raise InputError([FieldProblem("(household)", "must be a JSON object")])
         hh: dict[str, Any] = {}
         members: list[dict[str, Any]] = []
-        self._check_unknown(raw, self.household, "", problems)
+        self._check_unknown(raw, self.known[""], "", problems)
         for spec in self.household:
             if spec.kind == "members":
                 members = self._members(raw.get(spec.name), spec, problems)
@@ -120,11 +127,8 @@ class RecordSchema:
         return hh, members
 
     def _check_unknown(
-        self, raw: Mapping[str, Any], specs: list[FieldSpec], prefix: str, problems: list[FieldProblem]
+        self, raw: Mapping[str, Any], known: frozenset[str], prefix: str, problems: list[FieldProblem]
     ) -> None:
-        known = self._known.get(id(specs))
-        if known is None:
-            known = self._known[id(specs)] = frozenset(s.key for s in specs)
         if known.issuperset(raw):
             return
         for key in raw:
@@ -221,7 +225,7 @@ class RecordSchema:
             return
         if spec.nullable:
             hh[spec.name] = True
-        self._check_unknown(value, spec.fields, spec.name + ".", problems)
+        self._check_unknown(value, self.known[spec.name], spec.name + ".", problems)
         local: dict[str, Any] = {}
         for sub in spec.fields:
             self._field(value, sub, "", local, problems, today, value)
@@ -237,7 +241,7 @@ class RecordSchema:
             if not isinstance(item, Mapping):
                 problems.append(FieldProblem(prefix[:-1], "must be an object"))
                 continue
-            self._check_unknown(item, self.member, prefix, problems)
+            self._check_unknown(item, self.known["member"], prefix, problems)
             m: dict[str, Any] = {}
             for sub in self.member:
                 self._field(item, sub, prefix, m, problems, None, item)

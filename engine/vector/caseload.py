@@ -23,6 +23,7 @@ __all__ = [
     "REJECT_SCHEMA",
     "flat_columns",
     "jsonl_to_tables",
+    "load_households",
     "read_table",
     "tables_to_households",
     "validate_frames",
@@ -154,6 +155,16 @@ def tables_to_households(schema: RecordSchema, households: pl.DataFrame, members
         obj["members"] = by_household.get(str(obj.get("household_id")), [])
         out.append(obj)
     return out
+
+
+def load_households(caseload: Path, schema: RecordSchema) -> list[dict[str, Any]]:
+    """A caseload (.jsonl, or a folder with households and members tables) as household objects."""
+    if caseload.is_dir():
+        from engine.vector.screen import find_tables
+
+        src = find_tables(caseload)
+        return tables_to_households(schema, read_table(src.households), read_table(src.members))
+    return [json.loads(line) for line in caseload.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # ---------------------------------------------------------------- column checks

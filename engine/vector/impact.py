@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import html
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from engine.vector import ColumnRun, decide_frames, duplicate_persons, validate_
 from engine.vector.caseload import jsonl_to_tables, read_table
 from engine.vector.screen import find_tables
 
-__all__ = ["impact", "with_parameter"]
+__all__ = ["impact", "with_parameter", "with_settings"]
+
+_SETTING = re.compile(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})")
 
 _IGNORED = ("ruleset_version", "reasons")
 
@@ -69,6 +72,17 @@ def with_parameter(ruleset: Ruleset, name: str, value: str, start: dt.date, regi
     tag = f"{name}={value}@{start}/{region}"
     digest = hashlib.sha256((ruleset.digest + tag).encode()).hexdigest()
     return dataclasses.replace(ruleset, parameters=params, digest=digest, version=f"{ruleset.version}+set({tag})")
+
+
+def with_settings(ruleset: Ruleset, settings: Sequence[str], field: str = "--set") -> Ruleset:
+    """Apply `PARAM=VALUE@YYYY-MM-DD` what-ifs in order; a malformed one names ``field``
+    (which may hold `{i}`, the item's position)."""
+    for i, item in enumerate(settings):
+        m = _SETTING.fullmatch(item)
+        if not m:
+            raise InputError([FieldProblem(field.format(i=i), f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
+        ruleset = with_parameter(ruleset, m.group(1), m.group(2), dt.date.fromisoformat(m.group(3)))
+    return ruleset
 
 
 def _read(caseload: Path, ruleset: Ruleset) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -23,7 +23,7 @@ import polars as pl
 
 from engine.errors import FieldProblem, InputError, JiuzhuError
 from engine.evaluator import Evaluator
-from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, validate_frames
+from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, validate_frames
 from engine.vector.decisions import decide_frames
 from engine.vector.plan import ColumnRun
 
@@ -71,7 +71,7 @@ def _scan(path: Path) -> pl.LazyFrame:
         return pl.scan_parquet(path)
     if suffix == ".csv":
         return pl.scan_csv(path, infer_schema=False)
-    return pl.read_excel(path, engine="openpyxl", infer_schema_length=0).lazy()
+    return read_table(path).lazy()  # XLSX has no lazy reader
 
 
 def _fingerprint(paths: list[Path], extra: dict[str, Any]) -> str:
