@@ -17,8 +17,7 @@ from typing import Any
 
 import click
 
-from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, load
-from engine.ruletests import run_tests
+from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, load, run_tests
 
 __all__ = ["main"]
 
@@ -165,7 +164,7 @@ def screen_command(
     Writes decisions, rejects and summary.json to --out; an interrupted run started
     again with the same arguments resumes after the last finished chunk.
     """
-    from engine.vector.screen import screen
+    from engine import screen
 
     try:
         ruleset = load(rules_dir)
@@ -219,8 +218,7 @@ def monitor(
     caseload: Path, events_file: Path, out_dir: Path, rules_dir: Path, relatives: str | None, filings: str | None
 ) -> None:
     """Stream change events through durable_rules and list the households whose decision changed."""
-    from engine.monitor import Monitor
-    from engine.vector.caseload import load_households
+    from engine import Monitor, load_households
 
     try:
         ruleset = load(rules_dir)
@@ -283,7 +281,7 @@ def impact_command(
     fmt: str,
 ) -> None:
     """Decide a caseload under two rulesets and report who gains, who loses and the budget."""
-    from engine.vector.impact import impact, with_settings
+    from engine import impact, with_settings
 
     try:
         base_rules = load(base_dir)

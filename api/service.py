@@ -26,8 +26,8 @@ from engine import (
     Ruleset,
     load,
     parse_registry_csv,
+    run_tests,
 )
-from engine.ruletests import run_tests
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
 
@@ -350,7 +350,7 @@ class Service:
         return jid
 
     def start_screening(self, source: Path, user: User, decision_date: dt.date | None, fmt: str) -> int:
-        from engine.vector.screen import screen
+        from engine import screen
 
         ev, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
 
@@ -362,8 +362,7 @@ class Service:
 
     def start_monitoring(self, caseload: Path, events: bytes, user: User) -> int:
         """Run change events against a server-side caseload as a job (findings.jsonl etc.)."""
-        from engine.monitor import Monitor
-        from engine.vector.caseload import load_households
+        from engine import Monitor, load_households
 
         ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
 
@@ -379,7 +378,7 @@ class Service:
         self, caseload: Path, user: User, head_id: int | None, sets: list[str], decision_date: dt.date | None
     ) -> int:
         """Compare the ruleset in force with a published version and/or parameter what-ifs."""
-        from engine.vector.impact import impact, with_settings
+        from engine import impact, with_settings
 
         base, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
         head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")

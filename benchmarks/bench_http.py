@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.server import Server, start
+from fixtures.server import Server, start
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = int(os.environ.get("JIUZHU_BENCH_HTTP_REQUESTS", "3000"))

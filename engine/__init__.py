@@ -1,17 +1,41 @@
 """jiuzhu engine: load rule files, check them, decide households and explain why.
 
+This module is the engine's public face: ``api/`` and every other caller import from here.
+Caseload work (``screen``, ``impact``, ``load_households``) needs Polars; those names are
+imported on first use, so deciding one household never pays for the columnar engine's start-up.
+
 >>> from engine import Evaluator, load
 >>> rules = load("rules")
 >>> Evaluator(rules).ruleset is rules
 True
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError, JiuzhuError, Problem, RuleLoadError
 from engine.evaluator import Evaluator
 from engine.loader import load
+from engine.monitor import Monitor
 from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset
+from engine.ruletests import run_tests
+
+if TYPE_CHECKING:
+    from engine.vector.caseload import load_households
+    from engine.vector.impact import impact, with_settings
+    from engine.vector.screen import screen
+
+# name -> module that defines it, for the names imported on first use
+_LAZY = {
+    "load_households": "engine.vector.caseload",
+    "impact": "engine.vector.impact",
+    "with_settings": "engine.vector.impact",
+    "screen": "engine.vector.screen",
+}
 
 __all__ = [
     "Decision",
@@ -20,12 +44,27 @@ __all__ = [
     "FieldProblem",
     "InputError",
     "JiuzhuError",
+    "Monitor",
     "Problem",
     "Registries",
     "Registry",
     "RuleLoadError",
     "RuleTrace",
     "Ruleset",
+    "impact",
     "load",
+    "load_households",
     "parse_registry_csv",
+    "run_tests",
+    "screen",
+    "with_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

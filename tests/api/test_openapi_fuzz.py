@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.api.server import start
+from fixtures.server import start
 
 
 def test_no_server_errors_for_generated_requests(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.api.server import Server, jiuzhu, start
+from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES, RULES
 
 
