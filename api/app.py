@@ -420,15 +420,15 @@ def create_app(settings: Settings) -> FastAPI:
         until: Annotated[dt.date, Query(alias="to")],
         fmt: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",
     ) -> Response:
-        rows = service.disclosure(since, until)
+        columns, rows = service.disclosure(since, until)
         if fmt == "xlsx":
             return Response(
-                disclosure_xlsx(rows),
+                disclosure_xlsx(columns, rows),
                 media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 headers={"Content-Disposition": 'attachment; filename="disclosure.xlsx"'},
             )
         return Response(
-            disclosure_csv(rows),
+            disclosure_csv(columns, rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="disclosure.csv"'},
         )

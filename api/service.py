@@ -225,13 +225,17 @@ class Service:
             raise Forbidden(f"officer {user.name} has no enforcement certificate valid on {day}")
         decision = rec.body["decision"]
         if action == "approve":
-            if decision.get("blocked"):
+            # which decision fields block approval and name the approving level: rules/ruleset.yaml
+            rule = self.ruleset(int(rec.body["ruleset_id"])).reports.get("approval") or {}
+            if "blocked" in rule and decision.get(rule["blocked"]):
                 raise Conflict(
                     "kin registration missing (近亲属未备案): this case cannot be approved until the filing is made"
                 )
-            if user.level == "township" and decision.get("ta_authority") == "city":
+            needed = decision.get(rule["authority"]) if "authority" in rule else None
+            if needed in LEVELS and LEVELS.index(user.level or "") < LEVELS.index(needed):
+                amount = decision.get(rule["amount"]) if "amount" in rule else ""
                 raise Forbidden(
-                    f"the amount {decision.get('ta_amount')} is above the township approval limit; the city bureau approves it"
+                    f"the amount {amount} is above the {user.level} approval limit; the {needed} level approves it"
                 )
         if self.store.records_for(seq, "approval"):
             raise Conflict(f"decision {seq} already has an approval or rejection")
@@ -436,8 +440,13 @@ class Service:
 
     # ------------------------------------------------------------ public disclosure
 
-    def disclosure(self, since: dt.date, until: dt.date) -> list[dict[str, Any]]:
-        """Approved decisions in [since, until] with IDs and names masked (行政执法公示)."""
+    def disclosure(self, since: dt.date, until: dt.date) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        """Approved decisions in [since, until] with IDs and names masked (行政执法公示): the
+        column headers (the decision columns come from the ruleset in force on ``until``) and rows."""
+        shown: dict[str, dict[str, str]] = self.ruleset(self.ruleset_for(until)).reports.get("disclosure") or {}
+        headers = dict(_DISCLOSURE_HOUSEHOLD)
+        headers.update({name: f"{label.get('zh', '')} {label.get('en', '')}".strip() for name, label in shown.items()})
+        headers["authority"] = "审批机关 Authority"
         rows = []
         for a in self.store.records("approval", since.isoformat(), (until + dt.timedelta(days=1)).isoformat()):
             if a.body.get("action") != "approve":
@@ -451,56 +460,50 @@ class Service:
                 (m for m in household.get("members", []) if m.get("relation") == "head"),
                 (household.get("members") or [{}])[0],
             )
-            rows.append(
-                {
-                    "approved_on": a.created_at[:10],
-                    "township": household.get("township") or "",
-                    "head_name": mask_name(head.get("name") or ""),
-                    "head_id": mask_id(str(head.get("person_id", ""))),
-                    "members": len(household.get("members", [])),
-                    "dibao_status": decision.get("dibao_status"),
-                    "dibao_amount": decision.get("dibao_amount"),
-                    "ta_type": decision.get("ta_type") or "",
-                    "ta_amount": decision.get("ta_amount"),
-                    "authority": a.body.get("authority") or "",
-                }
-            )
-        return rows
+            row = {
+                "approved_on": a.created_at[:10],
+                "township": household.get("township") or "",
+                "head_name": mask_name(head.get("name") or ""),
+                "head_id": mask_id(str(head.get("person_id", ""))),
+                "members": len(household.get("members", [])),
+            }
+            row.update({name: decision.get(name) or "" for name in shown})
+            row["authority"] = a.body.get("authority") or ""
+            rows.append(row)
+        return headers, rows
 
 
-DISCLOSURE_HEADERS = {
+# approval levels, lowest first: an officer approves decisions whose authority is at or below theirs
+LEVELS = ("township", "city")
+
+_DISCLOSURE_HOUSEHOLD = {
     "approved_on": "审批日期 Approved on",
     "township": "区镇 Township",
     "head_name": "户主 Head",
     "head_id": "身份证号 ID",
     "members": "人数 Members",
-    "dibao_status": "低保 Dibao",
-    "dibao_amount": "低保金额 Dibao amount",
-    "ta_type": "临时救助类型 TA type",
-    "ta_amount": "临时救助金额 TA amount",
-    "authority": "审批机关 Authority",
 }
 
 
-def disclosure_csv(rows: list[dict[str, Any]]) -> bytes:
+def disclosure_csv(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(DISCLOSURE_HEADERS.values())
+    writer.writerow(headers.values())
     for r in rows:
-        writer.writerow([r[k] for k in DISCLOSURE_HEADERS])
+        writer.writerow([r[k] for k in headers])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def disclosure_xlsx(rows: list[dict[str, Any]]) -> bytes:
+def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> bytes:
     import xlsxwriter
 
     buf = io.BytesIO()
     book = xlsxwriter.Workbook(buf, {"in_memory": True})
     sheet = book.add_worksheet("公示 Disclosure")
-    for c, title in enumerate(DISCLOSURE_HEADERS.values()):
+    for c, title in enumerate(headers.values()):
         sheet.write(0, c, title)
     for r, row in enumerate(rows, start=1):
-        for c, key in enumerate(DISCLOSURE_HEADERS):
+        for c, key in enumerate(headers):
             sheet.write(r, c, row[key])
     book.close()
     return buf.getvalue()

@@ -15,6 +15,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+from engine import load
 from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES, RULES
 
@@ -228,6 +229,14 @@ def test_disclosure_is_masked(server: Server) -> None:
     text = auditor.get("/v1/disclosure", params={"from": today, "to": today}).content.decode("utf-8-sig")
     assert "张**" in text
     assert "3206**********" in text
+    # the decision columns and their labels come from rules/ruleset.yaml, not from Python
+    header, *rows = text.splitlines()
+    row = next(r for r in rows if "张**" in r)
+    shown = load(RULES).reports["disclosure"]
+    assert [c for c in header.split(",") if c.split(" ")[0] in {v["zh"] for v in shown.values()}] == [
+        f"{v['zh']} {v['en']}" for v in shown.values()
+    ]
+    assert d["dibao_amount"] in row.split(",")
     assert h["members"][0]["person_id"] not in text
     xlsx = auditor.get("/v1/disclosure", params={"from": today, "to": today, "format": "xlsx"})
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
