@@ -82,9 +82,9 @@ class ParameterResolver:
                     rule_id=name,
                 )
             region_key, version = found
+            # Exact, never rounded to the fen: DOMAIN.md compares against 1.5 × standard as
+            # it is; a formula rounds only where it says roundup/rounddown.
             value = self._formula(version.formula)(values, None) if version.formula is not None else version.value
-            if p.type.kind == "money" and isinstance(value, Decimal):
-                value = value.quantize(Decimal("0.01"))
             values[name] = value
             uses.append(ParameterUse(name, region_key, version.start, value, version.reference, version.formula_text))
         result = (values, tuple(uses))
