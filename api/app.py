@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx, unpack_bundle
 from api.store import User
-from engine import FieldProblem, InputError, RuleLoadError
+from engine import FieldProblem, InputError, JiuzhuError, RuleLoadError, error_codes
 
 __all__ = ["create_app"]
 
@@ -91,11 +91,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(InputError)
     async def input_error(_: Request, exc: InputError) -> JSONResponse:
-        return _error(422, str(exc), [p.as_dict() for p in exc.problems])
+        return _error(error_codes(exc).http_status, str(exc), [p.as_dict() for p in exc.problems])
 
     @app.exception_handler(RuleLoadError)
     async def rules_error(_: Request, exc: RuleLoadError) -> JSONResponse:
-        return _error(422, "the rules bundle has problems", [p.as_dict() for p in exc.problems])
+        status = error_codes(exc).http_status
+        return _error(status, "the rules bundle has problems", [p.as_dict() for p in exc.problems])
+
+    @app.exception_handler(JiuzhuError)
+    async def engine_error(_: Request, exc: JiuzhuError) -> JSONResponse:
+        return _error(error_codes(exc).http_status, str(exc))
 
     @app.exception_handler(TooLarge)
     async def too_large(_: Request, exc: TooLarge) -> JSONResponse:

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, load, run_tests
+from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, error_codes, load, run_tests
 
 __all__ = ["main"]
 
@@ -75,7 +75,7 @@ def _duplicates(households: list[Any]) -> frozenset[str]:
 
 def _fail(exc: JiuzhuError) -> None:
     click.echo(str(exc), err=True)
-    sys.exit(exc.exit_code)
+    sys.exit(error_codes(exc).exit_code)
 
 
 @click.group()
@@ -134,7 +134,7 @@ def check(
         else:
             click.echo(_dumps(decision.to_dict(explain=file.suffix != ".jsonl")))
     if rejected:
-        sys.exit(InputError.exit_code)
+        sys.exit(error_codes(InputError).exit_code)
 
 
 @main.command("screen")
@@ -445,7 +445,7 @@ def lint(directory: Path, as_json: bool) -> None:
             for p in exc.problems:
                 click.echo(str(p))
             click.echo(f"{len(exc.problems)} problem(s)", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(error_codes(exc).exit_code)
     n_rules = sum(1 for s in ruleset.symbols.values() if s.kind in ("rule", "case", "table", "finding"))
     click.echo(
         f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests"

@@ -16,7 +16,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from engine.decision import Decision, RuleTrace
-from engine.errors import EvaluateError, FieldProblem, InputError, JiuzhuError, Problem, RuleLoadError
+from engine.errors import (
+    ErrorCodes,
+    EvaluateError,
+    FieldProblem,
+    InputError,
+    JiuzhuError,
+    Problem,
+    ProblemKind,
+    RuleLoadError,
+    error_codes,
+    register_error,
+)
 from engine.evaluator import Evaluator
 from engine.loader import load
 from engine.monitor import Monitor
@@ -39,6 +50,7 @@ _LAZY = {
 
 __all__ = [
     "Decision",
+    "ErrorCodes",
     "EvaluateError",
     "Evaluator",
     "FieldProblem",
@@ -46,15 +58,18 @@ __all__ = [
     "JiuzhuError",
     "Monitor",
     "Problem",
+    "ProblemKind",
     "Registries",
     "Registry",
     "RuleLoadError",
     "RuleTrace",
     "Ruleset",
+    "error_codes",
     "impact",
     "load",
     "load_households",
     "parse_registry_csv",
+    "register_error",
     "run_tests",
     "screen",
     "with_settings",

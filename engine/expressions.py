@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from engine import ir
-from engine.errors import did_you_mean
+from engine.errors import ProblemKind, did_you_mean
 from engine.types import BOOL, DECIMAL, INT, MEMBERS, STR, Type
 
 __all__ = ["ExprError", "Resolver", "parse_expression"]
@@ -27,13 +27,22 @@ _ALLOWED = (
 
 
 class ExprError(Exception):
-    """An error inside one expression, at a column offset within its text."""
+    """An error inside one expression, at a column offset within its text.
 
-    def __init__(self, message: str, node: ast.AST | None = None) -> None:
+    ``kind`` says what is wrong (a syntax not allowed, an unknown name, a type that does
+    not fit, a value an enumeration lacks); the loader reports it as given.
+    """
+
+    def __init__(self, message: str, node: ast.AST | None = None, kind: ProblemKind = ProblemKind.EXPRESSION) -> None:
         super().__init__(message)
         self.message = message
+        self.kind = kind
         self.line = getattr(node, "lineno", 1)
         self.col = getattr(node, "col_offset", 0)
+
+
+_NAME = ProblemKind.UNKNOWN_NAME
+_TYPE = ProblemKind.TYPE_ERROR
 
 
 class Resolver(Protocol):
@@ -127,7 +136,7 @@ def _name(node: ast.AST, ctx: _Ctx) -> ir.Expr:
         t = r.lookup(name, "member")
         if t is None:
             hint = did_you_mean(name, r.names("member"))
-            raise ExprError(f"unknown member field `{name}`{hint}", node)
+            raise ExprError(f"unknown member field `{name}`{hint}", node, _NAME)
         return ir.Ref(t, name, "member", ctx.var)
     name = ".".join(parts)
     if ctx.scope == "member" and not ctx.var:
@@ -140,12 +149,12 @@ def _name(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     pool = list(r.names("household"))
     if ctx.scope == "member" or ctx.var:
         pool += [f"{ctx.var}.{n}" if ctx.var else n for n in r.names("member")]
-    raise ExprError(f"unknown name `{name}`{did_you_mean(name, pool)}", node)
+    raise ExprError(f"unknown name `{name}`{did_you_mean(name, pool)}", node, _NAME)
 
 
 def _require_bool(e: ir.Expr, node: ast.AST, what: str) -> None:
     if e.type.kind != "bool":
-        raise ExprError(f"{what} needs true/false, got {e.type.describe()}", node)
+        raise ExprError(f"{what} needs true/false, got {e.type.describe()}", node, _TYPE)
 
 
 def _boolop(node: ast.AST, ctx: _Ctx) -> ir.Expr:
@@ -213,7 +222,7 @@ def _binop(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     left, right = _expr(node.left, ctx), _expr(node.right, ctx)
     t = arith_type(op, left.type, right.type, _is_literal(left), _is_literal(right))
     if isinstance(t, str):
-        raise ExprError(t, node)
+        raise ExprError(t, node, _TYPE)
     return ir.BinOp(t, op, left, right)
 
 
@@ -247,6 +256,7 @@ def _check_enum_literal(enum_t: Type, lit: ir.Expr, node: ast.AST) -> None:
         raise ExprError(
             f"'{lit.value}' is not one of {', '.join(enum_t.values)}{hint}",
             node,
+            ProblemKind.UNKNOWN_VALUE,
         )
 
 
@@ -271,7 +281,7 @@ def _compare_one(
         if not (isinstance(right_node, ast.Constant) and right_node.value is None):
             raise ExprError("`is` may only test `is None` / `is not None`", node)
         if not left.type.nullable:
-            raise ExprError(f"this value is never None ({left.type.describe()})", left_node)
+            raise ExprError(f"this value is never None ({left.type.describe()})", left_node, _TYPE)
         return ir.IsNone(BOOL, left, isinstance(op_node, ast.IsNot))
     if isinstance(op_node, ast.In | ast.NotIn):
         return _membership(left, right_node, ctx, isinstance(op_node, ast.NotIn), node)
@@ -287,7 +297,7 @@ def _compare_one(
         left = ir.Const(right.type, getattr(left, "value", None))
     why = comparable(op, left.type, right.type, _is_literal(left), _is_literal(right))
     if why:
-        raise ExprError(why, node)
+        raise ExprError(why, node, _TYPE)
     return ir.Compare(BOOL, op, left, right)
 
 
@@ -297,7 +307,7 @@ def _membership(item: ir.Expr, right_node: ast.AST, ctx: _Ctx, negate: bool, nod
         for elt in right_node.elts:
             c = _expr(elt, ctx)
             if not isinstance(c, ir.Const):
-                raise ExprError("`in (...)` needs literal values", elt)
+                raise ExprError("`in (...)` needs literal values", elt, _TYPE)
             if item.type.kind == "enum":
                 _check_enum_literal(item.type, c, elt)
             values.append(c.value)
@@ -306,9 +316,9 @@ def _membership(item: ir.Expr, right_node: ast.AST, ctx: _Ctx, negate: bool, nod
     name = ".".join(parts) if parts else ""
     if name and ctx.resolver.is_registry(name):
         if item.type.kind not in ("str", "enum"):
-            raise ExprError(f"registry keys are text; got {item.type.describe()}", node)
+            raise ExprError(f"registry keys are text; got {item.type.describe()}", node, _TYPE)
         return ir.InSet(BOOL, item, None, name, negate)
-    raise ExprError("`in` needs a literal list like ('a', 'b') or a registry like `registry.relatives`", node)
+    raise ExprError("`in` needs a literal list like ('a', 'b') or a registry like `registry.relatives`", node, _TYPE)
 
 
 def _ifexp(node: ast.AST, ctx: _Ctx) -> ir.Expr:
@@ -318,7 +328,7 @@ def _ifexp(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     then, other = _expr(node.body, ctx), _expr(node.orelse, ctx)
     t = unify([then, other])
     if isinstance(t, str):
-        raise ExprError(f"both branches of `x if c else y` must have one type: {t}", node)
+        raise ExprError(f"both branches of `x if c else y` must have one type: {t}", node, _TYPE)
     return ir.IfElse(t, cond, then, other)
 
 
@@ -359,43 +369,43 @@ def _call(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     handler = _FUNCTIONS.get(fn)
     if handler is None:
         names = list(_FUNCTIONS) + list(_AGGREGATES)
-        raise ExprError(f"unknown function `{fn}`{did_you_mean(fn, names)}", node)
+        raise ExprError(f"unknown function `{fn}`{did_you_mean(fn, names)}", node, _NAME)
     args = tuple(_expr(a, ctx) for a in node.args)
     return handler(fn, args, node)
 
 
 def _fn_minmax(fn: str, args: tuple[ir.Expr, ...], node: ast.AST) -> ir.Expr:
     if len(args) < 2:
-        raise ExprError(f"`{fn}` needs at least two values", node)
+        raise ExprError(f"`{fn}` needs at least two values", node, _TYPE)
     t = unify(list(args))
     if isinstance(t, str) or t.kind not in ("int", "decimal", "money", "date"):
         raise ExprError(
-            f"`{fn}` needs numbers or dates of one kind, got {t if isinstance(t, str) else t.describe()}", node
+            f"`{fn}` needs numbers or dates of one kind, got {t if isinstance(t, str) else t.describe()}", node, _TYPE
         )
     return ir.Call(t, fn, args)
 
 
 def _fn_round(fn: str, args: tuple[ir.Expr, ...], node: ast.AST) -> ir.Expr:
     if len(args) != 1 or not args[0].type.numeric:
-        raise ExprError(f"`{fn}` takes one number (rounds to a whole yuan)", node)
+        raise ExprError(f"`{fn}` takes one number (rounds to a whole yuan)", node, _TYPE)
     return ir.Call(args[0].type, fn, args)
 
 
 def _fn_abs(fn: str, args: tuple[ir.Expr, ...], node: ast.AST) -> ir.Expr:
     if len(args) != 1 or not args[0].type.numeric:
-        raise ExprError("`abs` takes one number", node)
+        raise ExprError("`abs` takes one number", node, _TYPE)
     return ir.Call(args[0].type, fn, args)
 
 
 def _fn_years_between(fn: str, args: tuple[ir.Expr, ...], node: ast.AST) -> ir.Expr:
     if len(args) != 2 or any(a.type.kind != "date" for a in args):
-        raise ExprError("`years_between(from_date, to_date)` takes two dates", node)
+        raise ExprError("`years_between(from_date, to_date)` takes two dates", node, _TYPE)
     return ir.Call(Type("int", any(a.type.nullable for a in args)), fn, args)
 
 
 def _fn_add_months(fn: str, args: tuple[ir.Expr, ...], node: ast.AST) -> ir.Expr:
     if len(args) != 2 or args[0].type.kind != "date" or args[1].type.kind != "int":
-        raise ExprError("`add_months(date, months)` takes a date and a whole number", node)
+        raise ExprError("`add_months(date, months)` takes a date and a whole number", node, _TYPE)
     return ir.Call(Type("date", args[0].type.nullable or args[1].type.nullable), fn, args)
 
 
@@ -425,7 +435,7 @@ def _generator(node: ast.AST, ctx: _Ctx) -> tuple[str, ir.Expr, ir.Expr | None, 
         )
     source = _expr(gen.iter, ctx)
     if source.type.kind != "members":
-        raise ExprError(f"can only loop over members, not {source.type.describe()}", gen.iter)
+        raise ExprError(f"can only loop over members, not {source.type.describe()}", gen.iter, _TYPE)
     inner = _Ctx(ctx.text, ctx.resolver, ctx.scope, gen.target.id)
     cond: ir.Expr | None = None
     if gen.ifs:
@@ -460,7 +470,7 @@ def _aggregate(fn: str, node: ast.Call, ctx: _Ctx) -> ir.Expr:
     elt = _expr(elt_node, inner)
     if fn == "sum":
         if not elt.type.numeric:
-            raise ExprError(f"`sum` needs numbers, got {elt.type.describe()}", elt_node)
+            raise ExprError(f"`sum` needs numbers, got {elt.type.describe()}", elt_node, _TYPE)
         return ir.Agg(Type(elt.type.kind), fn, var, source, elt, cond)
     _require_bool(elt, elt_node, f"`{fn}`")
     return ir.Agg(BOOL, fn, var, source, elt, cond)

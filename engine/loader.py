@@ -14,14 +14,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine import ir
-from engine.errors import Problem, RuleLoadError, did_you_mean
+from engine.errors import Problem, ProblemKind, RuleLoadError, did_you_mean
 from engine.expressions import ExprError, parse_expression, unify
 from engine.record import RecordSchema, load_record_schema
 from engine.ruleset import (
@@ -37,7 +38,7 @@ from engine.ruleset import (
     Table,
     TableRow,
 )
-from engine.source import Pos, YList, YMap, YStr, load_yaml, pos_of
+from engine.source import Pos, YList, YMap, YStr, count_files, pos_of, read_yaml
 from engine.tables import check_unique, parse_interval
 from engine.types import BOOL, INT, STR, Type, enum_type, registry_type
 
@@ -90,6 +91,10 @@ _KEYS: dict[str, tuple[set[str], set[str]]] = {
 }
 
 
+# why a required key matters, where the key's name alone does not say
+_WHY = {"reference": " (the document the value comes from, shown with every decision)"}
+
+
 class _Silent(Exception):
     """A dependency already failed and was reported; stop without a second error."""
 
@@ -107,7 +112,7 @@ def _check_keys(
             hint = did_you_mean(str(key), allowed)
             problems.append(m.key_pos[key].problem("unknown-key", f"unknown key `{key}` in {section}{hint}", rule_id))
     for key in sorted(required - set(m)):
-        problems.append(m.pos.problem("missing-key", f"{section} needs `{key}`", rule_id))
+        problems.append(m.pos.problem(ProblemKind.MISSING_KEY, f"{section} needs `{key}`{_WHY.get(key, '')}", rule_id))
     return True
 
 
@@ -159,49 +164,64 @@ class _Loader:
         self.failed: set[tuple[str, str]] = set()
         self.record: RecordSchema | None = None
         self.reports: dict[str, Any] = {}
+        self.unread = False  # some file could not be read (syntax, size, depth, aliases)
+        self.formulas: dict[tuple[str, str, dt.date], YStr] = {}  # parameter formulas as written
 
     # ------------------------------------------------------------ files
 
-    def _yaml(self, path: Path) -> Any:
+    def _yaml(self, path: Path) -> tuple[str, Any]:
         display = path.relative_to(self.root).as_posix()
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            self.files[display] = path.read_text(encoding="utf-8")
-        return display, load_yaml(path, display, self.problems)
+        text, doc, ok = read_yaml(path, display, self.problems)
+        if text is not None:
+            self.files[display] = text
+        self.unread |= not ok
+        return display, doc
 
-    def _glob(self, sub: str) -> Iterator[Path]:
-        return iter(sorted((self.root / sub).glob("*.yaml")))
+    def _glob(self, sub: str) -> list[Path]:
+        return sorted((self.root / sub).glob("*.yaml"))
 
-    def run(self) -> Ruleset:
+    def _read_all(self) -> dict[str, list[tuple[str, Any]]]:
+        """Phase 1: read every rule file, within the engine's limits, before checking any."""
         if not self.root.is_dir():
             raise RuleLoadError(
-                [Problem("missing-folder", f"rules folder {self.root} does not exist", str(self.root), 0, 0)]
+                [Problem(ProblemKind.MISSING_FOLDER, f"rules folder {self.root} does not exist", str(self.root), 0, 0)]
             )
-        head_path = self.root / "ruleset.yaml"
-        record_path = self.root / "record.yaml"
-        for p in (head_path, record_path):
-            if not p.exists():
-                self.problems.append(Problem("missing-file", f"{p.name} is missing", p.name, 0, 0))
+        for name in ("ruleset.yaml", "record.yaml"):
+            if not (self.root / name).exists():
+                self.problems.append(Problem(ProblemKind.MISSING_FILE, f"{name} is missing", name, 0, 0))
         if self.problems:
             raise RuleLoadError(self.problems)
-        head_file, head = self._yaml(head_path)
-        record_file, record_doc = self._yaml(record_path)
+        listed = {sub: self._glob(sub) for sub in ("parameters", "programs", "tests")}
+        singles = [self.root / "ruleset.yaml", self.root / "record.yaml", self.root / "events.yaml"]
+        _, too_many = count_files(itertools.chain(singles, *listed.values()), ".")
+        if too_many is not None:
+            raise RuleLoadError([too_many])
+        docs = {path.name: [self._yaml(path)] for path in singles[:2]}
+        docs.update({sub: [self._yaml(path) for path in paths] for sub, paths in listed.items()})
+        if singles[2].exists():
+            docs[singles[2].name] = [self._yaml(singles[2])]
+        if self.unread:
+            # a file that could not be read defines nothing, so every later check would only
+            # report what it lacks: report the reading problems alone
+            raise RuleLoadError(self.problems)
+        return docs
+
+    def run(self) -> Ruleset:
+        docs = self._read_all()
+        head_file, head = docs["ruleset.yaml"][0]
+        record_file, record_doc = docs["record.yaml"][0]
         self.record = load_record_schema(record_doc, record_file, self.problems)
         if self.record:
             self._inputs(self.record)
         if isinstance(record_doc, YMap) and "registries" in record_doc:
             self._registries(record_doc["registries"])
-        for path in self._glob("parameters"):
-            display, doc = self._yaml(path)
+        for display, doc in docs["parameters"]:
             self._parameter_file(display, doc)
-        for path in self._glob("programs"):
-            display, doc = self._yaml(path)
+        for display, doc in docs["programs"]:
             self._program_file(display, doc)
-        for path in self._glob("tests"):
-            display, doc = self._yaml(path)
+        for display, doc in docs["tests"]:
             self._test_file(display, doc)
-        events_doc = None
-        if (self.root / "events.yaml").exists():
-            events_file, events_doc = self._yaml(self.root / "events.yaml")
+        events_file, events_doc = docs.get("events.yaml", [("events.yaml", None)])[0]
         decision, name, version, explain, default_region = self._head(head_file, head)
         self._compile_all()
         self._set_shown()
@@ -294,12 +314,12 @@ class _Loader:
                     )
                 )
 
-        for key in ("statuses", "amounts"):
+        for key in ("statuses", "amounts", "disclosure"):
             section = raw.get(key)
             if isinstance(section, YMap):
                 for name in section:
                     check(name, section.key_pos[name])
-        for key in ("paid_before", "income"):
+        for key in ("paid_before", "income", "approval"):
             section = raw.get(key)
             if isinstance(section, YMap):
                 for k, v in section.items():
@@ -416,11 +436,13 @@ class _Loader:
                             v.pos.problem("bad-version", "give exactly one of `value` or `formula`", name)
                         )
                         continue
-                    versions.append(
-                        ParameterVersion(
-                            start, v.get("value"), None, str(v.get("formula", "")), str(v["reference"]), v.pos
-                        )
-                    )
+                    formula = v.get("formula")
+                    if isinstance(formula, YStr):  # kept so an error inside it points into the text
+                        self.formulas[(name, str(region), start)] = formula
+                    # a missing `reference` is reported by _check_keys; "" keeps the value usable,
+                    # so the one problem is not followed by "no value on <date>" everywhere
+                    reference = str(v.get("reference", ""))
+                    versions.append(ParameterVersion(start, v.get("value"), None, str(formula or ""), reference, v.pos))
                 regions[str(region)] = sorted(versions, key=lambda x: x.start)
             p = Parameter(name, _text(spec, "title", self.problems), t or STR, regions, spec.pos)
             self.parameters[name] = p
@@ -430,10 +452,11 @@ class _Loader:
 
     def _compile_parameter(self, sym: Symbol) -> Type:
         p: Parameter = sym.raw["param"]
-        for versions in p.regions.values():
+        for region, versions in p.regions.items():
             for v in versions:
                 if v.formula_text:
-                    expr = self._expr(YStr(v.formula_text), v.pos, "household", p.name, only_parameters=True)
+                    text = self.formulas.get((p.name, region, v.start), v.formula_text)
+                    expr = self._expr(text, v.pos, "household", p.name, only_parameters=True)
                     if expr is not None:
                         self._expect_type(expr, p.type, v.pos, p.name)
                         v.formula = expr
@@ -877,7 +900,7 @@ class _Loader:
                 where = Pos(base.file, base.line, base.col + quoted + exc.col)
             else:
                 where = Pos(base.file, base.line + exc.line - 1, exc.col + 1)
-            self.problems.append(where.problem(_kind(exc.message), exc.message, rule_id))
+            self.problems.append(where.problem(exc.kind, exc.message, rule_id))
             return None
         finally:
             self._only_parameters = saved
@@ -1293,16 +1316,6 @@ class _Loader:
                 if spec.name == "region" and spec.has_default:
                     return str(spec.default)
         return ""
-
-
-def _kind(message: str) -> str:
-    if message.startswith("unknown"):
-        return "unknown-name"
-    if "cannot compare" in message or "needs" in message or "cannot" in message or "expected" in message:
-        return "type-error"
-    if "not one of" in message:
-        return "unknown-value"
-    return "expression"
 
 
 def _refs(expr: ir.Expr | None) -> tuple[str, ...]:

@@ -1,14 +1,20 @@
-"""YAML documents that remember where every key and value came from.
+"""YAML documents that remember where every key and value came from, read within limits.
 
-Policy staff need ``file:line:col`` on every error, so rule files are composed into nodes
-(PyYAML's C parser) and turned into plain containers that keep their marks. Scalars keep
-the text they were written as: ``1.5`` becomes ``Decimal("1.5")``, never a float.
+Policy staff need ``file:line:col`` on every error, so rule files are read as PyYAML's (C)
+event stream and built into plain containers that keep their marks. Scalars keep the text
+they were written as: ``1.5`` becomes ``Decimal("1.5")``, never a float.
+
+Rule files come from people, and a rules bundle may come over HTTP, so reading is bounded:
+file size, number of files and nesting depth are checked before or while parsing, and
+anchors/aliases (which rule files never need) are refused before any is expanded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +22,26 @@ from typing import Any
 
 import yaml
 
-from engine.errors import Problem
+from engine.errors import Problem, ProblemKind
 
-__all__ = ["Pos", "YList", "YMap", "YStr", "load_yaml", "pos_of"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
+    "Pos",
+    "YList",
+    "YMap",
+    "YStr",
+    "count_files",
+    "load_yaml",
+    "pos_of",
+    "read_yaml",
+]
+
+# limits of the engine, not of any rule: the largest rule file today is ~20 KB, the deepest ~8 levels
+MAX_FILE_BYTES = 1 << 20
+MAX_FILES = 500
+MAX_DEPTH = 64
 
 try:
     _Loader: Any = yaml.CSafeLoader
@@ -32,8 +55,8 @@ class Pos:
     line: int
     col: int
 
-    def problem(self, kind: str, message: str, rule_id: str | None = None) -> Problem:
-        return Problem(kind, message, self.file, self.line, self.col, rule_id)
+    def problem(self, kind: ProblemKind | str, message: str, rule_id: str | None = None) -> Problem:
+        return Problem(ProblemKind(kind), message, self.file, self.line, self.col, rule_id)
 
     def shifted(self, line_offset: int, col: int) -> Pos:
         return Pos(self.file, self.line + line_offset, col)
@@ -63,13 +86,19 @@ _INT = re.compile(r"^[-+]?[0-9]+$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
-def _mark(file: str, node: yaml.Node) -> Pos:
-    return Pos(file, node.start_mark.line + 1, node.start_mark.column + 1)
+_RESOLVER = yaml.resolver.Resolver()
 
 
-def _scalar(file: str, node: yaml.ScalarNode, problems: list[Problem]) -> Any:
+def _mark(file: str, event: Any) -> Pos:
+    return Pos(file, event.start_mark.line + 1, event.start_mark.column + 1)
+
+
+def _scalar(file: str, node: Any, problems: list[Problem]) -> Any:
+    """One scalar event as a value: the tag PyYAML's safe loader would give it, kept exact."""
     text = node.value
     tag = node.tag
+    if tag is None or tag == "!":
+        tag = _RESOLVER.resolve(yaml.ScalarNode, text, node.implicit)  # type: ignore[no-untyped-call]
     if node.style in ("'", '"', "|", ">") or tag == "tag:yaml.org,2002:str":
         s = YStr(text)
         s.pos = _mark(file, node)
@@ -90,7 +119,7 @@ def _scalar(file: str, node: yaml.ScalarNode, problems: list[Problem]) -> Any:
         try:
             return dt.date.fromisoformat(text)
         except ValueError:
-            problems.append(_mark(file, node).problem("bad-date", f"`{text}` is not a calendar date"))
+            problems.append(_mark(file, node).problem(ProblemKind.BAD_DATE, f"`{text}` is not a calendar date"))
             return None
     s = YStr(text)
     s.pos = _mark(file, node)
@@ -98,61 +127,149 @@ def _scalar(file: str, node: yaml.ScalarNode, problems: list[Problem]) -> Any:
     return s
 
 
-def _convert(file: str, node: yaml.Node, problems: list[Problem]) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return _scalar(file, node, problems)
-    if isinstance(node, yaml.SequenceNode):
-        out = YList()
-        out.pos = _mark(file, node)
-        out.item_pos = []
-        for item in node.value:
-            out.append(_convert(file, item, problems))
-            out.item_pos.append(_mark(file, item))
-        return out
-    if isinstance(node, yaml.MappingNode):
-        m = YMap()
-        m.pos = _mark(file, node)
-        m.key_pos = {}
-        m.value_pos = {}
-        for key_node, value_node in node.value:
-            key = _convert(file, key_node, problems)
-            if isinstance(key, YStr):
-                key = str(key)
-            if not isinstance(key, str | int | dt.date):
-                problems.append(_mark(file, key_node).problem("bad-key", "keys must be plain text, numbers or dates"))
-                continue
-            if key in m:
-                first = m.key_pos[key]
-                problems.append(
-                    _mark(file, key_node).problem(
-                        "duplicate-key", f"key `{key}` appears twice (first at line {first.line})"
-                    )
+@dataclass
+class _Open:
+    """A sequence or mapping whose end event has not come yet."""
+
+    node: YList | YMap
+    key: Any = None  # a mapping's key waiting for its value
+    key_pos: Pos | None = None
+    key_ok: bool = False
+
+
+def _compose(file: str, text: str, problems: list[Problem]) -> tuple[Any, bool]:
+    """Build the document from the parser's event stream, checking the limits as it goes.
+
+    PyYAML's own composer recurses once per nesting level (30 000 ``[`` crash the C stack)
+    and expands aliases (a few hundred bytes can build millions of nodes); reading events
+    with an explicit stack lets both be refused before they cost anything.
+    """
+    stack: list[_Open] = []
+    root: Any = None
+    documents = 0
+
+    def fatal(kind: ProblemKind, message: str, mark: Any) -> tuple[Any, bool]:
+        problems.append(Problem(kind, message, file, mark.line + 1, mark.column + 1))
+        return None, False
+
+    def add(value: Any, pos: Pos) -> None:
+        nonlocal root
+        if not stack:
+            root = value
+            return
+        top = stack[-1]
+        if isinstance(top.node, YList):
+            top.node.append(value)
+            top.node.item_pos.append(pos)
+        elif top.key_pos is None:
+            _take_key(top, top.node, value, pos, problems)
+        else:
+            if top.key_ok:
+                top.node[top.key] = value
+                top.node.key_pos[top.key] = top.key_pos
+                top.node.value_pos[top.key] = pos
+            top.key, top.key_pos, top.key_ok = None, None, False
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            return fatal(ProblemKind.YAML_ALIAS, f"alias `*{event.anchor}`: {_NO_ALIASES}", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            return fatal(ProblemKind.YAML_ALIAS, f"anchor `&{anchor}`: {_NO_ALIASES}", event.start_mark)
+        if isinstance(event, yaml.ScalarEvent):
+            add(_scalar(file, event, problems), _mark(file, event))
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                message = f"nested deeper than {MAX_DEPTH} levels; rule files need only a few"
+                return fatal(ProblemKind.TOO_DEEP, message, event.start_mark)
+            node: YList | YMap = YList() if isinstance(event, yaml.SequenceStartEvent) else YMap()
+            node.pos = _mark(file, event)
+            if isinstance(node, YList):
+                node.item_pos = []
+            else:
+                node.key_pos, node.value_pos = {}, {}
+            stack.append(_Open(node))
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            done = stack.pop().node
+            add(done, done.pos)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                return fatal(
+                    ProblemKind.YAML_SYNTAX,
+                    "a rule file holds one YAML document (found a second `---`)",
+                    event.start_mark,
                 )
-                continue
-            m[key] = _convert(file, value_node, problems)
-            m.key_pos[key] = _mark(file, key_node)
-            m.value_pos[key] = _mark(file, value_node)
-        return m
-    raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
+    return root, True
+
+
+_NO_ALIASES = "anchors (&) and aliases (*) are not allowed in rule files; write the value out"
+
+
+def _take_key(top: _Open, m: YMap, key: Any, pos: Pos, problems: list[Problem]) -> None:
+    if isinstance(key, YStr):
+        key = str(key)
+    top.key, top.key_pos, top.key_ok = key, pos, True
+    if not isinstance(key, str | int | dt.date):
+        problems.append(pos.problem(ProblemKind.BAD_KEY, "keys must be plain text, numbers or dates"))
+        top.key_ok = False
+        return
+    if key in m:
+        first = m.key_pos[key]
+        problems.append(
+            pos.problem(ProblemKind.DUPLICATE_KEY, f"key `{key}` appears twice (first at line {first.line})")
+        )
+        top.key_ok = False
+
+
+def count_files(paths: Iterable[Path], display: str) -> tuple[list[Path], Problem | None]:
+    """The rule files to read, or a problem when there are more than ``MAX_FILES``.
+
+    Stops listing at the limit, so a folder with a million files costs no more than 500.
+    """
+    out = list(itertools.islice(paths, MAX_FILES + 1))
+    if len(out) > MAX_FILES:
+        message = f"more than {MAX_FILES} rule files; split the rules into rule sets or remove stray files"
+        return out[:MAX_FILES], Problem(ProblemKind.TOO_MANY_FILES, message, display, 0, 0)
+    return out, None
+
+
+def read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[str | None, Any, bool]:
+    """Read and parse one rule file: its text, its document, and whether it could be read.
+
+    A file that cannot be read (size, encoding, syntax, nesting, aliases) gives exactly one
+    problem at ``file:line:col``, nothing else from that file, a ``None`` document and a
+    false flag. A file that was read may still add problems such as a duplicate key.
+    """
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # never more than the limit, whatever the file is
+        if len(data) > MAX_FILE_BYTES:
+            message = f"the file is larger than {MAX_FILE_BYTES} bytes, the most a rule file may have"
+            problems.append(Problem(ProblemKind.TOO_LARGE, message, display, 1, 1))
+            return None, None, False
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(ProblemKind.UNREADABLE, str(exc), display, 1, 1))
+        return None, None, False
+    found: list[Problem] = []
+    try:
+        doc, ok = _compose(display, text, found)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problems.append(Problem(ProblemKind.YAML_SYNTAX, str(exc.problem or exc), display, line, col))
+        return text, None, False
+    if not ok:
+        problems.append(found[-1])  # the reason it stopped; what came before would only distract
+        return text, None, False
+    problems.extend(found)
+    return text, doc, True
 
 
 def load_yaml(path: Path, display: str, problems: list[Problem]) -> Any:
     """Parse one YAML file; syntax errors and duplicate keys go to ``problems``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem("unreadable", str(exc), display, 1, 1))
-        return None
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problems.append(Problem("yaml-syntax", str(exc.problem or exc), display, line, col))
-        return None
-    if node is None:
-        return None
-    return _convert(display, node, problems)
+    return read_yaml(path, display, problems)[1]
 
 
 def pos_of(container: Any, key: Any = None) -> Pos:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine import RuleLoadError, load
+from engine.errors import READ_KINDS
 from tests.conftest import FIXTURES, RULES
 
 CASES = sorted(p for p in (FIXTURES / "rules_invalid").iterdir() if p.is_dir())
@@ -35,16 +36,38 @@ def test_golden_bad_file(tmp_path: Path, case: Path) -> None:
     assert got == (case / "expected.txt").read_text(encoding="utf-8").splitlines()
 
 
-def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
-    with pytest.raises(RuleLoadError) as info:
-        load(_overlay(tmp_path, *CASES, rename=True))
-    kinds = {p.kind for p in info.value.problems}
-    expected = {
+def _kinds(*cases: Path) -> set[str]:
+    return {
         line.split(": ")[1].split(" ")[0]
-        for c in CASES
+        for c in cases
         for line in (c / "expected.txt").read_text(encoding="utf-8").splitlines()
     }
-    assert expected <= kinds
+
+
+# folders whose file cannot be read at all: then only reading problems are reported
+UNREAD = [c for c in CASES if _kinds(c) <= READ_KINDS]
+CHECKED = [c for c in CASES if c not in UNREAD]
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    with pytest.raises(RuleLoadError) as info:
+        load(_overlay(tmp_path, *CHECKED, rename=True))
+    assert _kinds(*CHECKED) <= {p.kind for p in info.value.problems}
+
+
+def test_every_unreadable_file_is_reported_and_nothing_else(tmp_path: Path) -> None:
+    """A file that cannot be read defines nothing, so nothing that follows from it is reported."""
+    assert len(UNREAD) >= 3
+    with pytest.raises(RuleLoadError) as info:
+        load(_overlay(tmp_path, *UNREAD, *CHECKED, rename=True))
+    got = info.value.problems
+    assert sorted(str(p) for p in got if p.kind in READ_KINDS) == sorted(
+        line.replace("zz_bad.yaml", f"{c.name}_zz_bad.yaml")
+        for c in UNREAD
+        for line in (c / "expected.txt").read_text(encoding="utf-8").splitlines()
+    )
+    # besides those, only what reading a readable file finds (a key written twice)
+    assert {p.kind for p in got if p.kind not in READ_KINDS} <= {"duplicate-key", "bad-key", "bad-date"}
 
 
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
