@@ -24,6 +24,7 @@ from typing import Any
 from engine import ir
 from engine.errors import Problem, ProblemKind, RuleLoadError, did_you_mean
 from engine.expressions import ExprError, parse_expression, unify
+from engine.precedence import dead_cases
 from engine.record import RecordSchema, load_record_schema
 from engine.ruleset import (
     Case,
@@ -78,8 +79,8 @@ _KEYS: dict[str, tuple[set[str], set[str]]] = {
         {"id", "title", "outputs", "rows"},
     ),
     "outcome": (
-        {"id", "title", "legal_basis", "per", "field", "cases", "otherwise"},
-        {"id", "title", "field", "cases", "otherwise"},
+        {"id", "title", "legal_basis", "per", "field", "hit_policy", "cases", "otherwise"},
+        {"id", "title", "field", "hit_policy", "cases", "otherwise"},
     ),
     "case": ({"id", "title", "legal_basis", "when", "value", "set", "messages", "report"}, {"id", "title", "value"}),
     "output": ({"id", "title", "type", "expr"}, {"id", "title", "type", "expr"}),
@@ -92,7 +93,11 @@ _KEYS: dict[str, tuple[set[str], set[str]]] = {
 
 
 # why a required key matters, where the key's name alone does not say
-_WHY = {"reference": " (the document the value comes from, shown with every decision)"}
+_WHY = {
+    "reference": " (the document the value comes from, shown with every decision)",
+    "hit_policy": " (how its cases take precedence: `hit_policy: first` tries them in the order written)",
+}
+_OUTCOME_POLICIES = ("first",)
 
 
 class _Silent(Exception):
@@ -728,6 +733,15 @@ class _Loader:
                 owner=rid,
             )
         )
+        policy = item.get("hit_policy")
+        if policy is not None and policy not in _OUTCOME_POLICIES:
+            self.problems.append(
+                pos_of(item, "hit_policy").problem(
+                    ProblemKind.BAD_VALUE,
+                    f"an outcome's hit_policy is `first` (cases in the order written), not `{policy}`",
+                    rid,
+                )
+            )
         cases = item.get("cases")
         sets: dict[str, Pos] = {}
         if not isinstance(cases, YList):
@@ -1176,6 +1190,9 @@ class _Loader:
             self._check_messages(c)
         otherwise = [case for case in compiled if case.cond is None]
         ordered = [case for case in compiled if case.cond is not None] + otherwise
+        other = sym.raw.get("otherwise")
+        if all(cc.cond is not None or c.raw is other for c, cc in zip(cases, compiled, strict=True)):
+            self._check_precedence(ordered)  # only when every `when` compiled: a failed one is no `otherwise`
         all_sets = {k for case in ordered for k in case.sets}
         for case in ordered:
             for k in sorted(all_sets - set(case.sets)):
@@ -1206,6 +1223,20 @@ class _Loader:
             set_sym.deps = (sym.name,)
         sym.outcome = Outcome(field_sym.name, ordered)
         field_sym.deps = (sym.name,)
+
+    def _check_precedence(self, ordered: list[Case]) -> None:
+        """Report each case that earlier cases always pre-empt (``engine.precedence``)."""
+        for i, covers in dead_cases([c.cond for c in ordered]):
+            case = ordered[i]
+            before = ", ".join(f"`{ordered[j].id}`" for j in covers)
+            if case.cond is None:
+                why = f"`otherwise` (`{case.id}`) can never apply: one of the cases before it ({before}) always holds"
+            elif len(covers) == 1:
+                why = f"case `{case.id}` can never apply: {before} comes first and holds whenever it would"
+            else:
+                why = f"case `{case.id}` can never apply: one of the cases before it ({before}) holds whenever it would"
+            hint = "; reorder the cases or narrow the earlier `when`"
+            self.problems.append(case.pos.problem(ProblemKind.UNREACHABLE_CASE, why + hint, case.id))
 
     def _c_case(self, sym: Symbol) -> None:
         self.lookup(sym.owner, sym.scope)

@@ -88,3 +88,77 @@ def test_report_names_are_checked(tmp_path: Path) -> None:
         match=r"reports: `dibao_stauts` is not a decision field or named value, did you mean `dibao_status`\?",
     ):
         load(target)
+
+
+_OUTCOME = """\
+program: zz
+title: {{zh: 优先顺序, en: Precedence}}
+legal_basis: test
+outcomes:
+  - id: zz.outcome
+    title: {{zh: 结果, en: Result}}
+    field: zz_status
+    hit_policy: {policy}
+    cases:
+{cases}
+    otherwise: {{id: zz.other, title: {{zh: 其他, en: Other}}, value: other}}
+"""
+
+
+def _load_outcome(tmp_path: Path, *whens: str, policy: str = "first") -> list[str]:
+    """Load the rules with one more outcome whose cases have these conditions; its problems."""
+    cases = "".join(
+        f"      - {{id: zz.c{i}, title: {{zh: 情形, en: Case}}, value: c{i}, when: {when!r}}}\n"
+        for i, when in enumerate(whens)
+    )
+    target = _overlay(tmp_path)
+    (target / "programs" / "zz_outcome.yaml").write_text(_OUTCOME.format(policy=policy, cases=cases), "utf-8")
+    try:
+        load(target)
+    except RuleLoadError as exc:
+        return [f"{p.kind} [{p.rule_id}]" for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("whens", "dead"),
+    [
+        # an earlier conjunction with fewer conjuncts
+        (
+            ["common.residence and common.assets", "common.assets and common.residence and common.has_counted_member"],
+            ["zz.c1"],
+        ),
+        # a case after `true`, and then `otherwise` too
+        (["True", "common.residence"], ["zz.c1", "zz.other"]),
+        # enumerations: every value of dibao_status is taken before `otherwise`
+        (
+            [
+                "dibao_status in ('eligible', 'gradual_exit')",
+                "dibao_status == 'single_person'",
+                "dibao_status != 'eligible' and dibao_status != 'gradual_exit'",
+            ],
+            ["zz.other"],
+        ),
+        # true/false values: the third case needs one of the first two
+        (["common.residence", "common.assets and not common.residence", "common.assets"], ["zz.c2"]),
+    ],
+)
+def test_a_case_that_can_never_apply_is_reported(tmp_path: Path, whens: list[str], dead: list[str]) -> None:
+    assert _load_outcome(tmp_path, *whens) == [f"unreachable-case [{d}]" for d in dead]
+
+
+@pytest.mark.parametrize(
+    "whens",
+    [
+        ["common.residence and common.assets", "common.residence"],  # the narrower case first: both can apply
+        ["dibao_status == 'eligible'", "dibao_status != 'single_person'"],
+        ["T < 100", "T < 50"],  # dead, but comparisons of numbers are not reasoned about: never a false alarm
+        ["common.residence", "not common.residence and low_income_status == 'eligible'"],
+    ],
+)
+def test_cases_that_can_apply_are_not_reported(tmp_path: Path, whens: list[str]) -> None:
+    assert _load_outcome(tmp_path, *whens) == []
+
+
+def test_an_outcome_hit_policy_other_than_first_is_refused(tmp_path: Path) -> None:
+    assert _load_outcome(tmp_path, "common.residence", policy="unique") == ["bad-value [zz.outcome]"]
