@@ -1,6 +1,7 @@
 """Whole caseloads, side by side: the vectorized engine, a hand-written Polars version of
 the same rules, the scalar evaluator in a loop, and durable_rules with the dibao income and
-asset rules; and end to end (read Parquet, decide, write Parquet).
+asset rules; and `jiuzhu impact` end to end (`jiuzhu screen` end to end is in bench_screen.py,
+in the same group).
 
 Sizes come from JIUZHU_BENCH_SIZES (default 10^4, 10^5, 10^6; `make test` smoke-runs 10^3).
 The loops (scalar, durable_rules) take minutes per round at 10^6 and are measured up to
@@ -11,9 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import resource
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,11 @@ import pytest
 from benchmarks import baseline_polars, peers
 from engine import Evaluator, load
 from engine.vector import ColumnRun, decide_frames, duplicate_persons, validate_frames
-from engine.vector.screen import screen
 from fixtures.caseload import generate, write
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(x) for x in os.environ.get("JIUZHU_BENCH_SIZES", "10000,100000,1000000").split(",")]
+THREADS = [int(x) for x in os.environ.get("JIUZHU_BENCH_THREADS", "1,2").split(",")]
 LOOP_LIMIT = 100_000
 DATE = dt.date(2019, 8, 1)
 
@@ -67,14 +65,18 @@ def _rounds(n: int) -> int:
     return 3 if n >= 100_000 else 5
 
 
+@pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("n", SIZES)
-def bench_jiuzhu_vectorized(benchmark: Any, n: int) -> None:
+def bench_jiuzhu_vectorized(benchmark: Any, n: int, threads: int) -> None:
+    """The full decision frame of a validated caseload in memory (`decide_frames`)."""
     c = _caseload(n)
-    benchmark.group = f"bulk-{n}"
+    benchmark.group = f"bulk-{n}-threads{threads}"
     ev = c["ev"]
 
     def run() -> pl.DataFrame:
-        decisions, undecided = decide_frames(ev, ColumnRun(ev.ruleset, ev.params, c["h"], c["m"], c["registries"]))
+        decisions, undecided = decide_frames(
+            ev, ColumnRun(ev.ruleset, ev.params, c["h"], c["m"], c["registries"], threads=threads)
+        )
         assert undecided.height == 0
         return decisions
 
@@ -83,26 +85,28 @@ def bench_jiuzhu_vectorized(benchmark: Any, n: int) -> None:
     assert out.height == n
 
 
+@pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("n", SIZES)
-def bench_handwritten_polars(benchmark: Any, n: int) -> None:
+def bench_handwritten_lean_numpy(benchmark: Any, n: int, threads: int) -> None:
+    """The same rules written by hand (benchmarks/baseline_polars.py): the same frame."""
     c = _caseload(n)
-    benchmark.group = f"bulk-{n}"
+    benchmark.group = f"bulk-{n}-threads{threads}"
+    ev = c["ev"]
+    version = ev.ruleset.ruleset_version
     out = benchmark.pedantic(
-        lambda: baseline_polars.decide(c["h"], c["m"], c["rels"], c["fils"], c["dups"]), rounds=_rounds(n), iterations=1
+        lambda: baseline_polars.decide(c["h"], c["m"], c["rels"], c["fils"], c["dups"], version, threads),
+        rounds=_rounds(n),
+        iterations=1,
     )
-    ours, _ = decide_frames(c["ev"], ColumnRun(c["ev"].ruleset, c["ev"].params, c["h"], c["m"], c["registries"]))
-    same = [col for col in out.columns if col != "findings"]
-    assert (
-        ours.select(same)
-        .with_columns(pl.col(pl.Int32, pl.UInt32).cast(pl.Int64))
-        .equals(out.select(same).with_columns(pl.col(pl.Int32, pl.UInt32).cast(pl.Int64)))
-    )
+    benchmark.extra_info["households_per_second"] = round(n / benchmark.stats.stats.median) if benchmark.stats else None
+    ours, _ = decide_frames(ev, ColumnRun(ev.ruleset, ev.params, c["h"], c["m"], c["registries"]))
+    assert ours.equals(out)
 
 
 @pytest.mark.parametrize("n", [s for s in SIZES if s <= LOOP_LIMIT])
 def bench_scalar_evaluator_loop(benchmark: Any, n: int) -> None:
     c = _caseload(n)
-    benchmark.group = f"bulk-{n}"
+    benchmark.group = f"bulk-{n}-threads1"
     ev = c["ev"]
     rows = c["h"].to_dicts()
     members: list[list[dict[str, Any]]] = [[] for _ in rows]
@@ -122,7 +126,7 @@ def bench_scalar_evaluator_loop(benchmark: Any, n: int) -> None:
 @pytest.mark.parametrize("n", [s for s in SIZES if s <= LOOP_LIMIT])
 def bench_durable_rules_dibao_income_and_assets(benchmark: Any, n: int) -> None:
     c = _caseload(n)
-    benchmark.group = f"bulk-{n}"
+    benchmark.group = f"bulk-{n}-threads1"
     h = c["h"].select(
         pl.int_range(pl.len()).alias("_h"),
         "local_hukou",
@@ -153,31 +157,6 @@ def bench_durable_rules_dibao_income_and_assets(benchmark: Any, n: int) -> None:
         return sum(1 for f in facts if peers.durable_decide(f))
 
     assert benchmark.pedantic(loop, rounds=1 if n >= 100_000 else 3, iterations=1) == n
-
-
-@pytest.mark.parametrize("n", SIZES)
-def bench_jiuzhu_end_to_end_parquet(benchmark: Any, n: int, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Read Parquet, validate, decide, write Parquet (`jiuzhu screen`), in process."""
-    benchmark.group = f"end-to-end-{n}"
-    folder = tmp_path_factory.mktemp(f"caseload{n}")
-    write(folder, n, seed=2019)
-    ev = _evaluator()
-    counter = iter(range(1000))
-
-    def run() -> dict[str, Any]:
-        return screen(ev, folder, folder / f"out{next(counter)}", today=DATE)
-
-    summary = benchmark.pedantic(run, rounds=_rounds(n), iterations=1)
-    assert summary["rows_in"] == n
-    # peak memory of the same run as its own process
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(
-        [sys.executable, "-m", "api", "screen", str(folder), "--out", str(folder / "mem")],
-        check=True,
-        capture_output=True,
-    )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    benchmark.extra_info["peak_rss_mb_cli"] = round(max(peak, before) / 1024)
 
 
 @pytest.mark.parametrize("n", SIZES)

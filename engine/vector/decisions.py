@@ -1,14 +1,17 @@
 """Decision columns for a chunk: the RECORDS.md fields, `findings` and `reasons`, and the
 households that could not be decided (a value they need is missing).
 
-`reasons` and `findings` are texts joined with `;`. Building a text per household would
-dominate the run, so each reported rule (or table row) is one bit; the bits are packed
-into int64 words, the texts are built once per distinct combination (a caseload has a
-few thousand) and joined back.
+Each slice of households is decided by the kernel on its own thread. Statuses are codes,
+reasons and findings are bit words (one bit per reported rule or table row, member rules
+OR-reduced over each household's explained members in one pass); every text column is
+made once per distinct value and gathered (a caseload has a few thousand distinct
+reason lists and amounts), never per row.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,132 +20,160 @@ import polars as pl
 from engine.evaluator import Evaluator
 from engine.loader import BUILTIN_FIELDS
 from engine.ruleset import Symbol
-from engine.vector.plan import ColumnRun, fen_to_text, round_half_up
+from engine.vector.kernel import Chunk
+from engine.vector.kernel_text import fen_texts, joined_texts, pack
+from engine.vector.kernel_values import V, full, recode
+from engine.vector.plan import ColumnRun, round_half_up
 
 __all__ = ["decide_frames"]
 
-_BITS = 62
+Array = np.ndarray[Any, Any]
 
 
-def _reported(sym: Symbol, cols: set[str]) -> pl.Expr:
-    """Whether a traced definition is a reason, in its own frame (the scalar rules)."""
-    na = pl.col("#na:" + sym.name) if ("#na:" + sym.name) in cols else pl.lit(False)
-    if sym.kind == "rule":
-        value = pl.col(sym.name).fill_null(False)
-        passed, failed = value & ~na, ~value & ~na
-    elif sym.kind == "table":
-        passed, failed = pl.col("#row:" + sym.name).is_not_null() & ~na, pl.lit(False)
-    else:
-        passed, failed = pl.col(sym.name).fill_null(False) & ~na, pl.lit(False)
-    if sym.report == "always":
-        return pl.lit(True)
-    if sym.report == "fail":
-        return failed
-    if sym.report in ("fire", "pass"):
-        return passed
-    return pl.lit(False)
+@dataclass(frozen=True)
+class _Token:
+    """One reason: a traced definition (or one row of a traced table)."""
+
+    id: str
+    sym: Symbol
+    row: int | None
 
 
-def _row_ids(sym: Symbol) -> list[str]:
-    t = sym.table
-    assert t is not None
-    return [r.id for r in [*t.rows, *([t.otherwise] if t.otherwise else [])]]
-
-
-def _tokens(evaluator: Evaluator, run: ColumnRun) -> list[tuple[str, pl.Expr]]:
-    """(reason id, flag on H) in the canonical order of the scalar backend."""
-    explain = run.ensure(run.rs.explain_members, "household")
-    out: list[tuple[str, pl.Expr]] = []
-    member: list[tuple[str, pl.Expr]] = []
+def _tokens(evaluator: Evaluator) -> list[_Token]:
+    """The reasons that can be reported, in the scalar backend's order."""
+    out: list[_Token] = []
     for sym in evaluator.traced():
-        cols = run.h_columns if sym.scope == "household" else run.m_columns
-        rep = _reported(sym, cols)
-        pieces: list[tuple[str, pl.Expr]]
+        if sym.report == "never":
+            continue
         if sym.kind == "table":
-            row = pl.col("#row:" + sym.name)
-            pieces = [(rid, rep & (row == i)) for i, rid in enumerate(_row_ids(sym))]
+            t = sym.table
+            assert t is not None
+            rows = [*t.rows, *([t.otherwise] if t.otherwise else [])]
+            out.extend(_Token(r.id, sym, i) for i, r in enumerate(rows))
         else:
-            pieces = [(sym.name, rep)]
-        if sym.scope == "household":
-            out.extend((rid, flag.fill_null(False)) for rid, flag in pieces)
-        else:
-            member.extend((rid, (pl.col(explain) & flag).fill_null(False)) for rid, flag in pieces)
-    if member:
-        flags = run.mm.select([f.alias(f"f{i}") for i, (_, f) in enumerate(member)])
-        columns = []
-        for i in range(len(member)):
-            values = flags.get_column(f"f{i}").to_numpy().astype(bool)
-            reduced = np.logical_or.reduceat(values, run.starts) if len(values) else np.zeros(0, dtype=bool)
-            columns.append(pl.Series(f"~r{i}", reduced, dtype=pl.Boolean))
-        run.add_columns("household", [pl.lit(c) for c in columns], [c.name for c in columns])
-        out.extend((rid, pl.col(f"~r{i}")) for i, (rid, _) in enumerate(member))
+            out.append(_Token(sym.name, sym, None))
     return out
 
 
-def _packed(frame: pl.DataFrame, flags: list[tuple[str, pl.Expr]], name: str) -> pl.Series:
-    """One text column joining the ids whose flag is set, built once per distinct combination."""
-    if not flags or frame.height == 0:
-        return pl.Series(name, [""] * frame.height, dtype=pl.Utf8)
-    values = frame.select([f.alias(f"b{i}") for i, (_, f) in enumerate(flags)])
-    words = np.zeros((frame.height, -(-len(flags) // _BITS)), dtype=np.int64)
-    for i in range(len(flags)):
-        bit = values.get_column(f"b{i}").to_numpy().astype(np.int64)
-        words[:, i // _BITS] |= bit << (i % _BITS)
-    keys = pl.DataFrame({f"w{j}": words[:, j] for j in range(words.shape[1])})
-    combos = keys.unique(maintain_order=True)
-    texts = [
-        ";".join(flags[w * _BITS + i][0] for w, word in enumerate(row) for i in range(_BITS) if int(word) >> i & 1)
-        for row in combos.iter_rows()
-    ]
-    lookup = combos.with_columns(pl.Series(name, texts, dtype=pl.Utf8))
-    return keys.join(lookup, on=keys.columns, how="left", maintain_order="left").get_column(name)
+def _flag(ch: Chunk, tok: _Token) -> Array:
+    """Whether a reason is reported, in its own scope (the scalar rules)."""
+    sym = tok.sym
+    n = ch.n(sym.scope)
+    na = ch.na.get((sym.scope, sym.name))
+    v = ch.value(sym.name, sym.scope)
+    if sym.kind == "rule":
+        value = full(v.filled(), n)
+        passed, failed = (value, ~value) if na is None else (value & ~na, ~value & ~na)
+    elif sym.kind == "table":
+        passed = np.ones(n, dtype=bool) if v.valid is None else full(v.valid, n)
+        failed = np.zeros(n, dtype=bool)
+    else:
+        passed, failed = full(v.filled(), n), np.zeros(n, dtype=bool)
+    if sym.report == "always":
+        flag = np.ones(n, dtype=bool)
+    elif sym.report == "fail":
+        flag = failed
+    else:
+        flag = passed
+    if tok.row is not None:
+        flag = flag & (v.data == tok.row) if v.valid is None else flag & (v.data == tok.row) & v.valid
+    return flag
 
 
-def decide_frames(evaluator: Evaluator, run: ColumnRun) -> tuple[pl.DataFrame, pl.DataFrame]:
+@dataclass
+class _Slice:
+    fields: dict[str, V]
+    findings: Array
+    reasons: Array
+
+
+def _decide_slice(ch: Chunk, fields: list[str], findings: list[Symbol], tokens: list[_Token]) -> _Slice:
+    out: dict[str, V] = {}
+    for f in fields:
+        v = ch.value(f, "household")
+        if v.type.kind == "money":
+            v = V(round_half_up(full(v.data, ch.nh), v.scale, 2), v.type, 2, v.valid)
+        out[f] = v
+    finding_flags = [full(ch.value(s.name, "household").filled(), ch.nh) for s in findings]
+    explain = ch.value(ch.rs.explain_members, "household").filled()
+    house = [_flag(ch, t) for t in tokens if t.sym.scope == "household"]
+    member = ch.reduce_flags([explain & _flag(ch, t) for t in tokens if t.sym.scope != "household"])
+    return _Slice(out, pack(finding_flags, ch.nh), pack(house + member, ch.nh))
+
+
+def _column(name: str, parts: list[V], kind: str) -> pl.Series:
+    """One decision field from its per-slice values."""
+    valid: Array | None = None
+    if any(p.valid is not None for p in parts):
+        valid = np.concatenate(
+            [np.ones(len(p.data), bool) if p.valid is None else full(p.valid, len(p.data)) for p in parts]
+        )
+    if kind == "money":
+        s = fen_texts(np.concatenate([p.data for p in parts]), name)
+    elif kind in ("enum", "str") or parts[0].is_text:
+        cats = tuple(dict.fromkeys(c for p in parts for c in p.cats))
+        codes = np.concatenate([recode(p, cats) for p in parts])
+        if valid is not None:
+            codes = np.where(valid, codes, -1)
+        codes = np.where(codes < 0, len(cats), codes)  # the slot after the categories is null
+        s = pl.Series(name, [*cats, None], dtype=pl.Utf8).gather(pl.Series(codes))
+        valid = None
+    elif kind == "date":
+        s = pl.Series(name, np.concatenate([p.data for p in parts]).astype(np.int32)).cast(pl.Date)
+    elif kind == "bool":
+        s = pl.Series(name, np.concatenate([p.data for p in parts]).astype(bool))
+    else:
+        s = pl.Series(name, np.concatenate([p.data for p in parts]).astype(np.int64))
+    if valid is not None and not valid.all():
+        s = pl.select(pl.when(pl.lit(pl.Series(valid))).then(pl.lit(s))).to_series()
+    return s.alias(name)
+
+
+def decide_frames(
+    evaluator: Evaluator, run: ColumnRun, *, threads: int | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(decisions, undecided) for the households of one run."""
     rs = run.rs
     fields = [f for f in rs.decision_fields if f not in BUILTIN_FIELDS]
-    run.prefetch_aggregates()
-    for f in fields:
-        run.ensure(f, "household")
     findings = rs.findings()
-    for s in evaluator.traced():
-        run.ensure(s.name, s.scope)
-    for s in findings:
-        run.ensure(s.name, "household")
-    tokens = _tokens(evaluator, run)
-    out: list[pl.Expr] = [
-        pl.col("household_id"),
-        pl.col("decision_date"),
-        pl.lit(rs.ruleset_version).alias("ruleset_version"),
-    ]
+    tokens = _tokens(evaluator)
+    order = [t for t in tokens if t.sym.scope == "household"] + [t for t in tokens if t.sym.scope != "household"]
+    spans = run.slices(threads)
+
+    def work(span: tuple[int, int, int, int]) -> tuple[Chunk, _Slice]:
+        ch = run.chunk(*span)
+        return ch, _decide_slice(ch, fields, findings, tokens)
+
+    if len(spans) > 1:
+        with ThreadPoolExecutor(len(spans)) as pool:
+            done = list(pool.map(work, spans))
+    else:
+        done = [work(s) for s in spans]
+    run.use([c for c, _ in done])
+    slices = [s for _, s in done]
+    hh = run.households
+    columns: list[pl.Series] = [hh.get_column("household_id"), hh.get_column("decision_date")]
+    columns.append(pl.repeat(rs.ruleset_version, hh.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"))
     required: list[str] = []
     for f in fields:
         t = rs.symbol(f).type
         assert t is not None
-        col = pl.col(f)
-        if t.kind == "money":
-            col = fen_to_text(round_half_up(col, run.scales[("household", f)], 2))
-        elif t.kind == "int":
-            col = col.cast(pl.Int64)
-        elif t.kind in ("enum", "str"):
-            col = col.cast(pl.Utf8)
-        out.append(col.alias(f))
+        columns.append(_column(f, [s.fields[f] for s in slices], t.kind))
         if not t.nullable:
             required.append(f)
-    frame = run.hh.select(out)
-    code_flags = [(s.code, pl.col(s.name).fill_null(False)) for s in findings]
-    frame = frame.with_columns(_packed(run.hh, code_flags, "findings"), _packed(run.hh, tokens, "reasons"))
+    codes = [s.code for s in findings]
+    columns.append(joined_texts(np.concatenate([s.findings for s in slices]), codes, "findings"))
+    columns.append(joined_texts(np.concatenate([s.reasons for s in slices]), [t.id for t in order], "reasons"))
+    frame = pl.DataFrame(columns)
     frame = frame.select([c for c in rs.decision_fields if c in frame.columns])
-    missing: Any = pl.any_horizontal([pl.col(f).is_null() for f in required]) if required else pl.lit(False)
-    undecided = frame.filter(missing)
-    if undecided.height:
-        first_missing = pl.coalesce([pl.when(pl.col(f).is_null()).then(pl.lit(f)) for f in required])
-        undecided = undecided.select(
-            pl.col("household_id"),
-            first_missing.alias("field"),
-            pl.format("could not be decided: a value `{}` needs is missing", first_missing).alias("reason"),
-        )
-    else:
-        undecided = pl.DataFrame(schema={"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8})
+    if not required or not any(frame.get_column(f).null_count() for f in required):
+        empty = pl.DataFrame(schema={"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8})
+        return frame, empty
+    missing: Any = pl.any_horizontal([pl.col(f).is_null() for f in required])
+    first_missing = pl.coalesce([pl.when(pl.col(f).is_null()).then(pl.lit(f)) for f in required])
+    undecided = frame.filter(missing).select(
+        pl.col("household_id"),
+        first_missing.alias("field"),
+        pl.format("could not be decided: a value `{}` needs is missing", first_missing).alias("reason"),
+    )
     return frame.filter(~missing), undecided

@@ -1,0 +1,459 @@
+"""The columnar kernel: a ruleset's definitions evaluated over one slice of a caseload.
+
+A chunk is a run of households and their members (sorted by household, so each
+household's members are one segment). Each named value is computed once, as NumPy arrays
+(see ``kernel_values``); a member -> household aggregation is a segment reduction (sums
+by ``np.add.reduceat``, every ``any``/``all`` one bit of a word, the words OR-reduced
+together), and a household value read per member is one integer gather. The
+aggregations that need no computed household value are found once per ruleset and run
+together in one pass at the start of a chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from engine import ir
+from engine.parameters import ParameterResolver
+from engine.ruleset import Ruleset, Symbol, TableRow
+from engine.types import Type
+from engine.vector.kernel_nodes import NODES
+from engine.vector.kernel_values import NUMERIC, V, dec_scale, epoch_days, full, rescale, scaled, select
+
+__all__ = ["Chunk", "KernelPlan", "walk"]
+
+Array = np.ndarray[Any, Any]
+_BOOL = Type("bool")
+_INT = Type("int")
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def walk(e: Any) -> Any:
+    """Every node of an expression tree."""
+    if isinstance(e, ir.Expr):
+        yield e
+        for v in vars(e).values():
+            if isinstance(v, ir.Expr):
+                yield from walk(v)
+            elif isinstance(v, tuple):
+                for x in v:
+                    yield from walk(x)
+
+
+def symbol_exprs(sym: Symbol) -> list[ir.Expr]:
+    """Every expression a definition evaluates."""
+    out = [e for e in (sym.expr, sym.applies) if e is not None]
+    if sym.table is not None:
+        rows = [*sym.table.rows, *([sym.table.otherwise] if sym.table.otherwise else [])]
+        out += [e for e in (sym.table.input, *(r.cond for r in rows)) if e is not None]
+        out += [c for r in rows for c in r.cells.values()]
+    if sym.outcome is not None:
+        out += [c.cond for c in sym.outcome.cases if c.cond is not None]
+        out += [x for c in sym.outcome.cases for x in c.sets.values()]
+    return out
+
+
+class KernelPlan:
+    """What a ruleset compiles to once: the aggregations to batch, parameter scales."""
+
+    def __init__(self, ruleset: Ruleset, resolver: ParameterResolver) -> None:
+        self.rs = ruleset
+        self.resolver = resolver
+        self._member_ready: dict[str, bool] = {}
+        aggs: dict[ir.Agg, None] = {}
+        for sym in ruleset.symbols.values():
+            if sym.scope != "household":
+                continue
+            for root in symbol_exprs(sym):
+                for node in walk(root):
+                    if isinstance(node, ir.Agg) and self._ready(node, "member"):
+                        aggs[node] = None
+        self.batched = list(aggs)
+        self.resolved: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def _ready(self, e: ir.Expr, scope: str) -> bool:
+        """Whether a member expression reads only inputs, parameters and member values."""
+        for node in walk(e):
+            if not isinstance(node, ir.Ref):
+                continue
+            sym = self.rs.symbols[(node.scope, node.name)]
+            if sym.kind in ("input", "parameter", "registry"):
+                continue
+            if node.scope == "household" and node.type.kind != "members":
+                return False
+            key = f"{node.scope}:{node.name}"
+            if key not in self._member_ready:
+                self._member_ready[key] = True  # definitions are acyclic; this only guards recursion
+                self._member_ready[key] = all(self._ready(x, "member") for x in symbol_exprs(sym))
+            if not self._member_ready[key]:
+                return False
+        return True
+
+    def values(self, region: str, on: int) -> dict[str, Any]:
+        key = (region, on)
+        if key not in self.resolved:
+            self.resolved[key] = self.resolver.resolve(region, _EPOCH + dt.timedelta(days=on))[0]
+        return self.resolved[key]
+
+
+def _column(s: pl.Series, t: Type) -> V:
+    """An input column as a kernel value."""
+    valid = s.is_not_null().to_numpy() if s.null_count() else None
+    if s.dtype == pl.Utf8 or isinstance(s.dtype, pl.Categorical):
+        return V(np.zeros(0, np.int32), t, 0, valid, (), s.cast(pl.Utf8))
+    if isinstance(s.dtype, pl.Enum):
+        cats = tuple(str(c) for c in s.dtype.categories)
+        codes = s.to_physical().cast(pl.Int32).fill_null(-1).to_numpy()
+        return V(codes, t, 0, valid, cats)
+    if s.dtype == pl.Date:
+        return V(s.to_physical().fill_null(0).to_numpy(), t, 0, valid)
+    if s.dtype == pl.Boolean:
+        return V(s.fill_null(False).to_numpy(), t, 0, valid)
+    return V(s.fill_null(0).cast(pl.Int64).to_numpy(), t, 2 if t.kind == "money" else 0, valid)
+
+
+class Chunk:
+    """One slice of households and their members, evaluated lazily, each value once."""
+
+    def __init__(
+        self,
+        plan: KernelPlan,
+        households: pl.DataFrame,
+        members: pl.DataFrame,
+        h_of_member: Array,
+        registries: dict[str, frozenset[str]],
+        keys: dict[int, pl.Series],
+    ) -> None:
+        self.plan = plan
+        self.rs = plan.rs
+        self.hh, self.mm = households, members
+        self.nh, self.nm = households.height, members.height
+        self.hm = h_of_member
+        counts = np.bincount(h_of_member, minlength=self.nh)
+        self.counts = counts
+        self.starts = np.cumsum(counts) - counts
+        self.nonempty = None if counts.all() else counts > 0
+        self.registries = registries
+        self._keys = keys
+        self.values: dict[tuple[str, str], V] = {}
+        self.na: dict[tuple[str, str], Array] = {}
+        self._gathered: dict[str, V] = {}
+        self._aggs: dict[ir.Agg, V] = {}
+        self._parameters()
+        self._batch(plan.batched)
+
+    def n(self, scope: str) -> int:
+        return self.nh if scope == "household" else self.nm
+
+    def registry(self, name: str) -> frozenset[str]:
+        return self.registries.get(name, frozenset())
+
+    def key_series(self, keys: frozenset[Any]) -> pl.Series:
+        s = self._keys.get(id(keys))
+        if s is None:
+            s = self._keys[id(keys)] = pl.Series(sorted(keys), dtype=pl.Utf8)
+        return s
+
+    def compile(self, e: ir.Expr, scope: str) -> V:
+        return NODES[type(e)](self, e, scope)
+
+    # ------------------------------------------------------------ named values
+
+    def value(self, name: str, scope: str) -> V:
+        key = (scope, name)
+        v = self.values.get(key)
+        if v is None:
+            sym = self.rs.symbols[key]
+            v = self.values[key] = _KINDS[sym.kind](self, sym)
+        return v
+
+    def ref(self, e: ir.Ref, scope: str) -> V:
+        sym = self.rs.symbols[(e.scope, e.name)]
+        if sym.kind == "registry":
+            raise TypeError("registries are only used with `in`")
+        if sym.kind == "table" and e.scope == scope:
+            row = self.value(e.name, scope)
+            return V(row.data.astype(np.int32), e.type, 0, row.valid, _row_ids(sym))
+        if e.type.kind == "members":
+            if sym.kind == "input":  # `members` itself: every member
+                return V(np.ones(self.nm, dtype=bool), e.type)
+            return self.value(e.name, "household")
+        if e.scope == scope:
+            return self.value(e.name, scope)
+        g = self._gathered.get(e.name)
+        if g is None:  # a household value read per member: one gather by the member's household
+            v = self.value(e.name, "household")
+            data = v.data[self.hm] if v.raw is None and v.data.ndim else v.data
+            valid = v.valid[self.hm] if v.valid is not None and v.valid.ndim else v.valid
+            raw = v.raw.gather(pl.Series(self.hm)) if v.raw is not None else None
+            g = self._gathered[e.name] = V(data, v.type, v.scale, valid, v.cats, raw)
+        return g
+
+    def _parameters(self) -> None:
+        rs = self.rs
+        days = self.hh.get_column("decision_date").to_physical().to_numpy()
+        regions = self.hh.get_column("region")
+        names = regions.unique().to_list() if self.nh else []
+        rcode = (
+            np.zeros(self.nh, np.int64)
+            if len(names) <= 1
+            else regions.replace_strict(names, list(range(len(names))), return_dtype=pl.Int64).to_numpy()
+        )
+        lo = int(days.min()) if self.nh else 0
+        span = (int(days.max()) - lo + 1) if self.nh else 1
+        key = rcode * span + (days.astype(np.int64) - lo)
+        present = np.zeros(len(names) * span if names else 1, dtype=bool)
+        present[key] = True
+        distinct = np.flatnonzero(present)
+        where = np.zeros(len(present), dtype=np.int64)
+        where[distinct] = np.arange(len(distinct))
+        pair = where[key]
+        resolved = [self.plan.values(str(names[k // span]), lo + int(k % span)) for k in distinct]
+        for name in rs.parameter_order:
+            t = rs.parameters[name].type
+            vals = [r[name] for r in resolved]
+            if t.kind in NUMERIC:
+                scale = max([2 if t.kind == "money" else 0, *(dec_scale(v) for v in vals)])
+                table = np.array([scaled(v, scale) for v in vals], dtype=np.int64)
+                self.values[("household", name)] = V(table[pair], t, scale)
+            elif t.kind == "date":
+                table = np.array([epoch_days(v) for v in vals], dtype=np.int32)
+                self.values[("household", name)] = V(table[pair], t)
+            elif t.kind == "bool":
+                self.values[("household", name)] = V(np.array(vals, dtype=bool)[pair], t)
+            else:
+                cats = tuple(dict.fromkeys(str(v) for v in vals))
+                table = np.array([cats.index(str(v)) for v in vals], dtype=np.int32)
+                self.values[("household", name)] = V(table[pair], t, 0, None, cats)
+
+    # ------------------------------------------------------------ aggregations
+
+    def _reduce(self, ufunc: Any, arr: Array, identity: Any) -> Array:
+        """A segment reduction of the last axis, one result per household."""
+        shape = (*arr.shape[:-1], self.nh)
+        if self.nm == 0:
+            return np.full(shape, identity, dtype=arr.dtype)
+        if self.nonempty is None:
+            out: Array = ufunc.reduceat(arr, self.starts, axis=-1)
+            return out
+        out = np.full(shape, identity, dtype=arr.dtype)
+        out[..., self.nonempty] = ufunc.reduceat(arr, self.starts[self.nonempty], axis=-1)
+        return out
+
+    def _sums(self, arr: Array) -> Array:
+        """Segment sums of the last axis by one running sum (faster than ``reduceat`` here,
+        and empty households come out 0)."""
+        if self.nm == 0:
+            return np.zeros((*arr.shape[:-1], self.nh), dtype=np.int64)
+        run = np.cumsum(arr, axis=-1)
+        ends = self.starts + self.counts - 1
+        hi = np.take(run, ends, axis=-1)
+        lo = np.take(run, self.starts - 1, axis=-1)
+        if self.nonempty is not None:
+            hi[..., ~self.nonempty] = 0
+        lo[..., self.starts == 0] = 0
+        out: Array = hi - lo
+        return out
+
+    def _member_value(self, e: ir.Agg) -> tuple[str, Array, int, Array | None]:
+        """The per-member value to reduce, how, its scale, and members whose value is null."""
+        mask = self.compile(e.source, "member").filled()
+        if e.cond is not None:
+            mask = mask & self.compile(e.cond, "member").filled()
+        if e.fn == "count":
+            return "sum", mask.astype(np.int64), 0, None
+        assert e.elt is not None
+        elt = self.compile(e.elt, "member")
+        if e.fn == "sum":
+            bad = None if elt.valid is None else mask & ~elt.valid
+            return "sum", np.where(mask, full(elt.data, self.nm), 0).astype(np.int64), elt.scale, bad
+        if e.fn == "any":
+            return "any", mask & elt.filled(), 0, None
+        return "all", mask & ~elt.filled(), 0, None  # all(x) = not any(not x)
+
+    def _batch(self, aggs: list[ir.Agg]) -> None:
+        parts = [(a, *self._member_value(a)) for a in aggs if a not in self._aggs]
+        sums = [p for p in parts if p[1] == "sum"]
+        flags = [p for p in parts if p[1] != "sum"] + [(p[0], "null", p[4], 0, None) for p in sums if p[4] is not None]
+        if sums:
+            totals = self._sums(np.stack([p[2] for p in sums]))
+            for i, p in enumerate(sums):
+                self._aggs[p[0]] = V(totals[i], p[0].type, p[3])
+        bits = self.reduce_flags([p[2] for p in flags])
+        for i, p in enumerate(flags):
+            if p[1] == "null":
+                self._aggs[p[0]].valid = ~bits[i]
+            else:
+                self._aggs[p[0]] = V(bits[i] if p[1] == "any" else ~bits[i], p[0].type)
+
+    def reduce_flags(self, flags: list[Array]) -> list[Array]:
+        """Per-member flags -> per household "any member", 64 flags to a word, one pass."""
+        out: list[Array] = []
+        for w in range(0, len(flags), 64):
+            word = np.zeros(self.nm, dtype=np.uint64)
+            group = flags[w : w + 64]
+            for i, f in enumerate(group):
+                word |= f.astype(np.uint64) << np.uint64(i)
+            reduced = self._reduce(np.bitwise_or, word, 0)
+            out.extend(((reduced >> np.uint64(i)) & np.uint64(1)).astype(bool) for i in range(len(group)))
+        return out
+
+    def agg(self, e: ir.Agg) -> V:
+        if e not in self._aggs:
+            self._batch([e])
+        return self._aggs[e]
+
+
+# ---------------------------------------------------------------- definitions by kind
+
+
+def _k_input(ch: Chunk, sym: Symbol) -> V:
+    assert sym.type is not None
+    frame = ch.hh if sym.scope == "household" else ch.mm
+    return _column(frame.get_column(sym.name), sym.type)
+
+
+def _k_expr(ch: Chunk, sym: Symbol) -> V:
+    assert sym.expr is not None
+    return ch.compile(sym.expr, sym.scope)
+
+
+def _applies(ch: Chunk, sym: Symbol) -> Array | None:
+    if sym.applies is None:
+        return None
+    a = ch.compile(sym.applies, sym.scope).filled()
+    ch.na[(sym.scope, sym.name)] = ~a
+    return a
+
+
+def _k_rule(ch: Chunk, sym: Symbol) -> V:
+    assert sym.expr is not None
+    applies = _applies(ch, sym)
+    v = ch.compile(sym.expr, sym.scope)
+    if applies is None:
+        return v
+    valid = None if v.valid is None else v.valid | ~applies
+    return V(v.data & applies, v.type, 0, valid)
+
+
+def _first(ch: Chunk, conds: list[Array], scope: str, other: int | None) -> V:
+    """The index of the first true condition, else ``other`` (None: null)."""
+    n = ch.n(scope)
+    idx = np.full(n, -1 if other is None else other, dtype=np.int32)
+    for i in range(len(conds) - 1, -1, -1):
+        idx = np.where(conds[i], np.int32(i), idx)
+    return V(idx, _INT, 0, (idx >= 0) if other is None else None)
+
+
+def _k_outcome_index(ch: Chunk, sym: Symbol) -> V:
+    assert sym.outcome is not None
+    cases = sym.outcome.cases
+    conds = [ch.compile(c.cond, sym.scope).filled() for c in cases if c.cond is not None]
+    return _first(ch, [full(c, ch.n(sym.scope)) for c in conds], sym.scope, len(cases) - 1)
+
+
+def _outcome_of(ch: Chunk, sym: Symbol) -> Any:
+    owner = ch.rs.symbols[(sym.scope, sym.owner)].outcome
+    assert owner is not None
+    return owner
+
+
+def _k_case(ch: Chunk, sym: Symbol) -> V:
+    index = next(i for i, c in enumerate(_outcome_of(ch, sym).cases) if c.id == sym.name)
+    return V(ch.value(sym.owner, sym.scope).data == index, _BOOL)
+
+
+def _k_outcome(ch: Chunk, sym: Symbol) -> V:
+    values = [str(c.value) for c in _outcome_of(ch, sym).cases]
+    cats = tuple(dict.fromkeys(values))
+    lut = np.array([cats.index(v) for v in values], dtype=np.int32)
+    return V(lut[ch.value(sym.owner, sym.scope).data], sym.type or Type("enum"), 0, None, cats)
+
+
+def _k_set(ch: Chunk, sym: Symbol) -> V:
+    cases = _outcome_of(ch, sym).cases
+    branches = [ch.compile(c.sets[sym.column], sym.scope) for c in cases]
+    return select(ch.value(sym.owner, sym.scope), branches, ch.n(sym.scope), sym.type or branches[0].type)
+
+
+def _contains(ch: Chunk, inp: V, row: TableRow) -> Array:
+    iv = row.interval
+    assert iv is not None
+    bounds = [b for b in (iv.lo, iv.hi) if b is not None]
+    scale = max([inp.scale, *(dec_scale(b) for b in bounds)])
+    x = rescale(inp, scale)
+    cond = np.ones(x.shape, dtype=bool)
+    if iv.lo is not None:
+        lo = scaled(iv.lo, scale)
+        cond &= (x >= lo) if iv.lo_closed else (x > lo)
+    if iv.hi is not None:
+        hi = scaled(iv.hi, scale)
+        cond &= (x <= hi) if iv.hi_closed else (x < hi)
+    return cond if inp.valid is None else cond & inp.valid
+
+
+def _k_table(ch: Chunk, sym: Symbol) -> V:
+    table = sym.table
+    assert table is not None
+    applies = _applies(ch, sym)
+    n = ch.n(sym.scope)
+    other = len(table.rows) if table.otherwise else None
+    if table.hit_policy == "unique":
+        assert table.input is not None
+        inp = ch.compile(table.input, sym.scope)
+        conds = [_contains(ch, inp, row) for row in table.rows]
+    elif table.hit_policy == "first":
+        conds = [full(ch.compile(r.cond, sym.scope).filled(), n) for r in table.rows if r.cond is not None]
+    else:
+        cells = [ch.compile(r.cells[table.max_by or ""], sym.scope) for r in table.rows]
+        scale = max(c.scale for c in cells)
+        when = [full(ch.compile(r.cond, sym.scope).filled(), n) for r in table.rows if r.cond is not None]
+        vals = [full(rescale(c, scale), n) for c in cells]
+        best = np.max(np.stack([np.where(w, v, np.iinfo(np.int64).min) for w, v in zip(when, vals, strict=True)]), 0)
+        conds = [w & (v == best) for w, v in zip(when, vals, strict=True)]
+    idx = _first(ch, [full(c, n) for c in conds], sym.scope, other)
+    if applies is not None:
+        valid = applies if idx.valid is None else applies & idx.valid
+        idx = V(idx.data, _INT, 0, valid)
+    return idx
+
+
+def _k_table_output(ch: Chunk, sym: Symbol) -> V:
+    owner = ch.rs.symbols[(sym.scope, sym.owner)]
+    table = owner.table
+    assert table is not None
+    rows = [*table.rows, *([table.otherwise] if table.otherwise else [])]
+    branches = [ch.compile(r.cells[sym.column], sym.scope) for r in rows]
+    index = ch.value(sym.owner, sym.scope)
+    return select(index, branches, ch.n(sym.scope), sym.type or branches[0].type)
+
+
+def _k_parameter(ch: Chunk, sym: Symbol) -> V:
+    raise KeyError(sym.name)  # parameters are set when the chunk starts
+
+
+def _row_ids(sym: Symbol) -> tuple[str, ...]:
+    t = sym.table
+    assert t is not None
+    return tuple(r.id for r in [*t.rows, *([t.otherwise] if t.otherwise else [])])
+
+
+_KINDS: dict[str, Callable[[Chunk, Symbol], V]] = {
+    "input": _k_input,
+    "parameter": _k_parameter,
+    "derived": _k_expr,
+    "output": _k_expr,
+    "finding": _k_expr,
+    "rule": _k_rule,
+    "outcome_index": _k_outcome_index,
+    "case": _k_case,
+    "outcome": _k_outcome,
+    "set": _k_set,
+    "table": _k_table,
+    "table_output": _k_table_output,
+}

@@ -1,0 +1,79 @@
+"""Text made once per distinct value: reasons and findings from bit words, money from fen.
+
+Distinct values are numbered by Arrow's hash-based dictionary encoding (one linear pass,
+where ``np.unique`` sorts); the text of each distinct value is made once and gathered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+__all__ = ["dense_codes", "fen_texts", "joined_texts", "pack"]
+
+Array = np.ndarray[Any, Any]
+_MAX_TEXTS = 200_000  # above this many distinct amounts, format every row in Polars instead
+
+
+def pack(flags: list[Array], n: int) -> Array:
+    """Boolean flags -> one row of uint64 words per row (flag i is bit i % 64 of word i // 64)."""
+    words = np.zeros((n, -(-len(flags) // 64)), dtype=np.uint64)
+    for i, f in enumerate(flags):
+        words[:, i // 64] |= f.astype(np.uint64) << np.uint64(i % 64)
+    return words
+
+
+def _encode(column: Array) -> tuple[Array, Array]:
+    d = pc.dictionary_encode(pa.array(np.ascontiguousarray(column)))
+    return d.indices.to_numpy().astype(np.int64), d.dictionary.to_numpy()
+
+
+def dense_codes(values: Array, limit: int | None = None) -> tuple[Array, Array] | None:
+    """(code per row, the distinct rows in code order) of ``values`` (1-d, or 2-d rows of
+    words); None when there are more than ``limit`` distinct rows."""
+    n = len(values)
+    if values.ndim == 1:
+        code, distinct = _encode(values)
+        return None if limit is not None and len(distinct) > limit else (code, distinct)
+    if values.shape[1] == 0:
+        return np.zeros(n, dtype=np.int64), values[:1]
+    code, distinct = _encode(values[:, 0])
+    for w in range(1, values.shape[1]):
+        part, seen = _encode(values[:, w])
+        code, _ = _encode(code * len(seen) + part)
+    size = int(code.max()) + 1 if n else 0
+    if limit is not None and size > limit:
+        return None
+    first = np.empty(size, dtype=np.int64)
+    first[code[::-1]] = np.arange(n - 1, -1, -1)
+    return code, values[first]
+
+
+def joined_texts(words: Array, ids: list[str], name: str) -> pl.Series:
+    """The ids whose bit is set, joined with `;`, made once per distinct word row."""
+    n = len(words)
+    if n == 0 or not ids:
+        return pl.Series(name, [""] * n, dtype=pl.Utf8)
+    found = dense_codes(words[:, 0] if words.shape[1] == 1 else words)
+    assert found is not None
+    code, distinct = found
+    texts = []
+    for row in distinct.reshape(len(distinct), -1).tolist():
+        texts.append(";".join(ids[w * 64 + i] for w, word in enumerate(row) for i in range(64) if word >> i & 1))
+    return pl.Series(name, texts, dtype=pl.Utf8).gather(pl.Series(code))
+
+
+def fen_texts(fen: Array, name: str) -> pl.Series:
+    """int64 fen -> "1234.50", made once per distinct amount."""
+    found = dense_codes(fen, _MAX_TEXTS) if len(fen) else None
+    if found is None:
+        e = pl.col(name)
+        text = pl.concat_str([(e // 100).cast(pl.Utf8), pl.lit("."), (e % 100).cast(pl.Utf8).str.zfill(2)])
+        return pl.DataFrame({name: fen}).select(text).to_series().alias(name)
+    code, distinct = found
+    texts = [f"{x // 100}.{x % 100:02d}" for x in distinct.tolist()]
+    return pl.Series(name, texts, dtype=pl.Utf8).gather(pl.Series(code))
