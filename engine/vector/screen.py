@@ -1,10 +1,14 @@
 """Re-screen a whole caseload in chunks: streaming, resumable, nothing dropped.
 
-``screen`` prepares the caseload once (members sorted by chunk, duplicate persons over the
-whole caseload, members without a household), then decides chunk after chunk. Each
-finished chunk is written to ``DIR/.work`` before the next starts, so an interrupted run
-resumes where it stopped. At the end the parts become ``decisions.<fmt>``,
-``rejects.<fmt>`` and ``summary.json``, and rows in = decided + rejected is checked.
+Parquet tables are read where they are, chunk by chunk (households by row range; members
+by row range when they come grouped in the households' order, else by ID); CSV, XLSX and
+JSON Lines are converted to Parquet once, batch by batch. Before the first chunk, one pass
+over the ID columns finds duplicated household IDs, members without a household and persons
+in two households (`screen_index`). Each chunk's raw frames go to the validator once, its
+decisions are written once, atomically, to ``DIR/.work``: an interrupted run resumes after
+the last finished chunk. At the end ``decisions.<fmt>`` and ``rejects.<fmt>`` are streamed
+from the parts, ``summary.json`` is added up from per-chunk counts, and rows in = decided +
+rejected is checked.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from typing import Any
 
 import polars as pl
 
-from engine.errors import FieldProblem, InputError, JiuzhuError
+from engine.errors import FieldProblem, InputError, JiuzhuError, register_error
 from engine.evaluator import Evaluator
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, validate_frames
 from engine.vector.decisions import decide_frames
 from engine.vector.plan import ColumnRun
+from engine.vector.screen_index import HID, CaseloadIndex, hid_keys, index_caseload
+from engine.vector.screen_summary import ChunkCounts, add_up, chunk_counts
 
 __all__ = ["ScreenError", "find_tables", "screen"]
 
@@ -37,7 +43,8 @@ Progress = Callable[[int, int], None]
 class ScreenError(JiuzhuError):
     """The run could not account for every row, or the output cannot be written."""
 
-    exit_code = 4
+
+register_error(ScreenError, exit_code=4, http_status=500)
 
 
 @dataclass
@@ -65,15 +72,6 @@ def find_tables(folder: Path) -> _Source:
     return _Source(found["households"], found["members"])
 
 
-def _scan(path: Path) -> pl.LazyFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pl.scan_parquet(path)
-    if suffix == ".csv":
-        return pl.scan_csv(path, infer_schema=False)
-    return read_table(path).lazy()  # XLSX has no lazy reader
-
-
 def _fingerprint(paths: list[Path], extra: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
     for p in paths:
@@ -83,7 +81,7 @@ def _fingerprint(paths: list[Path], extra: dict[str, Any]) -> str:
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     frame.write_parquet(tmp)
     os.replace(tmp, path)
 
@@ -110,6 +108,9 @@ class _Screening:
         self.today = today
         self.work = out / ".work"
         self.manifest_path = self.work / "manifest.json"
+        computed = [s.computed for s in evaluator.ruleset.registries.values() if s.computed]
+        # the person column duplicates are looked for in (`computed: duplicates_of:<column>`)
+        self.person = next((c.split(":", 1)[1] for c in computed if c.startswith("duplicates_of:")), None)
 
     # ------------------------------------------------------------ preparing
 
@@ -120,14 +121,15 @@ class _Screening:
         return [self.caseload]
 
     def prepare(self) -> dict[str, Any]:
-        inputs = self._inputs()
+        """Convert what is not Parquet, index the ID columns; reuse a finished preparation."""
         key = _fingerprint(
-            inputs,
+            self._inputs(),
             {
                 "ruleset": self.ev.ruleset.ruleset_version,
                 "registries": self.ev.registries.versions(),
                 "date": self.date,
                 "chunk": self.chunk_size,
+                "polars": pl.__version__,  # the ID hashes are stable within one Polars version
             },
         )
         if self.manifest_path.exists():
@@ -136,79 +138,60 @@ class _Screening:
                 return manifest
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
-        rejects: list[pl.DataFrame] = []
+        bad = pl.DataFrame(schema=REJECT_SCHEMA)
         if self.caseload.is_dir():
             src = find_tables(self.caseload)
-            households, members = _scan(src.households), _scan(src.members)
+            tables = {"households": self._parquet(src.households), "members": self._parquet(src.members)}
         else:
-            bad = self._jsonl()
-            rejects.append(bad)
-            households = pl.scan_parquet(self.work / "json-households-*.parquet")
-            members = pl.scan_parquet(self.work / "json-members-*.parquet")
-        hh_path = self.work / "households.parquet"
-        households.with_row_index("_row").sink_parquet(hh_path)
-        hh_ids = pl.scan_parquet(hh_path).select(pl.col("household_id").cast(pl.Utf8), "_row")
-        dup_ids = hh_ids.group_by("household_id").len().filter(pl.col("len") > 1).select("household_id").collect()
-        if dup_ids.height:
-            rejects.append(
-                dup_ids.select(
-                    "household_id",
-                    pl.lit("household_id").alias("field"),
-                    pl.lit("appears more than once in the households table").alias("reason"),
-                )
-            )
-        keep = hh_ids.join(dup_ids.lazy(), on="household_id", how="anti")
-        keyed = keep.with_columns((pl.col("_row") // self.chunk_size).alias("_chunk"))
-        members = members.with_columns(pl.col("household_id").cast(pl.Utf8))
-        members.join(keyed, on="household_id", how="inner").sort(["_chunk", "_row"], maintain_order=True).drop(
-            "_row"
-        ).sink_parquet(self.work / "members.parquet")
-        orphans = (
-            members.join(hh_ids, on="household_id", how="anti")
-            .select(
-                "household_id",
-                pl.lit("household_id").alias("field"),
-                pl.lit("member without household").alias("reason"),
-            )
-            .collect()
+            bad, tables = self._jsonl()
+        index, orphans = index_caseload(
+            self._scan(tables["households"]),
+            self._scan(tables["members"]),
+            self.person,
+            self.chunk_size,
+            self.work / "buckets",
         )
-        if orphans.height:
-            rejects.append(orphans)
-        persons = members.join(keep, on="household_id", how="semi").select(
-            pl.col("person_id").cast(pl.Utf8).str.strip_chars().str.to_uppercase(), "household_id"
-        )
-        dup_persons = (
-            persons.group_by("person_id")
-            .agg(pl.col("household_id").n_unique().alias("n"))
-            .filter(pl.col("n") > 1)
-            .select("person_id")
-            .collect()
-        )
-        dup_persons.write_parquet(self.work / "duplicates.parquet")
-        pre = pl.concat(rejects, how="vertical") if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        _write_atomic(pre, self.work / "rejects-prepare.parquet")
-        rows = int(pl.scan_parquet(hh_path).select(pl.len()).collect().item())
-        dup_rows = int(hh_ids.join(dup_ids.lazy(), on="household_id", how="semi").select(pl.len()).collect().item())
-        bad_lines = int(pre.filter(pl.col("household_id").str.starts_with("(line ")).height)
+        _write_atomic(pl.concat([bad, orphans], how="vertical"), self.work / "rejects-prepare.parquet")
         manifest = {
             "key": key,
             "prepared": True,
-            "rows_in": rows + bad_lines,
-            "household_rows": rows,
-            "bad_json_lines": bad_lines,
-            "duplicate_household_id_rows": dup_rows,
-            "member_rows": int(members.select(pl.len()).collect().item()),
-            "orphan_member_rows": int(orphans.height),
-            "chunks": max(1, -(-rows // self.chunk_size)),
+            "tables": {name: [str(p) for p in paths] for name, paths in tables.items()},
+            "rows_in": index.household_rows + bad.height,
+            "bad_json_lines": bad.height,
+            "chunks": max(1, -(-index.household_rows // self.chunk_size)),
+            "index": index.to_json(),
         }
         self.manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         return manifest
 
-    def _jsonl(self, batch: int = 100_000) -> pl.DataFrame:
+    def _parquet(self, path: Path) -> list[Path]:
+        """A table as Parquet: read in place, or converted once (CSV streams, XLSX is one sheet)."""
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            return [path]
+        target = self.work / f"table-{path.stem}.parquet"
+        if suffix == ".csv":
+            pl.scan_csv(path, infer_schema=False).sink_parquet(target)
+        else:
+            read_table(path).write_parquet(target)
+        return [target]
+
+    @staticmethod
+    def _scan(paths: list[Path]) -> pl.LazyFrame:
+        if len(paths) == 1:
+            return pl.scan_parquet(paths[0])
+        # JSON Lines parts: every part read with the union of the parts' columns
+        schema: dict[str, pl.DataType] = {}
+        for p in paths:
+            for name, dtype in pl.read_parquet_schema(p).items():
+                schema.setdefault(name, dtype)
+        return pl.scan_parquet(paths, schema=schema, missing_columns="insert")
+
+    def _jsonl(self, batch: int = 100_000) -> tuple[pl.DataFrame, dict[str, list[Path]]]:
         """Convert JSON Lines to Parquet parts batch by batch (memory stays flat); returns
-        the lines that are not household objects."""
+        the lines that are not household objects, and the parts."""
         rejects = []
-        columns: dict[str, list[str]] = {}
+        parts: dict[str, list[Path]] = {"households": [], "members": []}
         with self.caseload.open(encoding="utf-8") as f:
             part = 0
             while True:
@@ -216,155 +199,128 @@ class _Screening:
                 if not lines and part > 0:
                     break
                 hh, mm, bad = jsonl_to_tables(lines, self.ev.ruleset.record, first_line=part * batch + 1)
-                # every part gets the same columns, so the parts scan as one table
                 for name, frame in (("households", hh), ("members", mm)):
-                    known = columns.setdefault(name, frame.columns)
-                    extra = [c for c in frame.columns if c not in known]
-                    if extra:
-                        raise InputError([FieldProblem(f"{name}.{c}", "unknown field") for c in extra])
-                    frame.select(
-                        [pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.Utf8).alias(c) for c in known]
-                    ).write_parquet(self.work / f"json-{name}-{part:05d}.parquet")
+                    path = self.work / f"json-{name}-{part:05d}.parquet"
+                    frame.write_parquet(path)
+                    parts[name].append(path)
                 rejects.append(bad)
                 part += 1
                 if len(lines) < batch:
                     break
-        return pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+        return pl.concat(rejects), parts
 
     # ------------------------------------------------------------ deciding
 
     def run_chunks(self, manifest: dict[str, Any], progress: Progress | None) -> None:
-        duplicates = frozenset(pl.read_parquet(self.work / "duplicates.parquet").get_column("person_id").to_list())
+        index = CaseloadIndex.from_json(manifest["index"])
+        tables = {name: [Path(p) for p in paths] for name, paths in manifest["tables"].items()}
+        hh_scan, mm_scan = self._scan(tables["households"]), self._scan(tables["members"])
         registries = {n: r.keys for n, r in self.ev.registries.by_name.items()}
+        shared = frozenset(index.duplicate_persons)
         for name, spec in self.ev.ruleset.registries.items():
             if spec.computed:
-                registries[name] = registries.get(name, frozenset()) | duplicates
+                registries[name] = registries.get(name, frozenset()) | shared
+        dup_ids = pl.DataFrame(index.duplicate_ids, schema={"a": pl.UInt64, "b": pl.UInt64}, orient="row")
         total = manifest["chunks"]
-        hh_scan = pl.scan_parquet(self.work / "households.parquet")
-        mm_scan = pl.scan_parquet(self.work / "members.parquet")
-        dup_ids = (
-            pl.read_parquet(self.work / "rejects-prepare.parquet")
-            .filter(pl.col("field") == "household_id")
-            .get_column("household_id")
-        )
         for k in range(total):
             done = self.work / f"decisions-{k:05d}.parquet"
             counts = self.work / f"counts-{k:05d}.json"
-            if done.exists() and counts.exists():
-                if progress:
-                    progress(k + 1, total)
-                continue
-            households = hh_scan.filter((pl.col("_row") // self.chunk_size) == k).drop("_row").collect()
-            households = households.filter(~pl.col("household_id").cast(pl.Utf8).is_in(dup_ids.implode()))
-            members = mm_scan.filter(pl.col("_chunk") == k).drop("_chunk").collect()
-            h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
-            run = ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries)
-            decisions, undecided = decide_frames(self.ev, run)
-            rejects = pl.concat([rejects, undecided], how="vertical")
-            self._check_chunk(k, households, decisions, rejects)
-            _write_atomic(rejects, self.work / f"rejects-{k:05d}.parquet")
-            _write_atomic(decisions, done)
-            counts.write_text(json.dumps({"rows": households.height, "decided": decisions.height}), encoding="utf-8")
+            if not (done.exists() and counts.exists()):
+                households = hh_scan.slice(k * self.chunk_size, self.chunk_size).collect()
+                households, copies = _drop_duplicate_ids(households, dup_ids)
+                if index.member_starts is not None:
+                    start, end = index.member_starts[k], index.member_starts[k + 1]
+                    members = mm_scan.slice(start, end - start).collect()
+                else:
+                    ids = households.get_column(HID).cast(pl.Utf8).drop_nulls()
+                    members = mm_scan.filter(pl.col(HID).cast(pl.Utf8).is_in(ids.implode())).collect()
+                h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
+                decisions, undecided = decide_frames(
+                    self.ev, ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries)
+                )
+                rejects = pl.concat([copies, rejects, undecided], how="vertical")
+                self._check_chunk(k, households, decisions, rejects)
+                result = chunk_counts(self.ev.ruleset.reports, h, decisions)
+                result.rows = households.height + copies.height
+                _write_atomic(rejects, self.work / f"rejects-{k:05d}.parquet")
+                _write_atomic(decisions, done)
+                tmp = counts.with_name(counts.name + ".tmp")
+                tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
+                os.replace(tmp, counts)
             if progress:
                 progress(k + 1, total)
 
     def _check_chunk(self, k: int, households: pl.DataFrame, decisions: pl.DataFrame, rejects: pl.DataFrame) -> None:
         """Every household of the chunk is decided or has at least one reject row."""
-        ids = households.get_column("household_id").cast(pl.Utf8)
-        undecided = set(ids.drop_nulls().to_list()) - set(decisions.get_column("household_id").to_list())
-        unexplained = undecided - set(rejects.get_column("household_id").drop_nulls().to_list())
+        if decisions.height == households.height:
+            return  # decisions come from the chunk's households: every one was decided
+        ids = households.get_column(HID).cast(pl.Utf8)
+        decided = decisions.get_column(HID).cast(pl.Utf8).implode()
+        named = rejects.get_column(HID).drop_nulls().implode()
+        undecided = ids.drop_nulls().filter(~ids.drop_nulls().is_in(decided))
+        unexplained = undecided.filter(~undecided.is_in(named))
         null_ids = ids.null_count()
-        null_rejects = rejects.filter(pl.col("household_id").is_null() & (pl.col("field") == "household_id")).height
-        if unexplained or null_rejects < null_ids or decisions.height + len(undecided) + null_ids != households.height:
-            raise ScreenError(f"chunk {k}: households neither decided nor rejected: {sorted(unexplained)[:5]}")
+        null_rejects = rejects.filter(pl.col(HID).is_null() & (pl.col("field") == HID)).height
+        if unexplained.len() or null_rejects < null_ids or decisions.height + undecided.len() + null_ids != ids.len():
+            raise ScreenError(f"chunk {k}: households neither decided nor rejected: {unexplained.head(5).to_list()}")
 
     # ------------------------------------------------------------ finishing
 
     def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
-        decisions = pl.scan_parquet(sorted(self.work.glob("decisions-*.parquet")))
-        rejects = pl.scan_parquet(
-            [self.work / "rejects-prepare.parquet", *sorted(self.work.glob("rejects-*[0-9].parquet"))]
-        )
-        summary = self._summary(manifest, decisions, rejects)
-        self._write(decisions, self.out / f"decisions.{self.fmt}")
-        self._write(rejects, self.out / f"rejects.{self.fmt}")
+        parts = [self.work / f"decisions-{k:05d}.parquet" for k in range(manifest["chunks"])]
+        counts = [
+            ChunkCounts.from_json(json.loads((self.work / f"counts-{k:05d}.json").read_text(encoding="utf-8")))
+            for k in range(manifest["chunks"])
+        ]
+        reject_parts = [self.work / "rejects-prepare.parquet"]
+        reject_parts += [self.work / f"rejects-{k:05d}.parquet" for k in range(manifest["chunks"])]
+        summary = add_up(self.ev, manifest, counts)
+        summary["reject_rows"] = sum(int(pl.scan_parquet(p).select(pl.len()).collect().item()) for p in reject_parts)
+        rows_in = summary["rows_in"]
+        if rows_in != summary["decided"] + summary["rejected"]:
+            raise ScreenError(
+                f"rows in ({rows_in}) != decided ({summary['decided']}) + rejected ({summary['rejected']});"
+                f" parts kept in {self.work}"
+            )
+        self._write(parts, self.out / f"decisions.{self.fmt}")
+        self._write(reject_parts, self.out / f"rejects.{self.fmt}")
         (self.out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
         return summary
 
-    def _write(self, frame: pl.LazyFrame, path: Path) -> None:
-        if self.fmt == "parquet":
-            frame.sink_parquet(path)
+    def _write(self, parts: list[Path], path: Path) -> None:
+        """One output file from the parts, streamed (never the whole table in memory, except
+        XLSX, which is one sheet of at most ~10^6 rows); written aside, then moved in place."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        if self.fmt == "parquet" and len(parts) == 1:
+            shutil.copyfile(parts[0], tmp)
+        elif self.fmt == "parquet":
+            pl.scan_parquet(parts).sink_parquet(tmp)
         elif self.fmt == "csv":
-            frame.sink_csv(path)
+            pl.scan_parquet(parts).sink_csv(tmp)
         else:
+            frame = pl.scan_parquet(parts)
             rows = frame.select(pl.len()).collect().item()
             if rows > _XLSX_MAX_ROWS:
                 raise ScreenError(f"{path.name}: {rows} rows do not fit in one XLSX sheet; use --format parquet or csv")
-            frame.collect().write_excel(path, worksheet=path.stem)
-
-    def _summary(self, manifest: dict[str, Any], decisions: pl.LazyFrame, rejects: pl.LazyFrame) -> dict[str, Any]:
-        counts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.work.glob("counts-*.json"))]
-        decided = sum(c["decided"] for c in counts)
-        rejected = (
-            sum(c["rows"] - c["decided"] for c in counts)
-            + manifest["duplicate_household_id_rows"]
-            + manifest["bad_json_lines"]
-        )
-        rows_in = manifest["rows_in"]
-        if rows_in != decided + rejected:
-            raise ScreenError(
-                f"rows in ({rows_in}) != decided ({decided}) + rejected ({rejected}); parts kept in {self.work}"
-            )
-        statuses = {}
-        for col in self.ev.ruleset.reports.get("statuses") or {}:
-            table = decisions.group_by(col).len().collect()
-            statuses[col] = {str(r[col]): int(r["len"]) for r in table.sort(col).to_dicts()}
-        findings = (
-            decisions.select(pl.col("findings").str.split(";").alias("f"))
-            .explode("f")
-            .filter(pl.col("f") != "")
-            .group_by("f")
-            .len()
-            .collect()
-        )
-        paid = self.ev.ruleset.reports.get("paid_before") or {}
-        before = after = None
-        if paid:
-            after = decisions.select(pl.col(paid["after"]).cast(pl.Decimal(20, 2)).sum()).collect().item()
-            households = pl.scan_parquet(self.work / "households.parquet")
-            before = (
-                households.join(decisions.select("household_id"), on="household_id", how="semi")
-                .select(_money_sum(households, paid["amount"].replace(".", "_"), paid["recipient"].replace(".", "_")))
-                .collect()
-                .item()
-            )
-        return {
-            "ruleset_version": self.ev.ruleset.ruleset_version,
-            "rows_in": rows_in,
-            "decided": decided,
-            "rejected": rejected,
-            "reject_rows": int(rejects.select(pl.len()).collect().item()),
-            "member_rows_in": manifest["member_rows"],
-            "member_rows_without_household": manifest["orphan_member_rows"],
-            "statuses": statuses,
-            "findings": {str(r["f"]): int(r["len"]) for r in findings.sort("f").to_dicts()},
-            "monthly_paid_before": f"{before or 0:.2f}",
-            "monthly_paid_after": f"{after or 0:.2f}",
-            "registries": self.ev.registries.versions(),
-        }
+            frame.collect().write_excel(tmp, worksheet=path.stem)
+        os.replace(tmp, path)
 
 
-def _money_sum(households: pl.LazyFrame, amount_col: str, recipient_col: str) -> pl.Expr:
-    """Monthly amount paid before the run: the recipients' current amounts (`reports.paid_before`)."""
-    schema = households.collect_schema()
-    amount = pl.col(amount_col)
-    recipient = pl.col(recipient_col)
-    if not isinstance(schema.get(amount_col), pl.Decimal):
-        amount = amount.cast(pl.Utf8).str.strip_chars().cast(pl.Decimal(20, 2), strict=False)
-    if schema.get(recipient_col) != pl.Boolean:
-        recipient = recipient.cast(pl.Utf8).str.to_lowercase() == "true"
-    return pl.when(recipient.fill_null(False)).then(amount).otherwise(None).cast(pl.Decimal(20, 2)).sum()
+def _drop_duplicate_ids(households: pl.DataFrame, dup_ids: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chunk without the copies of an ID found more than once in the caseload, and one
+    reject row per copy."""
+    if dup_ids.height == 0:
+        return households, pl.DataFrame(schema=REJECT_SCHEMA)
+    keyed = households.with_columns(hid_keys())
+    copy = keyed.join(dup_ids, on=["a", "b"], how="semi")
+    rejects = copy.select(
+        pl.col(HID).cast(pl.Utf8),
+        pl.lit(HID).alias("field"),
+        pl.lit("appears more than once in the households table").alias("reason"),
+    )
+    kept = keyed.join(dup_ids, on=["a", "b"], how="anti", maintain_order="left").drop("a", "b")
+    return kept, rejects
 
 
 def screen(

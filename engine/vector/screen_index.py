@@ -1,0 +1,273 @@
+"""The one pass over a caseload's ID columns before any chunk is decided.
+
+It reads only `household_id` (households) and `household_id` plus the person ID
+(members), batch by batch, and finds: household IDs that occur more than once, members
+whose household is missing, persons found in more than one household, and, when the
+members table lists each household's members together and in the households' order (as
+JSON Lines conversions and most exports do), the member row range of every chunk, so a
+chunk's members are read as a slice. Otherwise chunks find their members by ID.
+
+IDs are compared as pairs of 64-bit hashes with two seeds (a clash needs 128 equal bits)
+so memory stays a few bytes per row; the pairs of persons and households are spilled to
+bucket files when the members table is larger than a few chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+__all__ = ["HID", "CaseloadIndex", "hid_keys", "index_caseload", "person_keys"]
+
+HID = "household_id"
+_SEEDS = (0x5EED_0001, 0x5EED_0002)
+_REJECT = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
+
+
+def hid_keys(column: str = HID) -> list[pl.Expr]:
+    """The household ID as two hashes (`a`, `b`); nulls stay null."""
+    text = pl.col(column).cast(pl.Utf8)
+    return [_hash(text, _SEEDS[0]).alias("a"), _hash(text, _SEEDS[1]).alias("b")]
+
+
+def _normal(text: pl.Expr) -> pl.Expr:
+    return text.str.strip_chars().str.to_uppercase()
+
+
+def person_keys(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """The person IDs, trimmed and upper-cased as the validator reads them, as two hashes
+    (`p`, `q`). Only IDs that may change (not 18 bytes, or a lower-case check letter) are
+    normalized before hashing: that string work would otherwise cost more than the hashes."""
+    text = frame.get_column(column).cast(pl.Utf8)
+    keys = pl.DataFrame([text.hash(_SEEDS[0]).alias("p"), text.hash(_SEEDS[1]).alias("q")])
+    odd = ((text.str.len_bytes() != 18) | text.str.ends_with("x")).fill_null(False)
+    if odd.any():
+        at = odd.arg_true()
+        fixed = pl.select(_normal(pl.lit(text.gather(at))).alias("t")).to_series()
+        keys = keys.with_columns(
+            keys.get_column("p").scatter(at, fixed.hash(_SEEDS[0])),
+            keys.get_column("q").scatter(at, fixed.hash(_SEEDS[1])),
+        )
+    if text.null_count():
+        keys = keys.with_columns(pl.when(text.is_not_null()).then(pl.col(c)).alias(c) for c in ("p", "q"))
+    return keys
+
+
+def _hash(text: pl.Expr, seed: int) -> pl.Expr:
+    return pl.when(text.is_not_null()).then(text.hash(seed))
+
+
+@dataclass
+class CaseloadIndex:
+    """What the chunks need to know about the whole caseload (kept in the run's manifest)."""
+
+    household_rows: int
+    member_rows: int
+    duplicate_ids: list[tuple[int, int]] = field(default_factory=list)
+    duplicate_persons: list[str] = field(default_factory=list)
+    orphan_rows: int = 0
+    # member_starts[k]..member_starts[k + 1] are chunk k's member rows; None: find by ID
+    member_starts: list[int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "household_rows": self.household_rows,
+            "member_rows": self.member_rows,
+            "duplicate_ids": [list(k) for k in self.duplicate_ids],
+            "duplicate_persons": self.duplicate_persons,
+            "orphan_rows": self.orphan_rows,
+            "member_starts": self.member_starts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaseloadIndex:
+        return cls(
+            household_rows=data["household_rows"],
+            member_rows=data["member_rows"],
+            duplicate_ids=[(a, b) for a, b in data["duplicate_ids"]],
+            duplicate_persons=list(data["duplicate_persons"]),
+            orphan_rows=data["orphan_rows"],
+            member_starts=data["member_starts"],
+        )
+
+
+def _rows(scan: pl.LazyFrame) -> int:
+    return int(scan.select(pl.len()).collect().item())
+
+
+def _repeated(values: pl.Series) -> pl.Series:
+    """The values that occur more than once (a sort: cheaper than a hash table here)."""
+    s = values.sort().to_numpy()
+    return pl.Series(np.unique(s[1:][s[1:] == s[:-1]]), dtype=values.dtype)
+
+
+def index_caseload(
+    households: pl.LazyFrame,
+    members: pl.LazyFrame,
+    person: str | None,
+    chunk_size: int,
+    spill: Path,
+) -> tuple[CaseloadIndex, pl.DataFrame]:
+    """The caseload index, and one reject row per member without a household."""
+    n_h, n_m = _rows(households), _rows(members)
+    batch = max(4 * chunk_size, 65_536)
+    keys = households.select(hid_keys()).collect()
+    index = CaseloadIndex(n_h, n_m)
+    if keys.height:
+        present = keys.drop_nulls()
+        maybe = present.filter(pl.col("a").is_in(_repeated(present.get_column("a")).implode()))
+        dup = maybe.filter(maybe.is_duplicated()).unique(maintain_order=True)
+        index.duplicate_ids = [(int(a), int(b)) for a, b in dup.iter_rows()]
+    chunks = max(1, -(-n_h // chunk_size))
+    ranges = None
+    if not index.duplicate_ids and not keys.get_column("a").null_count():
+        ranges = _Ranges(keys, chunk_size, chunks)
+    pairs = _Pairs(spill, n_m, 4 * batch)
+    scan = members.select([*hid_keys(), *([pl.col(person).alias("pid")] if person else [])])
+    for start in range(0, n_m, batch):
+        frame = scan.slice(start, batch).collect().with_row_index("row", offset=start)
+        if ranges is not None and not ranges.add(start, frame):
+            ranges = None
+        if person:
+            pairs.add(pl.concat([frame.drop("pid"), person_keys(frame, "pid")], how="horizontal"))
+    del keys
+    if ranges is not None:
+        index.member_starts = ranges.starts(n_m)
+        orphans = pl.DataFrame(schema=_REJECT)
+    else:
+        ids = households.select(pl.col(HID).cast(pl.Utf8))
+        orphans = (
+            members.select(pl.col(HID).cast(pl.Utf8))
+            .join(ids, on=HID, how="anti")
+            .select(HID, pl.lit(HID).alias("field"), pl.lit("member without household").alias("reason"))
+            .collect()
+        )
+    index.orphan_rows = orphans.height
+    if person:
+        excluded = orphans.select(hid_keys()).get_column("a").to_list() + [a for a, _ in index.duplicate_ids]
+        rows = pairs.shared_rows(excluded)
+        if rows:
+            text = _normal(pl.col(person).cast(pl.Utf8))
+            found = (
+                members.with_row_index("row")
+                .filter(pl.col("row").is_in(pl.Series(rows).cast(pl.get_index_type()).implode()))
+                .select(text.alias("id"))
+                .unique()
+                .collect()
+            )
+            index.duplicate_persons = sorted(found.get_column("id").to_list())
+    return index, orphans
+
+
+class _Ranges:
+    """Checks, batch by batch, that members come grouped in the households' order, and
+    records where each chunk's members start."""
+
+    def __init__(self, keys: pl.DataFrame, chunk_size: int, chunks: int) -> None:
+        self.keys = keys
+        self.a = keys.get_column("a").to_numpy()
+        self.b = keys.get_column("b").to_numpy()
+        self.chunk_size = chunk_size
+        self.first = np.full(chunks + 1, -1, dtype=np.int64)
+        self.next_row = 0  # the first household row not yet matched
+        self.last: tuple[Any, Any] | None = None
+
+    def add(self, start: int, frame: pl.DataFrame) -> bool:
+        if frame.height == 0:
+            return True
+        if frame.get_column("a").null_count():
+            return False
+        a, b = frame.get_column("a").to_numpy(), frame.get_column("b").to_numpy()
+        head = np.empty(len(a), dtype=bool)
+        head[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+        head[0] = self.last != (a[0], b[0])
+        self.last = (a[-1], b[-1])
+        at = np.flatnonzero(head)
+        if len(at) == 0:
+            return True
+        r = self._household_rows(a[at], b[at])
+        if r is None:
+            return False
+        self.next_row = int(r[-1]) + 1
+        chunk = r // self.chunk_size
+        new = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
+        for c, pos in zip(chunk[new], at[new], strict=True):
+            if self.first[c] < 0:
+                self.first[c] = start + pos
+        return True
+
+    def _household_rows(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """The household row of each run of members, in order; None if they are not in order."""
+        lo, hi = self.next_row, self.next_row + len(a)
+        if hi <= len(self.a) and np.array_equal(self.a[lo:hi], a) and np.array_equal(self.b[lo:hi], b):
+            return np.arange(lo, hi, dtype=np.int64)  # every household has members: the usual case
+        # a household without members may sit between two with members: look a little further
+        window = self.keys.slice(lo, 2 * len(a) + 1024).with_row_index("row", offset=lo)
+        heads = pl.DataFrame({"a": a, "b": b})
+        rows = heads.join(window, on=["a", "b"], how="left", maintain_order="left").get_column("row")
+        if rows.null_count():
+            return None
+        r = rows.to_numpy().astype(np.int64)
+        return None if np.any(np.diff(r) <= 0) else r
+
+    def starts(self, total: int) -> list[int]:
+        first = self.first.copy()
+        first[-1] = total
+        for c in range(len(first) - 2, -1, -1):
+            if first[c] < 0:
+                first[c] = first[c + 1]
+        return [int(x) for x in first]
+
+
+class _Pairs:
+    """(person, household, member row) for every member, split by the person hash into
+    bucket files when there are many, so finding persons in two households holds one
+    bucket at a time."""
+
+    _COLUMNS = ("p", "q", "a", "row")
+
+    def __init__(self, folder: Path, rows: int, batch: int) -> None:
+        self.bits = max(0, int(np.ceil(np.log2(max(1.0, rows / batch)))))
+        self.folder = folder
+        self.kept: list[pl.DataFrame] = []
+        if self.bits:
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in folder.glob("bucket-*.bin"):
+                f.unlink()
+
+    def add(self, frame: pl.DataFrame) -> None:
+        pairs = frame.select(pl.col(*self._COLUMNS[:3]), pl.col("row").cast(pl.UInt64)).drop_nulls()
+        if not self.bits:
+            self.kept.append(pairs)
+            return
+        parts = pairs.with_columns((pl.col("p") % (1 << self.bits)).alias("k")).partition_by("k", as_dict=True)
+        for (k,), part in parts.items():
+            data = part.select(self._COLUMNS).to_numpy().astype(np.uint64)
+            with (self.folder / f"bucket-{int(k):04d}.bin").open("ab") as f:
+                f.write(data.tobytes())
+
+    def _frames(self) -> Iterator[pl.DataFrame]:
+        if not self.bits:
+            if self.kept:
+                yield pl.concat(self.kept)
+            return
+        for path in sorted(self.folder.glob("bucket-*.bin")):
+            data = np.fromfile(path, dtype=np.uint64).reshape(-1, len(self._COLUMNS))
+            yield pl.DataFrame({c: data[:, i] for i, c in enumerate(self._COLUMNS)})
+            path.unlink()
+
+    def shared_rows(self, excluded: list[int]) -> list[int]:
+        """Member rows whose person is in more than one household."""
+        rows: list[int] = []
+        skip = pl.Series(excluded, dtype=pl.UInt64).implode()
+        for frame in self._frames():
+            again = _repeated(frame.get_column("p"))
+            maybe = frame.filter(pl.col("p").is_in(again.implode()) & ~pl.col("a").is_in(skip))
+            shared = maybe.group_by("p", "q").agg(pl.col("a").n_unique().alias("n")).filter(pl.col("n") > 1)
+            rows.extend(maybe.join(shared, on=["p", "q"], how="semi").get_column("row").to_list())
+        return sorted(rows)
