@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import peers
 from engine import Evaluator, load
-from tests.engine import oracle
+from fixtures import oracle
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUSEHOLD: dict[str, Any] = json.loads(

@@ -1,4 +1,10 @@
-"""Decide one household with the scalar backend and explain every rule."""
+"""Decide one household with the ruleset compiled to Python source, and explain every rule.
+
+``Evaluator`` runs the generated function of ``engine.codegen_program``; the explanation is
+built from what that function kept, only when asked for. ``ClosureEvaluator`` decides the
+same way through ``engine.scalar``'s closures: the reference the generated code is checked
+against, and a baseline for the benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,18 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from engine.codegen_defs import table_rows
+from engine.codegen_program import TRACE_KINDS, Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
 from engine.loader import BUILTIN_FIELDS
-from engine.parameters import ParameterResolver
+from engine.parameters import ParameterResolver, ParameterUse
 from engine.registries import Registries
 from engine.ruleset import Ruleset, Symbol
 from engine.scalar import NA_PREFIX, ROW_PREFIX, Fn, ScalarPlan
 
-__all__ = ["Evaluator"]
+__all__ = ["ClosureEvaluator", "Evaluator"]
 
-_TRACE_KINDS = ("rule", "case", "table", "finding")
 _FEN = Decimal("0.01")
 
 
@@ -40,33 +47,39 @@ class Evaluator:
 
     def __init__(self, ruleset: Ruleset, registries: Registries | None = None) -> None:
         self.ruleset = ruleset
-        self.registries = registries or Registries.empty(ruleset)
-        self.plan = ScalarPlan(ruleset)
         self.params = ParameterResolver(ruleset)
-        rs = ruleset
-        self._fields: list[tuple[str, Fn]] = [
-            (f, self.plan.accessor(f)) for f in rs.decision_fields if f not in BUILTIN_FIELDS
-        ]
-        self._findings = [(s.code, self.plan.accessor(s.name)) for s in rs.findings()]
-        self._household_trace = [(s, self.plan.accessor(s.name)) for s in self._traced("household")]
-        self._member_trace = [(s, self.plan.accessor(s.name, "member")) for s in self._traced("member")]
+        self._field_names = [f for f in ruleset.decision_fields if f not in BUILTIN_FIELDS]
         self._order = {(s.scope, s.name): i for i, s in enumerate(self.traced())}
-        self._explain = self.plan.accessor(rs.explain_members)
-        self._region_default = rs.default_region
-        self._money_fields = [f for f, _ in self._fields if (t := rs.symbol(f).type) is not None and t.kind == "money"]
-        self._computed = tuple(f"registry.{n}" for n, spec in rs.registries.items() if spec.computed)
+        self._region_default = ruleset.default_region
+        self._computed = tuple(f"registry.{n}" for n, spec in ruleset.registries.items() if spec.computed)
+        self._program: Program | None = None
+        self._use(registries or Registries.empty(ruleset))
+
+    def _use(self, registries: Registries) -> None:
+        self.registries = registries
+        self._keys = {f"registry.{name}": reg.keys for name, reg in registries.by_name.items()}
+        self._versions = registries.versions()
+
+    @property
+    def program(self) -> Program:
+        """The generated household function (compiled on first use, once per evaluator)."""
+        if self._program is None:
+            self._program = compile_ruleset(self.ruleset, self._field_names)
+        return self._program
 
     def _traced(self, scope: str) -> list[Symbol]:
-        return [s for (sc, _), s in self.ruleset.symbols.items() if sc == scope and s.kind in _TRACE_KINDS]
+        return [s for (sc, _), s in self.ruleset.symbols.items() if sc == scope and s.kind in TRACE_KINDS]
 
     def traced(self) -> list[Symbol]:
         """Every explained definition: household ones, then per-member ones (the bulk order)."""
         return self._traced("household") + self._traced("member")
 
     def with_registries(self, registries: Registries) -> Evaluator:
-        other = Evaluator.__new__(Evaluator)
+        other = self.__class__.__new__(self.__class__)
         other.__dict__.update(self.__dict__)
-        other.registries = registries
+        other._use(registries)
+        if self._program is None:  # compile once, for both
+            other._program = self._program = self.program
         return other
 
     # ------------------------------------------------------------ deciding
@@ -82,14 +95,9 @@ class Evaluator:
         hh, members = self.ruleset.record.validate(raw, today)
         return self.decide_record(hh, members, duplicates=duplicates)
 
-    def decide_record(
-        self,
-        hh: dict[str, Any],
-        members: list[dict[str, Any]],
-        *,
-        duplicates: frozenset[str] = frozenset(),
-    ) -> Decision:
-        """Decide an already validated household (as ``RecordSchema.validate`` returns)."""
+    def _setup(
+        self, hh: dict[str, Any], duplicates: frozenset[str]
+    ) -> tuple[dict[str, Any], tuple[ParameterUse, ...], dict[str, Any]]:
         on: dt.date = hh["decision_date"]
         region = hh.get("region") or self._region_default
         try:
@@ -98,22 +106,131 @@ class Evaluator:
             raise InputError(
                 [FieldProblem(exc.field or "decision_date", exc.message, exc.rule_id)], str(hh.get("household_id"))
             ) from exc
+        keys = self._keys
+        if duplicates:
+            keys = dict(keys)
+            for key in self._computed:
+                keys[key] = keys[key] | duplicates
+        return values, uses, keys
+
+    def decide_record(
+        self,
+        hh: dict[str, Any],
+        members: list[dict[str, Any]],
+        *,
+        duplicates: frozenset[str] = frozenset(),
+    ) -> Decision:
+        """Decide an already validated household (as ``RecordSchema.validate`` returns)."""
+        values, uses, keys = self._setup(hh, duplicates)
+        hid = str(hh.get("household_id"))
+        try:
+            fields, findings, kept = self.program.decide(hh, members, values, keys)
+        except EvaluateError as exc:
+            raise InputError([FieldProblem(exc.field or "(household)", exc.message, exc.rule_id)], hid) from exc
+        return Decision(
+            household_id=hid,
+            decision_date=hh["decision_date"],
+            ruleset_version=self.ruleset.ruleset_version,
+            fields=dict(zip(self._field_names, fields, strict=True)),
+            findings=findings,
+            parameters=uses,
+            registries=self._versions,
+            field_order=self.ruleset.decision_fields,
+            trace=lambda: self._render(self.program.explain(*kept)),
+        )
+
+    def _render(self, kept: tuple[tuple[Any, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]) -> list[RuleTrace]:
+        program = self.program
+        household, members = kept
+        out = [self._entry(s, *row, None) for s, row in zip(program.household_trace, household, strict=True)]
+        for m, rows in members:
+            pid = m.get("person_id")
+            out += [self._entry(s, *row, pid) for s, row in zip(program.member_trace, rows, strict=True)]
+        return out
+
+    def _entry(self, sym: Symbol, value: Any, na: bool, shown: tuple[Any, ...], pid: str | None) -> RuleTrace:
+        row = None
+        if sym.kind == "table":
+            assert sym.table is not None
+            row = table_rows(sym.table)[value] if value is not None else None
+            value = row.id if row is not None else None
+        vals = {name: v for (_, name), v in zip(sym.shown, shown, strict=True)}
+        return trace_entry(sym, value, na, row.id if row is not None else None, vals, pid, self._order)
+
+
+def trace_entry(
+    sym: Symbol,
+    value: Any,
+    na: bool,
+    row: str | None,
+    vals: dict[str, Any],
+    pid: str | None,
+    order: dict[tuple[str, str], int],
+) -> RuleTrace:
+    """One traced definition as the explanation shows it."""
+    if na:
+        outcome = "not_applicable"
+    elif sym.kind == "rule":
+        outcome = "pass" if value else "fail"
+    elif sym.kind == "table":
+        outcome = "fired" if row is not None else "not_fired"
+    else:
+        outcome = "fired" if value else "not_fired"
+    rule_id = row if sym.kind == "table" and row else sym.name
+    title = sym.title
+    row_index = 0
+    if sym.kind == "table" and row:
+        assert sym.table is not None
+        rows = table_rows(sym.table)
+        row_index = next((i for i, r in enumerate(rows) if r.id == row), 0)
+        title = rows[row_index].title or sym.title
+    reported = sym.report == "always" or (
+        outcome == "fail"
+        if sym.report == "fail"
+        else outcome in ("pass", "fired")
+        if sym.report in ("fire", "pass")
+        else False
+    )
+    key = (0 if sym.scope == "household" else 1, order[(sym.scope, sym.name)], row_index)
+    return RuleTrace(
+        rule_id, sym.kind, sym.program, outcome, vals, title, sym.legal_basis, sym.messages, pid, row, reported, key
+    )
+
+
+class ClosureEvaluator(Evaluator):
+    """The same decisions through ``engine.scalar``'s closures: the reference backend."""
+
+    def __init__(self, ruleset: Ruleset, registries: Registries | None = None) -> None:
+        super().__init__(ruleset, registries)
+        self.plan = ScalarPlan(ruleset)
+        self._fields: list[tuple[str, Fn]] = [(f, self.plan.accessor(f)) for f in self._field_names]
+        self._findings = [(s.code, self.plan.accessor(s.name)) for s in ruleset.findings()]
+        self._household_trace = [(s, self.plan.accessor(s.name)) for s in self._traced("household")]
+        self._member_trace = [(s, self.plan.accessor(s.name, "member")) for s in self._traced("member")]
+        self._explain = self.plan.accessor(ruleset.explain_members)
+        self._money_fields = [
+            f for f, _ in self._fields if (t := ruleset.symbol(f).type) is not None and t.kind == "money"
+        ]
+
+    def decide_record(
+        self,
+        hh: dict[str, Any],
+        members: list[dict[str, Any]],
+        *,
+        duplicates: frozenset[str] = frozenset(),
+    ) -> Decision:
+        values, uses, keys = self._setup(hh, duplicates)
         env: dict[str, Any] = dict(values)
         env.update(hh)
         env["members"] = members
-        for name, reg in self.registries.by_name.items():
-            env[f"registry.{name}"] = reg.keys
-        if duplicates:
-            for key in self._computed:
-                env[key] = env[key] | duplicates
+        env.update(keys)
         hid = str(hh.get("household_id"))
         try:
             fields = {name: acc(env, None) for name, acc in self._fields}
             for name in self._money_fields:
                 fields[name] = Decimal(fields[name]).quantize(_FEN, ROUND_HALF_UP)
             findings = [code for code, acc in self._findings if acc(env, None)]
-            # Evaluate every traced rule now, so the explanation is complete and fixed; it is
-            # only rendered into dicts and messages when asked for.
+            # Evaluate every traced rule now, so the explanation is complete and fixed.
             for _sym, acc in self._household_trace:
                 acc(env, None)
             explained = self._explain(env, None)
@@ -124,24 +241,21 @@ class Evaluator:
             raise InputError([FieldProblem(exc.field or "(household)", exc.message, exc.rule_id)], hid) from exc
         return Decision(
             household_id=hid,
-            decision_date=on,
+            decision_date=hh["decision_date"],
             ruleset_version=self.ruleset.ruleset_version,
             fields=fields,
             findings=findings,
             parameters=uses,
-            registries=self.registries.versions(),
+            registries=self._versions,
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
         )
 
     def _trace(self, env: dict[str, Any], explained: list[dict[str, Any]]) -> list[RuleTrace]:
-        out: list[RuleTrace] = []
-        for sym, acc in self._household_trace:
-            out.append(self._one(sym, acc(env, None), env, env, None))
+        out = [self._one(sym, acc(env, None), env, env, None) for sym, acc in self._household_trace]
         for m in explained:
             pid = m.get("person_id")
-            for sym, acc in self._member_trace:
-                out.append(self._one(sym, acc(env, m), m, env, pid))
+            out += [self._one(sym, acc(env, m), m, env, pid) for sym, acc in self._member_trace]
         return out
 
     def _shown(self, scope: str, name: str, local: dict[str, Any], env: dict[str, Any]) -> Any:
@@ -150,50 +264,11 @@ class Evaluator:
             return where[name]
         try:  # a message may show a value no decision needed, e.g. per-capita income
             return self.plan.accessor(name, scope)(env, local if scope == "member" else None)
-        except (EvaluateError, KeyError, TypeError):
+        except (EvaluateError, KeyError, TypeError, AttributeError):
             return None
 
     def _one(self, sym: Symbol, value: Any, local: dict[str, Any], env: dict[str, Any], pid: str | None) -> RuleTrace:
-        row = None
-        if local.get(NA_PREFIX + sym.name):
-            outcome = "not_applicable"
-        elif sym.kind == "rule":
-            outcome = "pass" if value else "fail"
-        elif sym.kind == "table":
-            r = local.get(ROW_PREFIX + sym.name)
-            row = r.id if r is not None else None
-            outcome = "fired" if r is not None else "not_fired"
-        else:
-            outcome = "fired" if value else "not_fired"
+        r = local.get(ROW_PREFIX + sym.name) if sym.kind == "table" else None
         vals = {name: self._shown(scope, name, local, env) for scope, name in sym.shown}
-        rule_id = row if sym.kind == "table" and row else sym.name
-        title = sym.title
-        row_index = 0
-        if sym.kind == "table" and row:
-            table = sym.table
-            assert table is not None
-            rows = [r for r in [*table.rows, table.otherwise] if r is not None]
-            row_index = next((i for i, r in enumerate(rows) if r.id == row), 0)
-            title = rows[row_index].title or sym.title
-        reported = sym.report == "always" or (
-            outcome == "fail"
-            if sym.report == "fail"
-            else outcome in ("pass", "fired")
-            if sym.report in ("fire", "pass")
-            else False
-        )
-        order = (0 if sym.scope == "household" else 1, self._order[(sym.scope, sym.name)], row_index)
-        return RuleTrace(
-            rule_id,
-            sym.kind,
-            sym.program,
-            outcome,
-            vals,
-            title,
-            sym.legal_basis,
-            sym.messages,
-            pid,
-            row,
-            reported,
-            order,
-        )
+        na = bool(local.get(NA_PREFIX + sym.name))
+        return trace_entry(sym, value, na, r.id if r is not None else None, vals, pid, self._order)

@@ -18,7 +18,7 @@ from engine import ir
 from engine.errors import EvaluateError
 from engine.ruleset import Ruleset, Symbol, TableRow
 
-__all__ = ["Fn", "ScalarPlan", "add_months", "compile_expr", "years_between"]
+__all__ = ["FUNCS", "Fn", "ScalarPlan", "add_months", "compile_expr", "years_between"]
 
 Fn = Callable[[dict[str, Any], Any], Any]
 _MISSING = object()
@@ -66,7 +66,7 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-_FUNCS: dict[str, Callable[..., Any]] = {
+FUNCS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
     "roundup": _roundup,
@@ -201,7 +201,7 @@ def _c_ifelse(e: Any, ref: Callable[[ir.Ref], Fn]) -> Fn:
 
 
 def _c_call(e: Any, ref: Callable[[ir.Ref], Fn]) -> Fn:
-    fn = _FUNCS[e.fn]
+    fn = FUNCS[e.fn]
     args = tuple(_guard(compile_expr(a, ref), a) for a in e.args)
     if len(args) == 1:
         (x,) = args

@@ -17,8 +17,8 @@ import pytest
 from engine import Evaluator, InputError, Ruleset
 from engine.vector.caseload import tables_to_households
 from engine.vector.impact import impact, with_parameter
+from fixtures import oracle
 from fixtures.caseload import generate
-from tests.engine import oracle
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 
 from engine import Evaluator
-from tests.engine import oracle
+from fixtures import oracle
 from tests.strategies import households
 
 FIELDS = [
