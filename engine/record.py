@@ -3,7 +3,8 @@
 Validation turns one household object (JSON) into the engine's internal form: a flat
 dict with dotted keys (``assets.houses``) plus a list of member dicts, money as
 ``Decimal``, dates as ``datetime.date``. Every problem is reported with its field path;
-a required field that is absent is an error, never a default.
+a required field that is absent is an error, never a default. The checks themselves are
+shared with the caseload validator: ``engine.validation``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import FieldProblem, InputError, Problem, did_you_mean
+from engine.errors import Problem, did_you_mean
 from engine.source import Pos, YMap, pos_of
 from engine.types import INPUT_KINDS, BadValue, Type, parse_value
+from engine.validation import Coverage
+from engine.validation_row import RowValidator, compile_row_validator
 
 __all__ = ["FieldSpec", "RecordSchema", "load_record_schema"]
 
-_SPEC_KEYS = {"type", "title", "default", "nullable", "values", "values_by", "required_when", "min", "max", "fields"}
+_SPEC_KEYS = {
+    "type",
+    "title",
+    "default",
+    "nullable",
+    "values",
+    "values_by",
+    "required_when",
+    "min",
+    "max",
+    "unique",
+    "fields",
+}
 _TODAY = "today"
 
 
@@ -40,6 +55,7 @@ class FieldSpec:
     pos: Pos = Pos("<record>", 0, 0)
     key: str = ""
     enum_set: frozenset[str] = frozenset()
+    unique: bool = False  # no two members of one household share the value
 
     def __post_init__(self) -> None:
         self.key = self.name.rsplit(".", 1)[-1]
@@ -58,6 +74,8 @@ class RecordSchema:
     id_field: str = "household_id"
     members_field: str = "members"
     known: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)  # "", "member" or a group
+    coverage: Coverage | None = field(default=None, repr=False, compare=False)  # bound once per ruleset
+    _row: RowValidator | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.known[""] = frozenset(s.key for s in self.household)
@@ -106,147 +124,23 @@ class RecordSchema:
 
     # ------------------------------------------------------------ validation
 
-    def validate(self, raw: Any, today: dt.date | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Validate one household; returns (household values, member dicts) or raises InputError."""
-        problems: list[FieldProblem] = []
-        if not isinstance(raw, Mapping):
-            raise InputError([FieldProblem("(household)", "must be a JSON object")])
-        hh: dict[str, Any] = {}
-        members: list[dict[str, Any]] = []
-        self._check_unknown(raw, self.known[""], "", problems)
-        for spec in self.household:
-            if spec.kind == "members":
-                members = self._members(raw.get(spec.name), spec, problems)
-            elif spec.kind == "group":
-                self._group(raw, spec, hh, problems, today)
-            else:
-                self._field(raw, spec, "", hh, problems, today, hh)
-        if problems:
-            rid = raw.get(self.id_field)
-            raise InputError(problems, rid if isinstance(rid, str) else None)
-        return hh, members
-
-    def _check_unknown(
-        self, raw: Mapping[str, Any], known: frozenset[str], prefix: str, problems: list[FieldProblem]
-    ) -> None:
-        if known.issuperset(raw):
-            return
-        for key in raw:
-            if key not in known:
-                problems.append(FieldProblem(prefix + str(key), "unknown field" + did_you_mean(str(key), known)))
-
-    def _field(
+    def validate(
         self,
-        raw: Mapping[str, Any],
-        spec: FieldSpec,
-        prefix: str,
-        out: dict[str, Any],
-        problems: list[FieldProblem],
-        today: dt.date | None,
-        siblings: Mapping[str, Any],
-    ) -> None:
-        value = raw.get(spec.key)
-        kind = spec.kind
-        # Fast paths for the common, valid values; everything else goes the long way.
-        if value is True or value is False:
-            if kind == "bool":
-                out[spec.name] = value
-                return
-        elif kind == "enum" and isinstance(value, str) and value in spec.enum_set:
-            out[spec.name] = value
-            return
-        if value is None:
-            self._absent(raw, spec, prefix + spec.name, out, problems, today, siblings)
-            return
-        values = spec.values
-        if spec.values_by is not None:
-            dep, table = spec.values_by
-            values = table.get(str(siblings.get(dep)), ())
-            if not values:
-                return  # the field it depends on is bad and already reported
-        try:
-            parsed = parse_value(kind, value, values)
-        except BadValue as exc:
-            problems.append(FieldProblem(prefix + spec.name, str(exc)))
-            return
-        if spec.min is not None and parsed < spec.min:
-            problems.append(FieldProblem(prefix + spec.name, f"must be at least {spec.min} (got {value})"))
-            return
-        if spec.max is not None and parsed > spec.max:
-            problems.append(FieldProblem(prefix + spec.name, f"must be at most {spec.max} (got {value})"))
-            return
-        out[spec.name] = parsed
+        raw: Any,
+        today: dt.date | None = None,
+        *,
+        coverage: Coverage | None = None,
+        repeated: frozenset[str] = frozenset(),
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Validate one household; returns (household values, member dicts) or raises InputError.
 
-    def _absent(
-        self,
-        raw: Mapping[str, Any],
-        spec: FieldSpec,
-        path: str,
-        out: dict[str, Any],
-        problems: list[FieldProblem],
-        today: dt.date | None,
-        siblings: Mapping[str, Any],
-    ) -> None:
-        key = spec.key
-        if key in raw and not spec.nullable and not spec.has_default:
-            problems.append(FieldProblem(path, "is required and may not be null"))
-        elif spec.required_when and all(siblings.get(k) == v for k, v in spec.required_when.items()):
-            cond = ", ".join(f"{k} is {v}" for k, v in spec.required_when.items())
-            problems.append(FieldProblem(path, f"is required when {cond}"))
-        elif spec.has_default and key not in raw:
-            out[spec.name] = (today or dt.date.today()) if spec.default == _TODAY else spec.default
-        elif spec.nullable or spec.required_when:
-            out[spec.name] = None
-        else:
-            problems.append(FieldProblem(path, "is required"))
-
-    def _group(
-        self,
-        raw: Mapping[str, Any],
-        spec: FieldSpec,
-        hh: dict[str, Any],
-        problems: list[FieldProblem],
-        today: dt.date | None,
-    ) -> None:
-        value = raw.get(spec.key)
-        if value is None:
-            if spec.nullable:
-                hh[spec.name] = None
-                for sub in spec.fields:
-                    hh[sub.name] = None
-                return
-            if spec.has_default:
-                value = {}
-            else:
-                problems.append(FieldProblem(spec.name, "is required"))
-                return
-        if not isinstance(value, Mapping):
-            problems.append(FieldProblem(spec.name, "must be an object"))
-            return
-        if spec.nullable:
-            hh[spec.name] = True
-        self._check_unknown(value, self.known[spec.name], spec.name + ".", problems)
-        local: dict[str, Any] = {}
-        for sub in spec.fields:
-            self._field(value, sub, "", local, problems, today, value)
-        hh.update(local)
-
-    def _members(self, value: Any, spec: FieldSpec, problems: list[FieldProblem]) -> list[dict[str, Any]]:
-        if not isinstance(value, list) or not value:
-            problems.append(FieldProblem(spec.name, "must be a non-empty list of members"))
-            return []
-        out = []
-        for i, item in enumerate(value):
-            prefix = f"{spec.name}[{i}]."
-            if not isinstance(item, Mapping):
-                problems.append(FieldProblem(prefix[:-1], "must be an object"))
-                continue
-            self._check_unknown(item, self.known["member"], prefix, problems)
-            m: dict[str, Any] = {}
-            for sub in self.member:
-                self._field(item, sub, prefix, m, problems, None, item)
-            out.append(m)
-        return out
+        ``coverage`` (default: the one bound to this schema) rejects a region or decision
+        date without parameters; ``repeated`` are household IDs seen more than once in the input.
+        """
+        row = self._row
+        if row is None:
+            row = self._row = compile_row_validator(self)
+        return row(raw, today, coverage or self.coverage, repeated)
 
 
 _JSON_TYPES: dict[str, dict[str, Any]] = {
@@ -266,9 +160,9 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string", "enum": values}
     else:
         schema = dict(_JSON_TYPES[spec.kind])
-    if spec.min is not None:
+    if isinstance(spec.min, int | float):  # a bound naming another field has no JSON Schema form
         schema["minimum"] = spec.min
-    if spec.max is not None:
+    if isinstance(spec.max, int | float):
         schema["maximum"] = spec.max
     if spec.title:
         schema["title"] = spec.title.get("zh", "") + (" / " + spec.title["en"] if "en" in spec.title else "")
@@ -342,6 +236,9 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
     if "required_when" in raw:
         spec.required_when = dict(raw["required_when"])
     spec.min, spec.max = raw.get("min"), raw.get("max")
+    spec.min = str(spec.min) if isinstance(spec.min, str) else spec.min
+    spec.max = str(spec.max) if isinstance(spec.max, str) else spec.max
+    spec.unique = bool(raw.get("unique", False))
     if kind == "group":
         fields = raw.get("fields")
         if not isinstance(fields, YMap):

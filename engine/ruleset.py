@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +12,7 @@ from engine import ir
 from engine.record import FieldSpec, RecordSchema
 from engine.source import Pos
 from engine.types import Type
+from engine.validation import parameter_coverage
 
 __all__ = [
     "Case",
@@ -179,6 +180,11 @@ class Ruleset:
     default_region: str = ""
     events: dict[str, Any] = field(default_factory=dict)  # event type -> engine.events.EventSpec
     reports: dict[str, Any] = field(default_factory=dict)  # what summaries and reports show
+
+    def __post_init__(self) -> None:
+        # Every validator rejects a region or date without parameters in force: computed once
+        # per ruleset, on a copy of the record schema (a changed ruleset may cover other dates).
+        self.record = replace(self.record, coverage=parameter_coverage(self), _row=None)
 
     @property
     def ruleset_version(self) -> str:

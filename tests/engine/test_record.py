@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from typing import Any
 
@@ -33,7 +34,7 @@ def _set(h: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 BAD: list[tuple[str, str, Any, str, str]] = [
     ("missing-income", "members.0.monthly_income", KeyError, "members[0].monthly_income", "is required"),
-    ("null-income", "members.0.monthly_income", None, "members[0].monthly_income", "may not be null"),
+    ("null-income", "members.0.monthly_income", None, "members[0].monthly_income", "is required"),
     ("negative-money", "assets.financial_assets", "-5.00", "assets.financial_assets", "negative"),
     ("three-decimals", "members.1.monthly_income", "10.005", "members[1].monthly_income", "two decimals"),
     ("float-three-decimals", "members.1.monthly_income", 10.005, "members[1].monthly_income", "two decimals"),
@@ -104,5 +105,25 @@ def test_defaults_are_declared_not_guessed(evaluator: Evaluator, household: dict
 
 
 def test_parameter_missing_for_date_is_an_input_error(evaluator: Evaluator, household: dict[str, Any]) -> None:
-    with pytest.raises(InputError, match="no value for region 320684 on 2010-01-01"):
+    """Named as the record's field, not as an internal parameter."""
+    with pytest.raises(InputError) as info:
         evaluator.decide(_set(household, "decision_date", "2010-01-01"))
+    assert [p.field for p in info.value.problems] == ["decision_date"]
+    assert "2010-01-01" in info.value.problems[0].message
+    with pytest.raises(InputError) as info:
+        evaluator.decide(_set(household, "region", "999999"))
+    assert [p.field for p in info.value.problems] == ["region"]
+
+
+def test_explicit_null_is_absent(evaluator: Evaluator, household: dict[str, Any]) -> None:
+    """`region: null` and `decision_date: null` take their defaults, as when absent."""
+    for path in ("region", "decision_date", "status"):
+        nulled, absent = _set(household, path, None), _set(household, path, KeyError)
+        assert (
+            evaluator.decide(nulled, today=household_date(household)).top_level()
+            == evaluator.decide(absent, today=household_date(household)).top_level()
+        )
+
+
+def household_date(h: dict[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(h["decision_date"])

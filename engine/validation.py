@@ -1,0 +1,279 @@
+"""One validation of household records, shared by every path.
+
+``rules/record.yaml`` declares the fields once; this module reads that declaration into
+field rules and holds the checks both validators share: the row validator (one household,
+generated Python, ``engine.validation_row``) and the column validator (a caseload,
+Polars, ``engine.validation_columns``). Values are read through one canonical text form
+(``engine.types.value_text``) and problems are worded by one table
+(``engine.validation_messages``), so a household is accepted or rejected identically, with
+the same field and message, wherever it comes from.
+
+The rules for awkward input (README, "Awkward input"): an explicit null or a blank text is
+the same as an absent field; an unknown field with a value is rejected by name; a household
+ID repeated in one input rejects every copy; a member field declared ``unique`` may not
+repeat in a household; date fields may be bounded by other fields; a decision date or
+region without every parameter in force is rejected naming ``decision_date`` or ``region``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import FieldProblem, did_you_mean
+from engine.types import BLANKS, BadValue, parse_text, value_text
+from engine.validation_messages import say
+
+if TYPE_CHECKING:
+    from engine.record import FieldSpec, RecordSchema
+    from engine.ruleset import Ruleset
+
+__all__ = [
+    "DATE_FIELD",
+    "REGION_FIELD",
+    "Coverage",
+    "FieldRule",
+    "parameter_coverage",
+    "present",
+    "repeated_household_ids",
+    "unknown_problem",
+]
+
+# The engine's own record fields: parameters are chosen by region and decision date.
+DATE_FIELD = "decision_date"
+REGION_FIELD = "region"
+TODAY = "today"
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One scalar field as both validators check it."""
+
+    path: str  # key in the validated output: "assets.houses", or a member field name
+    key: str  # key in the input object
+    kind: str
+    values: tuple[str, ...] = ()
+    by: tuple[str, dict[str, tuple[str, ...]]] | None = None  # (output key it depends on, allowed values)
+    when: tuple[tuple[str, Any], ...] = ()  # required when these output keys have these values
+    has_default: bool = False
+    default: Any = None
+    nullable: bool = False
+    lo: int | None = None  # numeric bounds
+    hi: int | None = None
+    date_lo: str | None = None  # a date bounded by another field (output key)
+    date_hi: str | None = None
+    unique: bool = False
+
+    @property
+    def cond(self) -> str:
+        return ", ".join(f"{k.rsplit('.', 1)[-1]} is {v}" for k, v in self.when)
+
+    def absent(self, prefix: str, out: dict[str, Any], problems: list[FieldProblem], today: dt.date | None) -> None:
+        """An absent, null or blank value: the default, None, or a problem."""
+        if self.when and all(out.get(k) == v for k, v in self.when):
+            problems.append(FieldProblem(prefix + self.path, say("required_when", cond=self.cond)))
+        elif self.has_default:
+            out[self.path] = (today or dt.date.today()) if self.default == TODAY else self.default
+        elif self.nullable or self.when:
+            out[self.path] = None
+        else:
+            problems.append(FieldProblem(prefix + self.path, say("required")))
+
+    def check(
+        self,
+        value: Any,
+        prefix: str,
+        out: dict[str, Any],
+        problems: list[FieldProblem],
+        shape: list[FieldProblem],
+        today: dt.date | None,
+    ) -> None:
+        """Parse one value into ``out[path]`` or report why not (the canonical, slow path)."""
+        try:
+            text = value_text(value)
+        except BadValue as exc:
+            shape.append(FieldProblem(prefix + self.path, str(exc)))
+            return
+        if text is None:
+            self.absent(prefix, out, problems, today)
+            return
+        values = self.values
+        if self.by is not None:
+            values = self.by[1].get(out.get(self.by[0]), ())  # type: ignore[arg-type]
+            if not values:
+                return  # the field it depends on is absent or bad, and that is reported
+        try:
+            parsed = parse_text(self.kind, text, values)
+        except BadValue as exc:
+            problems.append(FieldProblem(prefix + self.path, str(exc)))
+            return
+        if self.lo is not None and parsed < self.lo:
+            problems.append(FieldProblem(prefix + self.path, say("min", bound=self.lo, got=text)))
+        elif self.hi is not None and parsed > self.hi:
+            problems.append(FieldProblem(prefix + self.path, say("max", bound=self.hi, got=text)))
+        else:
+            out[self.path] = parsed
+
+
+def _bounds(spec: FieldSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, bound in (("lo", spec.min), ("hi", spec.max)):
+        if bound is None:
+            continue
+        if isinstance(bound, str):
+            out["date_" + name] = bound
+        else:
+            out[name] = bound
+    return out
+
+
+def field_rule(spec: FieldSpec, path: str, group: str = "", group_nullable: bool = False) -> FieldRule:
+    """The rule for one declared scalar field; ``group`` prefixes sibling references."""
+    pre = group + "." if group else ""
+    by = None
+    if spec.values_by is not None:
+        dep, table = spec.values_by
+        by = (pre + dep, table)
+    values = spec.values
+    return FieldRule(
+        path=path,
+        key=spec.key,
+        kind=spec.kind,
+        values=values,
+        by=by,
+        when=tuple((pre + k, v) for k, v in spec.required_when.items()),
+        has_default=spec.has_default,
+        default=spec.default,
+        nullable=spec.nullable,
+        unique=spec.unique,
+        **_bounds(spec),
+    )
+
+
+def present(value: Any) -> bool:
+    """Whether an input value counts as given (not null, not blank text)."""
+    return value is not None and not (isinstance(value, str) and not value.strip(BLANKS))
+
+
+def unknown_problem(path: str, key: str, known: Iterable[str]) -> FieldProblem:
+    return FieldProblem(path, say("unknown", hint=did_you_mean(key, known)))
+
+
+def unknown_fields(obj: Mapping[str, Any], known: frozenset[str], prefix: str, problems: list[FieldProblem]) -> None:
+    """Every key of ``obj`` that is not declared and holds a value."""
+    for key, value in obj.items():
+        if key not in known and present(value):
+            problems.append(unknown_problem(prefix + str(key), str(key), known))
+
+
+def cross_member(
+    hh: Mapping[str, Any], members: list[dict[str, Any]], rules: list[FieldRule], problems: list[FieldProblem]
+) -> None:
+    """Checks that span fields: unique member fields, date bounds naming another field.
+    ``rules`` are only the member rules with such a check."""
+    for rule in rules:
+        path = rule.path
+        if rule.unique:
+            first: dict[Any, int] = {}
+            for i, m in enumerate(members):
+                v = m.get(path)
+                if v is not None and first.setdefault(v, i) != i:
+                    problems.append(FieldProblem(f"members[{i}].{path}", say("same_person", first=first[v])))
+        for ref, kind, bad in ((rule.date_lo, "date_min", _before), (rule.date_hi, "date_max", _after)):
+            if ref is None:
+                continue
+            for i, m in enumerate(members):
+                v = m.get(path)
+                bound = m[ref] if ref in m else hh.get(ref)
+                if v is not None and bound is not None and bad(v, bound):
+                    problems.append(FieldProblem(f"members[{i}].{path}", say(kind, ref=ref, bound=bound, got=v)))
+
+
+def cross_rules(rules: list[FieldRule]) -> list[FieldRule]:
+    """The member rules ``cross_member`` has work for."""
+    return [r for r in rules if r.unique or r.date_lo or r.date_hi]
+
+
+def _before(a: dt.date, b: dt.date) -> bool:
+    return a < b
+
+
+def _after(a: dt.date, b: dt.date) -> bool:
+    return a > b
+
+
+# ---------------------------------------------------------------- parameters in force
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """For each region, the first date on which every parameter has a value.
+
+    ``first[region]`` is None for a region with values of some parameters but not all;
+    ``other`` is the first date for any region not named (None: such regions are unknown).
+    """
+
+    first: dict[str, dt.date | None]
+    other: dt.date | None
+
+    def first_date(self, region: str) -> dt.date | None:
+        return self.first.get(region, self.other)
+
+    def problem(self, region: Any, on: Any) -> FieldProblem | None:
+        """Why no decision can be made for this region and date, or None."""
+        if not isinstance(region, str) or not isinstance(on, dt.date):
+            return None
+        first = self.first_date(region)
+        if first is None:
+            known = ", ".join(sorted(r for r, d in self.first.items() if d is not None)) or "-"
+            return FieldProblem(REGION_FIELD, say("unknown_region", got=region, known=known))
+        if on < first:
+            return FieldProblem(DATE_FIELD, say("too_early", first=first, region=region, got=on))
+        return None
+
+
+def parameter_coverage(ruleset: Ruleset) -> Coverage:
+    """Compute once per ruleset from ``ruleset.parameters`` ("*" = any region)."""
+    params = list(ruleset.parameters.values())
+    regions = {r for p in params for r in p.regions if r != "*"}
+    first: dict[str, dt.date | None] = {}
+    for region in sorted(regions):
+        starts = []
+        for p in params:
+            versions = p.regions.get(region) or p.regions.get("*")
+            starts.append(min(v.start for v in versions) if versions else None)
+        first[region] = None if None in starts else max((s for s in starts if s is not None), default=dt.date.min)
+    wild = [min(v.start for v in p.regions["*"]) if p.regions.get("*") else None for p in params]
+    other = None if None in wild else max((s for s in wild if s is not None), default=dt.date.min)
+    return Coverage(first, other)
+
+
+def repeated_household_ids(households: Iterable[Any], id_field: str = "household_id") -> frozenset[str]:
+    """Household IDs that appear more than once in one input (as validation reads them)."""
+    seen: Counter[str] = Counter()
+    for h in households:
+        if isinstance(h, Mapping):
+            try:
+                hid = value_text(h.get(id_field))
+            except BadValue:
+                continue
+            if hid is not None:
+                seen[hid] += 1
+    return frozenset(k for k, n in seen.items() if n > 1)
+
+
+def schema_rules(schema: RecordSchema) -> tuple[list[tuple[FieldSpec, list[FieldRule]]], list[FieldRule]]:
+    """(household entries: a spec with its rules, member rules), in declaration order."""
+    household: list[tuple[FieldSpec, list[FieldRule]]] = []
+    for spec in schema.household:
+        if spec.kind == "members":
+            household.append((spec, []))
+        elif spec.kind == "group":
+            rules = [field_rule(sub, sub.name, spec.name, spec.nullable) for sub in spec.fields]
+            household.append((spec, rules))
+        else:
+            household.append((spec, [field_rule(spec, spec.name)]))
+    return household, [field_rule(spec, spec.name) for spec in schema.member]

@@ -1,0 +1,389 @@
+"""The column validator: ``record.yaml`` compiled to Polars expressions for a caseload.
+
+Each declared field becomes (parsed value, "this row is bad") expressions over its column,
+with the same rules as the row validator (``engine.validation``): the same shapes, bounds,
+defaults and cross-field checks. Good rows keep the parsed columns. The reasons of a bad
+household are worded by the row validator itself, run on that household rebuilt from its
+rows, so the field and message are the row path's by construction; only whole-row reasons
+that need no rebuilding (no parameters in force, a repeated household ID, an unknown
+column of a table) are worded here, from the same message table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from engine.errors import FieldProblem, InputError
+from engine.types import BLANKS, DATE_PATTERN, ID_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN
+from engine.types import weighted_digit_sum as _weighted_digit_sum
+from engine.validation import Coverage, FieldRule, cross_rules, schema_rules
+from engine.validation_messages import say
+
+if TYPE_CHECKING:
+    from engine.record import RecordSchema
+
+__all__ = ["LINK", "REJECT_SCHEMA", "cell_text", "group_marker", "validate_columns"]
+
+REJECT_SCHEMA = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
+LINK = "~row"  # links members to their household when a table came from JSON objects
+_H, _K = "~h", "~k"  # a member's household row and its index among the household's members
+_MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def group_marker(group: str) -> str:
+    """The column that says a group object was given, even empty (from JSON)."""
+    return f"~group:{group}"
+
+
+@dataclass(frozen=True)
+class _Field:
+    rule: FieldRule
+    column: str
+    group: str = ""  # a nullable group it belongs to
+
+
+def cell_text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The canonical text of a column: trimmed, blank = null."""
+    if column not in frame.columns:
+        return pl.lit(None, dtype=pl.Utf8)
+    dtype = frame.schema[column]
+    col = pl.col(column)
+    if dtype == pl.Utf8:
+        t = col.str.strip_chars(BLANKS)
+        return pl.when(t != "").then(t)
+    if dtype == pl.Boolean:
+        return pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false"))
+    if dtype == pl.Date:
+        return col.dt.to_string("%Y-%m-%d")
+    if dtype == pl.Datetime:
+        return col.dt.date().dt.to_string("%Y-%m-%d")
+    return col.cast(pl.Utf8)
+
+
+def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, pl.Expr]:
+    """(value, bad) for a present text ``t``; ``bad`` is false where ``t`` is null."""
+    kind = rule.kind
+    given = t.is_not_null()
+    if kind == "str":
+        return t, pl.lit(False)
+    if kind == "enum":
+        table = rule.by[1] if rule.by is not None else {}
+        values = list(rule.values) or sorted({v for vs in table.values() for v in vs})
+        value = t.cast(pl.Enum(values), strict=False)
+        if rule.by is None or dep is None:
+            return value, given & value.is_null()
+        allowed = pl.lit(False)
+        for key, vals in table.items():
+            allowed = allowed | ((dep == key) & t.is_in(list(vals)))
+        return value, given & dep.is_in(list(table)) & ~allowed.fill_null(False)
+    if kind == "bool":
+        low = t.str.to_lowercase()
+        value = pl.when(low == "true").then(True).when(low == "false").then(False)
+        return value, given & value.is_null()
+    if kind == "int":
+        ok = t.str.contains(f"^{INT_PATTERN}$")
+        value = t.cast(pl.Int64, strict=False)
+        bad = given & ~ok
+        if rule.lo is not None:
+            bad = bad | (ok & (value.is_null() & t.str.starts_with("-") | (value < rule.lo)))
+        if rule.hi is not None:
+            bad = bad | (ok & (value.is_null() & ~t.str.starts_with("-") | (value > rule.hi)))
+        if rule.lo is None and rule.hi is None:
+            bad = bad | (ok & value.is_null())  # beyond int64 and unbounded: refuse, not wrap
+        return value, bad.fill_null(False)
+    if kind == "money":
+        ok = t.str.contains(f"^{MONEY_PATTERN}$")
+        whole = t.str.extract(r"^([0-9]+)", 1)
+        big = whole.str.strip_chars_start("0").str.len_chars() > MONEY_DIGITS
+        frac = t.str.extract(r"\.([0-9]{1,2})$", 1).fill_null("0").str.pad_end(2, "0").cast(pl.Int64)
+        fen = whole.cast(pl.Int64, strict=False) * 100 + frac
+        return pl.when(ok & ~big).then(fen), given & (~ok | big)
+    if kind == "date":
+        value = t.str.to_date("%Y-%m-%d", strict=False)
+        good = t.str.contains(f"^{DATE_PATTERN}$") & value.is_not_null() & (value.dt.year() >= 1)
+        return pl.when(good).then(value), given & ~good.fill_null(False)
+    if kind == "resident_id":
+        raise ValueError("resident IDs are read by _resident_id from helper columns")
+    raise InputError([FieldProblem(rule.path, f"type `{kind}` cannot be read from a table")])
+
+
+def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr] | None:
+    """(value, bad) straight from a typed column (Parquet), where its type says enough."""
+    if column not in frame.columns:
+        return None
+    dtype, col, kind = frame.schema[column], pl.col(column), rule.kind
+    if (kind == "bool" and dtype == pl.Boolean) or (kind == "date" and dtype == pl.Date):
+        return col, pl.lit(False)
+    if kind == "date" and dtype == pl.Datetime:
+        return col.dt.date(), pl.lit(False)
+    if kind == "int" and dtype.is_integer():
+        value = col.cast(pl.Int64, strict=False)
+        bad = value.is_null() & col.is_not_null()
+        bad = bad | (value < rule.lo) if rule.lo is not None else bad
+        bad = bad | (value > rule.hi) if rule.hi is not None else bad
+        return value, bad.fill_null(False)
+    if kind == "money" and (dtype.is_integer() or (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) <= 2)):
+        bad = (col < 0) | (col >= 10**MONEY_DIGITS)
+        fen = (col * 100).cast(pl.Int64, strict=False)
+        return pl.when(~bad).then(fen), bad.fill_null(False)
+    return None
+
+
+def _resident_id(up: pl.Expr, body: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(value, bad) of resident IDs from helper columns: the text and its first 17 digits
+    as an integer (Polars would recompute a shared expression 17 times)."""
+    last = up.str.slice(17, 1)
+    # the check character's value (X = 10) makes the sum of all 18 weighted positions 1 mod 11
+    check = pl.when(last == "X").then(10).otherwise(last.cast(pl.Int64, strict=False))
+    ymd = (body // 1000) % 100_000_000
+    y, m, d = ymd // 10_000, (ymd // 100) % 100, ymd % 100
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    days = m.replace_strict(list(range(1, 13)), _MONTH_DAYS, default=0, return_dtype=pl.Int64)
+    days = days + ((m == 2) & leap).cast(pl.Int64)
+    good = up.str.contains(f"^{ID_PATTERN}$") & ((_weighted_digit_sum(body) + check) % 11 == 1)
+    good = good & (y >= 1) & (d >= 1) & (d <= days)
+    return pl.when(good).then(up), up.is_not_null() & ~good.fill_null(False)
+
+
+def id_helpers(frame: pl.DataFrame, fields: list[_Field]) -> pl.DataFrame:
+    """``frame`` with the helper columns of its resident-ID fields."""
+    helpers = []
+    for f in fields:
+        if f.rule.kind == "resident_id":
+            up = cell_text(frame, f.column).str.to_uppercase()
+            helpers += [
+                up.alias("~id:" + f.column),
+                up.str.slice(0, 17).cast(pl.Int64, strict=False).alias("~body:" + f.column),
+            ]
+    return frame.with_columns(helpers) if helpers else frame
+
+
+def _field(f: _Field, frame: pl.DataFrame, parsed: dict[str, pl.Expr], today: dt.date) -> tuple[pl.Expr, pl.Expr]:
+    """(value, bad) of one field, with absent values defaulted or reported."""
+    rule = f.rule
+    typed = _typed(rule, frame, f.column)
+    if typed is not None:
+        value, bad = typed
+        absent = pl.col(f.column).is_null()
+    else:
+        t = pl.col("~id:" + f.column) if rule.kind == "resident_id" else cell_text(frame, f.column)
+        dep = parsed[rule.by[0]].cast(pl.Utf8) if rule.by is not None and rule.by[0] in parsed else None
+        if rule.kind == "resident_id":
+            value, bad = _resident_id(t, pl.col("~body:" + f.column))
+        else:
+            value, bad = _parse(rule, t, dep)
+        absent = t.is_null()
+    if rule.when:
+        cond = pl.lit(True)
+        for key, want in rule.when:
+            cond = cond & (parsed[key].cast(pl.Utf8) == str(want)).fill_null(False)
+        bad = bad | (absent & cond)
+    elif rule.has_default:
+        default: Any = today if rule.default == "today" else rule.default
+        if rule.kind == "money" and default is not None:
+            default = int(default * 100)
+        if default is not None:
+            value = pl.when(absent).then(pl.lit(default)).otherwise(value)
+            value = value.cast(pl.Enum(list(rule.values))) if rule.kind == "enum" else value
+    elif not rule.nullable:
+        bad = bad | absent
+    return value, bad
+
+
+def _fields(schema: RecordSchema) -> tuple[list[_Field], list[str], list[_Field]]:
+    household, member_rules = schema_rules(schema)
+    hh: list[_Field] = []
+    groups: list[str] = []
+    for spec, rules in household:
+        if spec.kind == "group" and spec.nullable:
+            groups.append(spec.name)
+        for rule in rules:
+            hh.append(
+                _Field(rule, rule.path.replace(".", "_"), spec.name if spec.kind == "group" and spec.nullable else "")
+            )
+    return hh, groups, [_Field(rule, rule.path) for rule in member_rules]
+
+
+def _group_present(frame: pl.DataFrame, group: str, fields: list[_Field]) -> pl.Expr:
+    cols = [cell_text(frame, f.column).is_not_null() for f in fields if f.group == group]
+    marker = group_marker(group)
+    if marker in frame.columns:
+        cols.append(pl.col(marker).cast(pl.Utf8).fill_null("") != "")
+    return pl.any_horizontal(cols) if cols else pl.lit(False)
+
+
+def _parsed(
+    frame: pl.DataFrame, fields: list[_Field], groups: list[str], today: dt.date
+) -> tuple[dict[str, pl.Expr], pl.Expr]:
+    """Value expressions by output key, and the "some field is bad" expression."""
+    values: dict[str, pl.Expr] = {}
+    bads: list[pl.Expr] = []
+    present = {g: _group_present(frame, g, fields) for g in groups}
+    for f in sorted(fields, key=lambda f: bool(f.rule.by or f.rule.when)):
+        value, bad = _field(f, frame, values, today)
+        if f.group:
+            value, bad = pl.when(present[f.group]).then(value), present[f.group] & bad
+        values[f.rule.path] = value
+        bads.append(bad)
+    for g in groups:
+        values[g] = pl.when(present[g]).then(pl.lit(True))
+    ordered = {f.rule.path: values[f.rule.path] for f in fields} | {g: values[g] for g in groups}
+    return ordered, pl.any_horizontal(bads) if bads else pl.lit(False)
+
+
+def _unknown(frame: pl.DataFrame, known: set[str]) -> list[str]:
+    return [c for c in frame.columns if c not in known and not c.startswith("~")]
+
+
+def _present_in(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
+    return pl.any_horizontal([cell_text(frame, c).is_not_null() for c in columns]) if columns else pl.lit(False)
+
+
+def validate_columns(
+    schema: RecordSchema,
+    households: pl.DataFrame,
+    members: pl.DataFrame,
+    today: dt.date,
+    decision_date: dt.date | None = None,
+    coverage: Coverage | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(households, members with `_h`, rejects): see ``engine.vector.caseload.validate_frames``."""
+    from engine.validation_rebuild import rebuild_problems, reject_frame, whole_row_rejects
+
+    coverage = coverage or schema.coverage
+    hh_fields, groups, mm_fields = _fields(schema)
+    id_key = schema.id_field
+    if decision_date is not None:
+        households = households.with_columns(pl.lit(decision_date).alias("decision_date"))
+    households = id_helpers(households.with_row_index("~i"), hh_fields)
+    members = id_helpers(members, mm_fields)
+    json_origin = LINK in households.columns and LINK in members.columns
+    h_unknown = _unknown(households, {f.column for f in hh_fields})
+    m_unknown = _unknown(members, {f.column for f in mm_fields} | {id_key})
+    h_values, h_bad = _parsed(households, hh_fields, groups, today)
+    hid = cell_text(households, id_key)
+    # lazily, so Polars computes each shared sub-expression (a parsed value, an ID's digits) once
+    h = (
+        households.lazy()
+        .select(
+            pl.col("~i"),
+            hid.alias("~id"),
+            *(v.alias(k) for k, v in h_values.items()),
+            h_bad.alias("~bad"),
+            _present_in(households, h_unknown).alias("~unknown"),
+            *([pl.col(LINK)] if json_origin else []),
+        )
+        .collect()
+    )
+    # members: link each to its household row, number them within it
+    link = LINK if json_origin else "~id"
+    m_key = pl.col(LINK) if json_origin else cell_text(members, id_key)
+    keys = h.select(pl.col(link).alias("~link"), pl.col("~i").alias(_H))
+    m_values, m_bad = _parsed(members, mm_fields, [], today)
+    m = (
+        members.lazy()
+        .select(
+            m_key.alias("~link"),
+            cell_text(members, id_key).alias("~hid"),
+            *(v.alias(k) for k, v in m_values.items()),
+            m_bad.alias("~bad"),
+            _present_in(members, m_unknown).alias("~unknown"),
+        )
+        .collect()
+        .with_row_index("~j")
+        .join(keys, on="~link", how="left")
+    )
+    orphans = m.filter(pl.col(_H).is_null())
+    # sorted by household, a member's index is its row less the row its household starts at
+    row = pl.int_range(pl.len(), dtype=pl.UInt32)
+    start = pl.when(pl.col(_H) != pl.col(_H).shift(1).fill_null(-1)).then(row).forward_fill()
+    m = m.filter(pl.col(_H).is_not_null()).sort([_H, "~j"]).with_columns((row - start).alias(_K))
+    m_bad_expr = pl.col("~bad") | pl.col("~unknown")
+    for rule in cross_rules([f.rule for f in mm_fields]):
+        if rule.unique:
+            m_bad_expr = m_bad_expr | pl.col("~j").is_in(_repeated_in_household(m, rule.path).implode())
+    bound_refs = {r for rule in cross_rules([f.rule for f in mm_fields]) for r in (rule.date_lo, rule.date_hi) if r}
+    from_household = [r for r in bound_refs if r not in m.columns and r in h.columns]
+    if from_household:
+        m = m.join(
+            h.select(pl.col("~i").alias(_H), *(pl.col(r).alias("~hh:" + r) for r in from_household)), on=_H, how="left"
+        )
+    for rule in cross_rules([f.rule for f in mm_fields]):
+        for ref, later in ((rule.date_lo, False), (rule.date_hi, True)):
+            if ref is None:
+                continue
+            other = pl.col("~hh:" + ref) if ref in from_household else pl.col(ref)
+            cmp = pl.col(rule.path) > other if later else pl.col(rule.path) < other
+            m_bad_expr = m_bad_expr | cmp.fill_null(False)
+    m = m.with_columns(m_bad_expr.alias("~bad"))
+    bad_members = m.filter(pl.col("~bad")).get_column(_H).unique()
+    with_members = m.get_column(_H).unique()
+    repeated = h.filter(pl.col("~id").is_not_null()).group_by("~id").len().filter(pl.col("len") > 1).get_column("~id")
+    h = h.with_columns(
+        (
+            pl.col("~bad")
+            | pl.col("~i").is_in(bad_members.implode())
+            | ~pl.col("~i").is_in(with_members.implode())
+            | (pl.col("~unknown") & pl.lit(json_origin))
+        ).alias("~rebuild"),
+        (pl.col("~unknown") & pl.lit(not json_origin)).alias("~unknown"),
+        pl.col("~id").is_in(repeated.implode()).alias("~repeated"),
+    )
+    cover = _coverage_rejects(h, coverage, groups)
+    rejected_rows = cover.get_column("~i") if cover.height else pl.Series("~i", [], dtype=pl.UInt32)
+    h = h.with_columns(
+        (
+            pl.col("~rebuild") | pl.col("~unknown") | pl.col("~repeated") | pl.col("~i").is_in(rejected_rows.implode())
+        ).alias("~reject")
+    )
+    rejects = [
+        rebuild_problems(schema, households, members, h, m, today, coverage, frozenset(repeated.to_list())),
+        whole_row_rejects(schema, households, h, h_unknown, json_origin),
+        cover.drop("~i").filter(~pl.col("~rebuild")).drop("~rebuild")
+        if cover.height
+        else pl.DataFrame(schema=REJECT_SCHEMA),
+    ]
+    if orphans.height:
+        rejects.append(reject_frame(orphans.get_column("~hid").to_list(), id_key, say("orphan")))
+    good_h = h.filter(~pl.col("~reject"))
+    good_m = (
+        m.join(good_h.select(pl.col("~i").alias(_H)).with_row_index("_h"), on=_H, how="inner")
+        .sort(["_h", _K])
+        .select(*(f.rule.path for f in mm_fields), "_h")
+    )
+    good_h = good_h.select(*h_values)
+    return good_h, good_m, pl.concat(rejects, how="vertical")
+
+
+def _repeated_in_household(m: pl.DataFrame, path: str) -> pl.Series:
+    """``~j`` of members whose ``path`` value an earlier member of the household has; only
+    values seen twice in the whole frame (rare) are grouped."""
+    twice = m.filter(pl.col(path).is_not_null() & pl.col(path).is_duplicated())
+    if twice.height == 0:
+        return pl.Series("~j", [], dtype=pl.UInt32)
+    later = pl.int_range(pl.len()).over([_H, path]) > 0
+    return twice.sort([_H, "~j"]).filter(later).get_column("~j")
+
+
+def _coverage_rejects(h: pl.DataFrame, coverage: Coverage | None, groups: list[str]) -> pl.DataFrame:
+    """Rows whose region or decision date has no parameters in force, with the reason."""
+    from engine.validation import DATE_FIELD, REGION_FIELD
+
+    if coverage is None or REGION_FIELD not in h.columns or DATE_FIELD not in h.columns:
+        return pl.DataFrame(schema={"~i": pl.UInt32, **REJECT_SCHEMA, "~rebuild": pl.Boolean})
+    pairs = h.select(REGION_FIELD, DATE_FIELD).unique().drop_nulls()
+    rows = []
+    for region, on in pairs.iter_rows():
+        p = coverage.problem(region, on)
+        if p is not None:
+            rows.append({REGION_FIELD: region, DATE_FIELD: on, "field": p.field, "reason": p.message})
+    if not rows:
+        return pl.DataFrame(schema={"~i": pl.UInt32, **REJECT_SCHEMA, "~rebuild": pl.Boolean})
+    table = pl.DataFrame(rows, schema={REGION_FIELD: pl.Utf8, DATE_FIELD: pl.Date, "field": pl.Utf8, "reason": pl.Utf8})
+    return h.join(table, on=[REGION_FIELD, DATE_FIELD], how="inner").select(
+        "~i", pl.col("~id").alias("household_id"), "field", "reason", "~rebuild"
+    )

@@ -1,0 +1,243 @@
+"""The row validator: ``record.yaml`` compiled once to a Python function for one household.
+
+The generated function is straight-line code, one block per declared field: an inline
+test accepts the common valid value (a bool that is a bool, an enum value that is one, a
+money text like "12.50"), and anything else goes to the field's ``FieldRule.check``, the
+canonical path the column validator's messages also come from. The fast tests accept
+nothing the canonical path would not, with the same value (the property tests check it).
+Declared names reach the source only as ``repr()`` literals or as objects in its namespace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import FieldProblem, InputError
+from engine.types import BLANKS, ID_CHECK, MONEY_DIGITS
+from engine.validation import (
+    DATE_FIELD,
+    REGION_FIELD,
+    TODAY,
+    Coverage,
+    FieldRule,
+    cross_member,
+    cross_rules,
+    schema_rules,
+    unknown_fields,
+)
+from engine.validation_messages import say
+
+if TYPE_CHECKING:
+    from engine.record import RecordSchema
+
+__all__ = ["RowValidator", "compile_row_validator"]
+
+RowValidator = Callable[
+    [Any, "dt.date | None", "Coverage | None", frozenset[str]], tuple[dict[str, Any], list[dict[str, Any]]]
+]
+
+
+def _id_ok(v: str) -> bool:
+    """The common case of a valid resident ID, already upper-case and trimmed."""
+    if len(v) != 18 or not v.isascii() or not v[:17].isdigit() or ID_CHECK[2 * int(v[:17], 13) % 11] != v[17]:
+        return False
+    month, day = int(v[10:12]), int(v[12:14])
+    if 1 <= month <= 12 and 1 <= day <= 28 and v[6:10] != "0000":
+        return True
+    try:
+        dt.date(int(v[6:10]), month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _record_id(raw: Mapping[str, Any], key: str) -> str | None:
+    rid = raw.get(key)
+    return rid if isinstance(rid, str) else None
+
+
+class _Gen:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"_c{len(self.ns)}"
+        self.ns[name] = value
+        return name
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def field(self, d: int, rule: FieldRule, src: str, out: str, prefix: str) -> None:
+        """One scalar field: read ``src[key]``, store ``out[path]`` or report."""
+        r, p = self.const(rule), repr(rule.path)
+        self.emit(d, f"v = {src}.get({rule.key!r})")
+        fast, value = self._fast(rule, out)
+        if fast:
+            self.emit(d, f"if {fast}:")
+            self.emit(d + 1, f"{out}[{p}] = {value}")
+            self.emit(d, "elif v is None:")
+        else:
+            self.emit(d, "if v is None:")
+        if rule.when:
+            self.emit(d + 1, f"{r}.absent({prefix}, {out}, P, today)")
+        elif rule.has_default:
+            default = "(today or _today())" if rule.default == TODAY else self.const(rule.default)
+            self.emit(d + 1, f"{out}[{p}] = {default}")
+        elif rule.nullable:
+            self.emit(d + 1, f"{out}[{p}] = None")
+        else:
+            self.emit(d + 1, f"P.append(_FP({prefix} + {p}, _REQUIRED))")
+        self.emit(d, "else:")
+        self.emit(d + 1, f"{r}.check(v, {prefix}, {out}, P, S, today)")
+
+    def _fast(self, rule: FieldRule, out: str) -> tuple[str, str]:
+        kind = rule.kind
+        if kind == "bool":
+            return "v is True or v is False", "v"
+        if kind == "enum" and rule.by is None:
+            return f"type(v) is str and v in {self.const(frozenset(rule.values))}", "v"
+        if kind == "enum" and rule.by is not None:
+            table = self.const({k: frozenset(v) for k, v in rule.by[1].items()})
+            return f"type(v) is str and v in {table}.get({out}.get({rule.by[0]!r}), ())", "v"
+        if kind == "str":
+            return "type(v) is str and (t := v.strip(_BLANKS))", "t"
+        if kind == "int":
+            bounds = "".join(
+                [
+                    f" and v >= {int(rule.lo)}" if rule.lo is not None else "",
+                    f" and v <= {int(rule.hi)}" if rule.hi is not None else "",
+                ]
+            )
+            return f"type(v) is int{bounds}", "v"
+        if kind == "money":
+            return "type(v) is str and _money2(v)", "_Decimal(v)"
+        if kind == "date":
+            return "type(v) is str and (t := _date_of(v))", "t"
+        if kind == "resident_id":
+            return "type(v) is str and _id_ok(v)", "v"
+        return "", ""
+
+
+def _date_of(v: str) -> dt.date | None:
+    """The common case of a date: YYYY-MM-DD (``fromisoformat`` reads only ASCII digits)."""
+    if len(v) == 10 and v[4] == "-" and v[7] == "-":
+        try:
+            return dt.date.fromisoformat(v)
+        except ValueError:
+            return None
+    return None
+
+
+def compile_row_validator(schema: RecordSchema) -> RowValidator:
+    """Generate and compile the validator of one household for ``schema``."""
+    household, member_rules = schema_rules(schema)
+    g = _Gen()
+    g.ns.update(
+        _FP=FieldProblem,
+        _InputError=InputError,
+        _REQUIRED=say("required"),
+        _OBJECT=say("object"),
+        _MEMBERS=say("members"),
+        _BLANKS=BLANKS,
+        _Decimal=Decimal,
+        _Mapping=Mapping,
+        _today=dt.date.today,
+        _money2=re.compile(rf"[0-9]{{1,{MONEY_DIGITS}}}\.[0-9]{{2}}").fullmatch,
+        _date_of=_date_of,
+        _id_ok=_id_ok,
+        _unknown=unknown_fields,
+        _cross=cross_member,
+        _record_id=_record_id,
+        _member_rules=cross_rules(member_rules),
+        _shape=say("household"),
+    )
+    emit = g.emit
+    emit(0, "def validate(raw, today, coverage, repeated):")
+    emit(1, "if type(raw) is not dict and not isinstance(raw, _Mapping):")
+    emit(2, "raise _InputError([_FP('(household)', _shape)])")
+    emit(1, "P = []")
+    emit(1, "S = []")
+    emit(1, "h = {}")
+    emit(1, "M = []")
+    known = g.const(schema.known[""])
+    emit(1, f"if not {known}.issuperset(raw):")
+    emit(2, f"_unknown(raw, {known}, '', P)")
+    for spec, rules in household:
+        if spec.kind == "members":
+            _members(g, spec.name, schema.known["member"], member_rules)
+        elif spec.kind == "group":
+            _group(g, spec.name, spec.key, spec.nullable, schema.known[spec.name], rules)
+        else:
+            g.field(1, rules[0], "raw", "h", "''")
+    rid = repr(schema.id_field)
+    emit(1, "if S:")
+    emit(2, f"raise _InputError(S, _record_id(raw, {rid}))")
+    emit(1, "if M:")
+    emit(2, "_cross(h, M, _member_rules, P)")
+    emit(1, "if coverage is not None:")
+    emit(2, f"c = coverage.problem(h.get({REGION_FIELD!r}), h.get({DATE_FIELD!r}))")
+    emit(2, "if c is not None:")
+    emit(3, "P.append(c)")
+    emit(1, f"if repeated and h.get({rid}) in repeated:")
+    emit(2, f"P.append(_FP({rid}, {g.const(say('repeated_household'))}))")
+    emit(1, "if P:")
+    emit(2, f"raise _InputError(P, _record_id(raw, {rid}))")
+    emit(1, "return h, M")
+    source = "\n".join(g.lines) + "\n"
+    code = compile(source, "<record validator>", "exec")
+    exec(code, g.ns)  # the source is built from declarations, names only as literals
+    fn: RowValidator = g.ns["validate"]
+    fn.__doc__ = source  # kept for reading and for the tests
+    return fn
+
+
+def _group(g: _Gen, name: str, key: str, nullable: bool, known: frozenset[str], rules: list[FieldRule]) -> None:
+    emit = g.emit
+    emit(1, f"g = raw.get({key!r})")
+    d = 1
+    if nullable:
+        emit(1, "if g is None:")
+        for path in [name, *(r.path for r in rules)]:
+            emit(2, f"h[{path!r}] = None")
+        emit(1, "else:")
+        d = 2
+    else:
+        emit(1, "if g is None:")
+        emit(2, "g = {}")
+    emit(d, "if type(g) is not dict and not isinstance(g, _Mapping):")
+    emit(d + 1, f"S.append(_FP({name!r}, _OBJECT))")
+    emit(d + 1, "g = {}")
+    if nullable:
+        emit(d, f"h[{name!r}] = True")
+    k = g.const(known)
+    emit(d, f"if g and not {k}.issuperset(g):")
+    emit(d + 1, f"_unknown(g, {k}, {name + '.'!r}, P)")
+    # a field that depends on another comes after it
+    for rule in sorted(rules, key=lambda r: bool(r.by or r.when)):
+        g.field(d, rule, "g", "h", "''")
+
+
+def _members(g: _Gen, name: str, known: frozenset[str], rules: list[FieldRule]) -> None:
+    emit = g.emit
+    k = g.const(known)
+    g.ns["_mp"] = lambda i: f"{name}[{i}]."  # the prefix of a member's fields, built only to report
+    emit(1, f"ms = raw.get({name!r})")
+    emit(1, "if type(ms) is list and ms:")
+    emit(2, "for i, m in enumerate(ms):")
+    emit(3, "if type(m) is not dict and not isinstance(m, _Mapping):")
+    emit(4, "S.append(_FP(_mp(i)[:-1], _OBJECT))")
+    emit(4, "continue")
+    emit(3, f"if not {k}.issuperset(m):")
+    emit(4, f"_unknown(m, {k}, _mp(i), P)")
+    emit(3, "o = {}")
+    for rule in sorted(rules, key=lambda r: bool(r.by or r.when)):
+        g.field(3, rule, "m", "o", "_mp(i)")
+    emit(3, "M.append(o)")
+    emit(1, "else:")
+    emit(2, f"P.append(_FP({name!r}, _MEMBERS))")
