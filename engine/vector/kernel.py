@@ -89,7 +89,10 @@ class KernelPlan:
             key = f"{node.scope}:{node.name}"
             if key not in self._member_ready:
                 self._member_ready[key] = True  # definitions are acyclic; this only guards recursion
-                self._member_ready[key] = all(self._ready(x, "member") for x in symbol_exprs(sym))
+                exprs = symbol_exprs(sym)
+                if sym.owner:  # a case, outcome, set or table column: its table's or outcome's too
+                    exprs += symbol_exprs(self.rs.symbols[(sym.scope, sym.owner)])
+                self._member_ready[key] = all(self._ready(x, "member") for x in exprs)
             if not self._member_ready[key]:
                 return False
         return True
@@ -102,19 +105,22 @@ class KernelPlan:
 
 
 def _column(s: pl.Series, t: Type) -> V:
-    """An input column as a kernel value."""
-    valid = s.is_not_null().to_numpy() if s.null_count() else None
+    """An input column as a kernel value (without nulls, mostly without a copy)."""
+    nulls = s.null_count()
+    valid = s.is_not_null().to_numpy() if nulls else None
     if s.dtype == pl.Utf8 or isinstance(s.dtype, pl.Categorical):
-        return V(np.zeros(0, np.int32), t, 0, valid, (), s.cast(pl.Utf8))
+        return V(np.zeros(0, np.int32), t, 0, valid, (), s.cast(pl.Utf8) if s.dtype != pl.Utf8 else s)
     if isinstance(s.dtype, pl.Enum):
         cats = tuple(str(c) for c in s.dtype.categories)
-        codes = s.to_physical().cast(pl.Int32).fill_null(-1).to_numpy()
+        physical = s.to_physical()
+        codes = (physical.cast(pl.Int32).fill_null(-1) if nulls else physical).to_numpy().astype(np.int32)
         return V(codes, t, 0, valid, cats)
     if s.dtype == pl.Date:
-        return V(s.to_physical().fill_null(0).to_numpy(), t, 0, valid)
-    if s.dtype == pl.Boolean:
-        return V(s.fill_null(False).to_numpy(), t, 0, valid)
-    return V(s.fill_null(0).cast(pl.Int64).to_numpy(), t, 2 if t.kind == "money" else 0, valid)
+        days = s.to_physical().fill_null(0) if nulls else s
+        return V(days.to_numpy().view(np.int64) if not nulls else days.to_numpy(), t, 0, valid)
+    if nulls:
+        s = s.fill_null(False) if s.dtype == pl.Boolean else s.fill_null(0)
+    return V(s.to_numpy(), t, 2 if t.kind == "money" else 0, valid)
 
 
 class Chunk:
@@ -196,14 +202,14 @@ class Chunk:
 
     def _parameters(self) -> None:
         rs = self.rs
-        days = self.hh.get_column("decision_date").to_physical().to_numpy()
+        days = self.hh.get_column("decision_date").to_numpy().view(np.int64)
         regions = self.hh.get_column("region")
-        names = regions.unique().to_list() if self.nh else []
-        rcode = (
-            np.zeros(self.nh, np.int64)
-            if len(names) <= 1
-            else regions.replace_strict(names, list(range(len(names))), return_dtype=pl.Int64).to_numpy()
-        )
+        # one region is the common case: a comparison tells, without hashing every row
+        names = [regions[0]] if self.nh else []
+        rcode = np.zeros(self.nh, np.int64)
+        if self.nh and not (regions == names[0]).all():
+            names = regions.unique().sort().to_list()
+            rcode = regions.replace_strict(names, list(range(len(names))), return_dtype=pl.Int64).to_numpy()
         lo = int(days.min()) if self.nh else 0
         span = (int(days.max()) - lo + 1) if self.nh else 1
         key = rcode * span + (days.astype(np.int64) - lo)
@@ -245,19 +251,18 @@ class Chunk:
         out[..., self.nonempty] = ufunc.reduceat(arr, self.starts[self.nonempty], axis=-1)
         return out
 
-    def _sums(self, arr: Array) -> Array:
-        """Segment sums of the last axis by one running sum (faster than ``reduceat`` here,
-        and empty households come out 0)."""
+    def _sum(self, values: Array) -> Array:
+        """Segment sums by one running sum (faster than ``reduceat`` here; empty households
+        come out 0)."""
         if self.nm == 0:
-            return np.zeros((*arr.shape[:-1], self.nh), dtype=np.int64)
-        run = np.cumsum(arr, axis=-1)
-        ends = self.starts + self.counts - 1
-        hi = np.take(run, ends, axis=-1)
-        lo = np.take(run, self.starts - 1, axis=-1)
+            return np.zeros(self.nh, dtype=np.int64)
+        run = np.cumsum(values, dtype=np.int32 if values.dtype == bool else np.int64)
+        hi = run[self.starts + self.counts - 1]
+        lo = run[self.starts - 1]
         if self.nonempty is not None:
-            hi[..., ~self.nonempty] = 0
-        lo[..., self.starts == 0] = 0
-        out: Array = hi - lo
+            hi[~self.nonempty] = 0
+        lo[self.starts == 0] = 0
+        out: Array = (hi - lo).astype(np.int64)
         return out
 
     def _member_value(self, e: ir.Agg) -> tuple[str, Array, int, Array | None]:
@@ -266,7 +271,7 @@ class Chunk:
         if e.cond is not None:
             mask = mask & self.compile(e.cond, "member").filled()
         if e.fn == "count":
-            return "sum", mask.astype(np.int64), 0, None
+            return "sum", mask, 0, None
         assert e.elt is not None
         elt = self.compile(e.elt, "member")
         if e.fn == "sum":
@@ -280,10 +285,8 @@ class Chunk:
         parts = [(a, *self._member_value(a)) for a in aggs if a not in self._aggs]
         sums = [p for p in parts if p[1] == "sum"]
         flags = [p for p in parts if p[1] != "sum"] + [(p[0], "null", p[4], 0, None) for p in sums if p[4] is not None]
-        if sums:
-            totals = self._sums(np.stack([p[2] for p in sums]))
-            for i, p in enumerate(sums):
-                self._aggs[p[0]] = V(totals[i], p[0].type, p[3])
+        for p in sums:
+            self._aggs[p[0]] = V(self._sum(p[2]), p[0].type, p[3])
         bits = self.reduce_flags([p[2] for p in flags])
         for i, p in enumerate(flags):
             if p[1] == "null":
@@ -414,7 +417,9 @@ def _k_table(ch: Chunk, sym: Symbol) -> V:
         scale = max(c.scale for c in cells)
         when = [full(ch.compile(r.cond, sym.scope).filled(), n) for r in table.rows if r.cond is not None]
         vals = [full(rescale(c, scale), n) for c in cells]
-        best = np.max(np.stack([np.where(w, v, np.iinfo(np.int64).min) for w, v in zip(when, vals, strict=True)]), 0)
+        best = np.full(n, np.iinfo(np.int64).min)
+        for w, v in zip(when, vals, strict=True):
+            np.maximum(best, np.where(w, v, best), out=best)
         conds = [w & (v == best) for w, v in zip(when, vals, strict=True)]
     idx = _first(ch, [full(c, n) for c in conds], sym.scope, other)
     if applies is not None:

@@ -63,7 +63,13 @@ def joined_texts(words: Array, ids: list[str], name: str) -> pl.Series:
     code, distinct = found
     texts = []
     for row in distinct.reshape(len(distinct), -1).tolist():
-        texts.append(";".join(ids[w * 64 + i] for w, word in enumerate(row) for i in range(64) if word >> i & 1))
+        names = []
+        for w, word in enumerate(row):
+            while word:  # each set bit, lowest first
+                low = word & -word
+                names.append(ids[w * 64 + low.bit_length() - 1])
+                word ^= low
+        texts.append(";".join(names))
     return pl.Series(name, texts, dtype=pl.Utf8).gather(pl.Series(code))
 
 

@@ -64,6 +64,7 @@ class ColumnRun:
         registries: dict[str, frozenset[str]],
         *,
         threads: int | None = None,
+        min_slice: int = _MIN_SLICE,
     ) -> None:
         self.rs = ruleset
         self.plan = kernel_plan(ruleset, resolver)
@@ -71,6 +72,7 @@ class ColumnRun:
         self.members = members
         self.registries = registries
         self.threads = threads
+        self.min_slice = max(1, min_slice)
         self.scales: dict[tuple[str, str], int] = {}
         self._extra: dict[str, pl.Series] = {}
         self._chunks: list[Chunk] | None = None
@@ -80,7 +82,7 @@ class ColumnRun:
         """(household start, end, member start, end) of each slice, on household boundaries."""
         nh = self.households.height
         want = threads or self.threads or os.cpu_count() or 1
-        k = max(1, min(want, nh // _MIN_SLICE))
+        k = max(1, min(want, nh // self.min_slice))
         bounds = [nh * i // k for i in range(k + 1)]
         hm = self.members.get_column("_h").to_numpy()
         mb = np.searchsorted(hm, bounds).tolist()

@@ -11,14 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import Evaluator, InputError
-from engine.vector import decide_caseload, jsonl_to_tables
+from engine.vector import ColumnRun, decide_caseload, decide_frames, jsonl_to_tables, validate_frames
+from engine.vector.impact import with_parameter
 from tests.strategies import households
+
+TODAY = dt.date(2019, 8, 1)
 
 
 @st.composite
-def caseloads(draw: st.DrawFn) -> list[dict[str, Any]]:
+def caseloads(draw: st.DrawFn, regions: tuple[str, ...] = ("320684",)) -> list[dict[str, Any]]:
     n = draw(st.integers(1, 12))
     out = [draw(households(hid=f"H-{i}", seq_base=i * 50)) for i in range(n)]
+    for h in out:  # several regions, each with its own parameters
+        h["region"] = draw(st.sampled_from(regions))
     if n > 1 and draw(st.booleans()):  # the same person in two households
         out[-1]["members"][0]["person_id"] = out[0]["members"][0]["person_id"]
     return out
@@ -41,7 +46,7 @@ def _scalar(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> dict[str, d
 
 def _vector(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     hh, mm, rejects = jsonl_to_tables([json.dumps(h) for h in caseload], evaluator.ruleset.record)
-    decisions, more = decide_caseload(evaluator, hh, mm, today=dt.date(2019, 8, 1))
+    decisions, more = decide_caseload(evaluator, hh, mm, today=TODAY)
     out: dict[str, dict[str, Any]] = {}
     for row in decisions.to_dicts():
         out[row["household_id"]] = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
@@ -50,11 +55,39 @@ def _vector(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> dict[str, d
     return out
 
 
-@settings(max_examples=100, deadline=None)
-@given(caseloads())
-def test_vector_equals_scalar(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> None:
+def _agree(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> None:
     scalar = _scalar(evaluator, caseload)
     vector = _vector(evaluator, caseload)
     assert vector.keys() == scalar.keys()
     for hid, want in scalar.items():
         assert vector[hid] == want, hid
+
+
+@settings(max_examples=100, deadline=None)
+@given(caseloads(regions=("320684", "320681")))
+def test_vector_equals_scalar(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> None:
+    _agree(evaluator, caseload)
+
+
+@settings(max_examples=25, deadline=None)
+@given(caseloads(), st.sampled_from(["791.35", "791.37", "790.01"]))
+def test_parameters_with_more_decimals(evaluator: Evaluator, caseload: list[dict[str, Any]], standard: str) -> None:
+    """A standard whose multiples need 3 decimals (1.5 × 791.35 = 1187.025) compares exactly
+    in both backends."""
+    head = Evaluator(with_parameter(evaluator.ruleset, "dibao.standard", standard, dt.date(2019, 7, 1)))
+    _agree(head, caseload)
+
+
+@settings(max_examples=30, deadline=None)
+@given(caseloads(regions=("320684", "320681")), st.integers(2, 5))
+def test_threads_split_on_household_boundaries(
+    evaluator: Evaluator, caseload: list[dict[str, Any]], threads: int
+) -> None:
+    """Slices of one household each (or none) give the frame one slice gives."""
+    hh, mm, _ = jsonl_to_tables([json.dumps(h) for h in caseload], evaluator.ruleset.record)
+    h, m, _ = validate_frames(evaluator.ruleset.record, hh, mm, TODAY)
+    registries = {n: r.keys for n, r in evaluator.registries.by_name.items()}
+    rs, params = evaluator.ruleset, evaluator.params
+    one, _ = decide_frames(evaluator, ColumnRun(rs, params, h, m, registries, threads=1))
+    many, _ = decide_frames(evaluator, ColumnRun(rs, params, h, m, registries, threads=threads, min_slice=1))
+    assert one.equals(many)
