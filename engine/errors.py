@@ -80,6 +80,8 @@ class ProblemKind(StrEnum):
     TABLE_OVERLAP = "table-overlap"
     UNREACHABLE_CASE = "unreachable-case"
     MISSING_PARAMETER_VERSION = "missing-parameter-version"
+    # a check met a shape it did not expect (a bug: reported, never raised as another error)
+    INTERNAL = "internal"
 
 
 # a file with one of these was not read, so every later check would only report its absence

@@ -73,7 +73,7 @@ def load_events(
         fields: dict[str, str] = {}
         if isinstance(fields_raw, YMap):
             for f, kind in fields_raw.items():
-                if kind not in _FIELD_KINDS:
+                if not isinstance(kind, str) or kind not in _FIELD_KINDS:
                     problems.append(
                         fields_raw.value_pos[f].problem(
                             "unknown-type",
@@ -105,6 +105,9 @@ def load_events(
             if change:
                 changes.append(change)
         checks_raw = spec.get("checks") or []
+        if not isinstance(checks_raw, list):
+            problems.append(pos_of(spec, "checks").problem("bad-type", "`checks` lists program ids", name))
+            checks_raw = []
         checks = [str(c) for c in checks_raw]
         for i, c in enumerate(checks):
             if c not in programs:
@@ -114,7 +117,8 @@ def load_events(
                         "unknown-name", f"unknown check `{c}`{did_you_mean(c, programs)}; checks are program ids", name
                     )
                 )
-        title = {str(k): str(v) for k, v in (spec.get("title") or {}).items()}
+        title_raw = spec.get("title") or {}
+        title = {str(k): str(v) for k, v in title_raw.items()} if isinstance(title_raw, dict) else {}
         out[name] = EventSpec(name, title, fields, changes, checks, spec.pos)
     return out
 

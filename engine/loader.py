@@ -780,6 +780,10 @@ class _Loader:
             if isinstance(s, YMap):
                 for k in s:
                     sets.setdefault(str(k), s.key_pos[k])
+            else:
+                self.problems.append(
+                    pos_of(c, "set").problem(ProblemKind.BAD_TYPE, "`set` maps decision fields to expressions", cid)
+                )
         for k, kpos in sets.items():
             self._add(
                 Symbol(
@@ -1180,8 +1184,8 @@ class _Loader:
             item = c.raw
             cond = self._bool(item, "when", sym.scope, c.name) if "when" in item else None
             sets: dict[str, ir.Expr] = {}
-            s = item.get("set") or YMap()
-            for k, text in s.items():
+            s = item.get("set")
+            for k, text in s.items() if isinstance(s, YMap) else ():  # another shape is reported already
                 e = self._expr(text, pos_of(s, k), sym.scope, c.name)
                 if e is not None:
                     sets[str(k)] = e
@@ -1204,8 +1208,11 @@ class _Loader:
                     )
                 )
         field_sym = next(
-            s for s in self.symbols.values() if s.kind == "outcome" and s.owner == sym.name and s.scope == sym.scope
+            (s for s in self.symbols.values() if s.kind == "outcome" and s.owner == sym.name and s.scope == sym.scope),
+            None,
         )
+        if field_sym is None:
+            raise _Silent  # its `field` clashed with another name: reported as a duplicate id
         values = tuple(dict.fromkeys(str(case.value) for case in ordered))
         field_sym.type = enum_type(values)
         for k in all_sets:
@@ -1265,13 +1272,20 @@ class _Loader:
                     )
                 )
         templates = doc.get("templates") or YMap()
+        if not isinstance(templates, YMap):
+            self.problems.append(
+                pos_of(doc, "templates").problem(ProblemKind.BAD_TYPE, "`templates` maps names to households")
+            )
+            templates = YMap()
         for name, household in templates.items():
             self.templates[str(name)] = (household, templates.value_pos[name])
         tests = doc.get("tests") or YList()
+        if not isinstance(tests, YList):
+            self.problems.append(pos_of(doc, "tests").problem(ProblemKind.BAD_TYPE, "`tests` must be a list"))
+            tests = YList()
         for i, t in enumerate(tests):
-            if _check_keys(
-                t, "test", self.problems, str(t.get("name")) if isinstance(t, YMap) else None, tests.item_pos[i]
-            ):
+            name = str(t.get("name")) if isinstance(t, YMap) else None
+            if _check_keys(t, "test", self.problems, name, tests.item_pos[i]) and "name" in t:
                 self.raw_tests.append((display, t))
 
     def _tests(self) -> list[RuleTest]:
@@ -1297,17 +1311,26 @@ class _Loader:
             if household is None:
                 self.problems.append(t.pos.problem("missing-key", "a test needs `household` or `extends`", name))
                 continue
-            for path, value in (t.get("set") or {}).items():
+            if not self._shape(household, dict, "a test household is a mapping", t, "household", name):
+                continue
+            changes = t.get("set") or YMap()
+            if not self._shape(changes, YMap, "`set` maps paths like `members[0].age` to values", t, "set", name):
+                changes = YMap()
+            for path, value in changes.items():
                 if not _set_path(household, str(path), _plain(value)):
                     self.problems.append(
-                        t["set"]
-                        .key_pos[path]
-                        .problem("unknown-name", f"cannot set `{path}`: no such place in the household", name)
+                        changes.key_pos[path].problem(
+                            "unknown-name", f"cannot set `{path}`: no such place in the household", name
+                        )
                     )
             date = t.get("date")
             if date is not None:
                 household["decision_date"] = date.isoformat() if isinstance(date, dt.date) else str(date)
             expected = t.get("expected")
+            if expected is not None and not self._shape(
+                expected, YMap, "`expected` maps decision fields to values", t, "expected", name
+            ):
+                continue
             if isinstance(expected, YMap):
                 for key in expected:
                     if key not in decision and key not in ("reasons_include", "error"):
@@ -1330,16 +1353,26 @@ class _Loader:
                                 name,
                             )
                         )
-            regs = {str(k): [str(x) for x in v] for k, v in (t.get("registries") or {}).items()}
+            raw_regs = t.get("registries") or YMap()
+            if not self._shape(raw_regs, YMap, "`registries` maps registry names to lists", t, "registries", name):
+                raw_regs = YMap()
+            regs = {str(k): [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in raw_regs.items()}
             for k in regs:
                 if k not in self.registries:
                     self.problems.append(
-                        t["registries"]
-                        .key_pos[k]
-                        .problem("unknown-name", f"unknown registry `{k}`{did_you_mean(k, self.registries)}", name)
+                        raw_regs.key_pos[k].problem(
+                            "unknown-name", f"unknown registry `{k}`{did_you_mean(k, self.registries)}", name
+                        )
                     )
             out.append(RuleTest(name, display, t.pos, on, household, _plain(expected) or {}, regs))
         return out
+
+    def _shape(self, value: Any, want: type, message: str, where: YMap, key: str, rule_id: str) -> bool:
+        """Whether ``value`` (``where[key]``) is a ``want``; if not, say so."""
+        if isinstance(value, want):
+            return True
+        self.problems.append(pos_of(where, key).problem(ProblemKind.BAD_TYPE, message, rule_id))
+        return False
 
     def _default_region(self) -> str:
         if self.record:
@@ -1430,4 +1463,14 @@ def load(path: str | Path) -> Ruleset:
     >>> rs.name
     'haimen-social-assistance'
     """
-    return _Loader(Path(path)).run()
+    loader = _Loader(Path(path))
+    try:
+        return loader.run()
+    except RuleLoadError:
+        raise
+    except Exception as exc:  # a check that met a shape it did not expect: still only our error
+        message = (
+            f"the checks stopped on an unexpected {type(exc).__name__} ({exc}); the problems listed"
+            " with it are the likely cause. Please report this with the rule files"
+        )
+        raise RuleLoadError([*loader.problems, Problem(ProblemKind.INTERNAL, message, ".", 0, 0)]) from exc
