@@ -110,12 +110,14 @@ def _check_keys(
     allowed, required = _KEYS[section]
     if not isinstance(m, YMap):
         p = where or pos_of(m)
-        problems.append(p.problem("bad-type", f"a {section} must be a mapping", rule_id))
+        problems.append(p.problem(ProblemKind.BAD_TYPE, f"a {section} must be a mapping", rule_id))
         return False
     for key in m:
         if key not in allowed:
             hint = did_you_mean(str(key), allowed)
-            problems.append(m.key_pos[key].problem("unknown-key", f"unknown key `{key}` in {section}{hint}", rule_id))
+            problems.append(
+                m.key_pos[key].problem(ProblemKind.UNKNOWN_KEY, f"unknown key `{key}` in {section}{hint}", rule_id)
+            )
     for key in sorted(required - set(m)):
         problems.append(m.pos.problem(ProblemKind.MISSING_KEY, f"{section} needs `{key}`{_WHY.get(key, '')}", rule_id))
     return True
@@ -133,11 +135,13 @@ def _text(m: Any, key: str, problems: list[Problem] | None = None) -> dict[str, 
                 if k not in _LANGS:
                     hint = "; a comma inside unquoted text splits it, so quote the text"
                     problems.append(
-                        v.key_pos[k].problem("unknown-key", f"`{key}` has only `zh` and `en`, not `{k}`{hint}")
+                        v.key_pos[k].problem(
+                            ProblemKind.UNKNOWN_KEY, f"`{key}` has only `zh` and `en`, not `{k}`{hint}"
+                        )
                     )
             for lang in _LANGS:
                 if lang not in v:
-                    problems.append(v.pos.problem("missing-key", f"`{key}` needs `{lang}`"))
+                    problems.append(v.pos.problem(ProblemKind.MISSING_KEY, f"`{key}` needs `{lang}`"))
         return {str(k): str(x) for k, x in v.items()}
     if isinstance(v, str):
         return {"zh": v, "en": v}
@@ -149,7 +153,9 @@ def _declared_type(name: Any, pos: Pos, problems: list[Problem], rule_id: str) -
     nullable = text.endswith("?")
     base = text.rstrip("?")
     if base not in _TYPE_NAMES:
-        problems.append(pos.problem("unknown-type", f"unknown type `{base}`{did_you_mean(base, _TYPE_NAMES)}", rule_id))
+        problems.append(
+            pos.problem(ProblemKind.UNKNOWN_TYPE, f"unknown type `{base}`{did_you_mean(base, _TYPE_NAMES)}", rule_id)
+        )
         return None
     return Type(base, nullable)
 
@@ -276,7 +282,9 @@ class _Loader:
         decision: list[str] = []
         if not isinstance(fields, YList):
             self.problems.append(
-                pos_of(doc, "decision").problem("bad-type", "`decision` must list the decision fields in order")
+                pos_of(doc, "decision").problem(
+                    ProblemKind.BAD_TYPE, "`decision` must list the decision fields in order"
+                )
             )
             return [], name, version, "", ""
         known = [
@@ -287,14 +295,15 @@ class _Loader:
             if f not in BUILTIN_FIELDS and ("household", f) not in self.symbols:
                 self.problems.append(
                     fields.item_pos[i].problem(
-                        "unknown-name", f"decision field `{f}` is not defined by any program{did_you_mean(f, known)}"
+                        ProblemKind.UNKNOWN_NAME,
+                        f"decision field `{f}` is not defined by any program{did_you_mean(f, known)}",
                     )
                 )
             decision.append(f)
         explain = str(doc.get("explain_members", "members"))
         if ("household", explain) not in self.symbols:
             self.problems.append(
-                pos_of(doc, "explain_members").problem("unknown-name", f"`{explain}` is not a member list")
+                pos_of(doc, "explain_members").problem(ProblemKind.UNKNOWN_NAME, f"`{explain}` is not a member list")
             )
         region = str(doc.get("default_region", ""))
         self.reports = self._reports(doc.get("reports"), pos_of(doc, "reports"), decision)
@@ -305,7 +314,7 @@ class _Loader:
         if raw is None:
             return {}
         if not isinstance(raw, YMap):
-            self.problems.append(where.problem("bad-type", "`reports` must be a mapping"))
+            self.problems.append(where.problem(ProblemKind.BAD_TYPE, "`reports` must be a mapping"))
             return {}
         known = set(decision) | {n for (sc, n) in self.symbols if sc == "household"}
         out = _plain(raw)
@@ -314,7 +323,7 @@ class _Loader:
             if str(name) not in known:
                 self.problems.append(
                     pos.problem(
-                        "unknown-name",
+                        ProblemKind.UNKNOWN_NAME,
                         f"reports: `{name}` is not a decision field or named value{did_you_mean(str(name), known)}",
                     )
                 )
@@ -341,7 +350,7 @@ class _Loader:
         if other is not None:
             self.problems.append(
                 sym.pos.problem(
-                    "duplicate-id",
+                    ProblemKind.DUPLICATE_ID,
                     f"`{sym.name}` is already defined at {other.pos.file}:{other.pos.line}:{other.pos.col}",
                     sym.name,
                 )
@@ -365,7 +374,7 @@ class _Loader:
 
     def _registries(self, doc: Any) -> None:
         if not isinstance(doc, YMap):
-            self.problems.append(pos_of(doc).problem("bad-type", "`registries` must be a mapping"))
+            self.problems.append(pos_of(doc).problem(ProblemKind.BAD_TYPE, "`registries` must be a mapping"))
             return
         from engine.record import _spec  # the same field-spec reader as record fields
 
@@ -383,7 +392,9 @@ class _Loader:
                         columns.append(fs)
             elif "computed" not in spec:
                 self.problems.append(
-                    spec.pos.problem("missing-key", "a registry needs `columns` or `computed`", f"registry.{name}")
+                    spec.pos.problem(
+                        ProblemKind.MISSING_KEY, "a registry needs `columns` or `computed`", f"registry.{name}"
+                    )
                 )
             reg = RegistrySpec(
                 str(name), _text(spec, "title", self.problems), str(spec.get("key")), columns, spec.get("computed")
@@ -391,7 +402,7 @@ class _Loader:
             if columns and reg.key not in {c.name for c in columns}:
                 self.problems.append(
                     pos_of(spec, "key").problem(
-                        "unknown-name", f"key `{reg.key}` is not one of the columns", f"registry.{name}"
+                        ProblemKind.UNKNOWN_NAME, f"key `{reg.key}` is not one of the columns", f"registry.{name}"
                     )
                 )
             self.registries[reg.name] = reg
@@ -405,7 +416,9 @@ class _Loader:
         if doc is None:
             return
         if not isinstance(doc, YMap) or set(doc) != {"parameters"} or not isinstance(doc["parameters"], YMap):
-            self.problems.append(Problem("bad-file", "a parameter file holds one mapping `parameters:`", display, 1, 1))
+            self.problems.append(
+                Problem(ProblemKind.BAD_FILE, "a parameter file holds one mapping `parameters:`", display, 1, 1)
+            )
             return
         params = doc["parameters"]
         for name, spec in params.items():
@@ -418,27 +431,31 @@ class _Loader:
             if not isinstance(values, YMap):
                 self.problems.append(
                     pos_of(spec, "values").problem(
-                        "bad-type", "`values` maps region -> {date: {value, reference}}", name
+                        ProblemKind.BAD_TYPE, "`values` maps region -> {date: {value, reference}}", name
                     )
                 )
                 continue
             for region, dated in values.items():
                 if not isinstance(dated, YMap) or not dated:
                     self.problems.append(
-                        values.value_pos[region].problem("bad-type", f"region {region}: map dates to values", name)
+                        values.value_pos[region].problem(
+                            ProblemKind.BAD_TYPE, f"region {region}: map dates to values", name
+                        )
                     )
                     continue
                 versions = []
                 for start, v in dated.items():
                     vpos = dated.key_pos[start]
                     if not isinstance(start, dt.date):
-                        self.problems.append(vpos.problem("bad-date", f"`{start}` is not a date YYYY-MM-DD", name))
+                        self.problems.append(
+                            vpos.problem(ProblemKind.BAD_DATE, f"`{start}` is not a date YYYY-MM-DD", name)
+                        )
                         continue
                     if not _check_keys(v, "version", self.problems, name, dated.value_pos[start]):
                         continue
                     if ("value" in v) == ("formula" in v):
                         self.problems.append(
-                            v.pos.problem("bad-version", "give exactly one of `value` or `formula`", name)
+                            v.pos.problem(ProblemKind.BAD_VERSION, "give exactly one of `value` or `formula`", name)
                         )
                         continue
                     formula = v.get("formula")
@@ -483,7 +500,7 @@ class _Loader:
             with contextlib.suppress(ArithmeticError):
                 value = Decimal(value)
         if not ok(value):
-            self.problems.append(pos.problem("type-error", f"`{value}` is not {t.describe()}", rule_id))
+            self.problems.append(pos.problem(ProblemKind.TYPE_ERROR, f"`{value}` is not {t.describe()}", rule_id))
             return value
         if t.kind in ("money", "decimal"):
             value = Decimal(value)
@@ -512,7 +529,7 @@ class _Loader:
                                 span = f"{v.start}" + (f"..{end}" if end else " on")
                                 self.problems.append(
                                     v.pos.problem(
-                                        "missing-parameter-version",
+                                        ProblemKind.MISSING_PARAMETER_VERSION,
                                         f"`{p.name}` for region {r} from {span} uses `{dep}`, which has no value for region {r} on {v.start}{until}",
                                         p.name,
                                     )
@@ -532,7 +549,7 @@ class _Loader:
                 if r not in p.regions:
                     self.problems.append(
                         p.pos.problem(
-                            "missing-parameter-version",
+                            ProblemKind.MISSING_PARAMETER_VERSION,
                             f'`{p.name}` has no values for region {r}, which `{owner}` defines; add "{r}" or "*"',
                             p.name,
                         )
@@ -581,7 +598,7 @@ class _Loader:
             if items is None:
                 continue
             if not isinstance(items, YList):
-                self.problems.append(pos_of(doc, section).problem("bad-type", f"`{section}` must be a list"))
+                self.problems.append(pos_of(doc, section).problem(ProblemKind.BAD_TYPE, f"`{section}` must be a list"))
                 continue
             for i, item in enumerate(items):
                 kind = {
@@ -600,7 +617,7 @@ class _Loader:
         per = str(item.get("per", "household"))
         if per not in ("household", "member"):
             self.problems.append(
-                pos_of(item, "per").problem("bad-value", f"`per` is household or member, not `{per}`", rid)
+                pos_of(item, "per").problem(ProblemKind.BAD_VALUE, f"`per` is household or member, not `{per}`", rid)
             )
             return "household"
         return per
@@ -609,7 +626,9 @@ class _Loader:
         report = str(item.get("report", default))
         if report not in _REPORTS:
             self.problems.append(
-                pos_of(item, "report").problem("bad-value", f"`report` is one of {', '.join(sorted(_REPORTS))}", rid)
+                pos_of(item, "report").problem(
+                    ProblemKind.BAD_VALUE, f"`report` is one of {', '.join(sorted(_REPORTS))}", rid
+                )
             )
             return default
         return report
@@ -651,14 +670,16 @@ class _Loader:
             return {}
         if not isinstance(msgs, YMap):
             self.problems.append(
-                pos_of(item, "messages").problem("bad-type", "`messages` maps pass/fail to {zh, en}", rid)
+                pos_of(item, "messages").problem(ProblemKind.BAD_TYPE, "`messages` maps pass/fail to {zh, en}", rid)
             )
             return {}
         out = {}
         for k, v in msgs.items():
             if k not in ("pass", "fail") or not isinstance(v, YMap):
                 self.problems.append(
-                    msgs.key_pos[k].problem("bad-value", "messages has `pass` and `fail`, each {zh: ..., en: ...}", rid)
+                    msgs.key_pos[k].problem(
+                        ProblemKind.BAD_VALUE, "messages has `pass` and `fail`, each {zh: ..., en: ...}", rid
+                    )
                 )
                 continue
             out[str(k)] = {str(lang): str(text) for lang, text in v.items()}
@@ -699,7 +720,7 @@ class _Loader:
                 )
         else:
             self.problems.append(
-                pos_of(item, "outputs").problem("bad-type", "`outputs` maps column names to types", rid)
+                pos_of(item, "outputs").problem(ProblemKind.BAD_TYPE, "`outputs` maps column names to types", rid)
             )
 
     def _outcome(self, item: YMap, program: str, basis: str) -> None:
@@ -745,7 +766,7 @@ class _Loader:
         cases = item.get("cases")
         sets: dict[str, Pos] = {}
         if not isinstance(cases, YList):
-            self.problems.append(pos_of(item, "cases").problem("bad-type", "`cases` must be a list", rid))
+            self.problems.append(pos_of(item, "cases").problem(ProblemKind.BAD_TYPE, "`cases` must be a list", rid))
             return
         all_cases = [(c, cases.item_pos[i]) for i, c in enumerate(cases)]
         other = item.get("otherwise")
@@ -757,9 +778,9 @@ class _Loader:
                 continue
             is_other = c is other
             if not is_other and "when" not in c:
-                self.problems.append(c.pos.problem("missing-key", "case needs `when`", cid))
+                self.problems.append(c.pos.problem(ProblemKind.MISSING_KEY, "case needs `when`", cid))
             if is_other and "when" in c:
-                self.problems.append(pos_of(c, "when").problem("bad-value", "`otherwise` has no `when`", cid))
+                self.problems.append(pos_of(c, "when").problem(ProblemKind.BAD_VALUE, "`otherwise` has no `when`", cid))
             self._add(
                 Symbol(
                     cid,
@@ -883,7 +904,7 @@ class _Loader:
         if key in self.stack:
             cycle = [n for _, n in self.stack[self.stack.index(key) :]] + [sym.name]
             self.problems.append(
-                sym.pos.problem("cycle", "definitions depend on themselves: " + " -> ".join(cycle), sym.name)
+                sym.pos.problem(ProblemKind.CYCLE, "definitions depend on themselves: " + " -> ".join(cycle), sym.name)
             )
             for k in self.stack[self.stack.index(key) :]:
                 self.failed.add(k)
@@ -905,7 +926,7 @@ class _Loader:
         if isinstance(text, bool | int):
             text = str(text)
         if not isinstance(text, str):
-            self.problems.append(pos.problem("bad-type", "an expression must be text", rule_id))
+            self.problems.append(pos.problem(ProblemKind.BAD_TYPE, "an expression must be text", rule_id))
             return None
         saved = self._only_parameters
         self._only_parameters = only_parameters
@@ -936,12 +957,12 @@ class _Loader:
             same = True
         if not same:
             self.problems.append(
-                pos.problem("type-error", f"expected {want.describe()}, got {got.describe()}", rule_id)
+                pos.problem(ProblemKind.TYPE_ERROR, f"expected {want.describe()}, got {got.describe()}", rule_id)
             )
         elif got.nullable and not want.nullable:
             self.problems.append(
                 pos.problem(
-                    "type-error",
+                    ProblemKind.TYPE_ERROR,
                     f"this may be None but the declared type `{want.kind}` is not optional (write `{want.kind}?`)",
                     rule_id,
                 )
@@ -951,12 +972,14 @@ class _Loader:
         expr = self._expr(item.get(key), pos_of(item, key), scope, rid)
         if expr is not None and expr.type.kind != "bool":
             self.problems.append(
-                pos_of(item, key).problem("type-error", f"`{key}` must be true/false, got {expr.type.describe()}", rid)
+                pos_of(item, key).problem(
+                    ProblemKind.TYPE_ERROR, f"`{key}` must be true/false, got {expr.type.describe()}", rid
+                )
             )
             return None
         if expr is not None and expr.type.nullable:
             self.problems.append(
-                pos_of(item, key).problem("type-error", f"`{key}` may be None; test `is None` first", rid)
+                pos_of(item, key).problem(ProblemKind.TYPE_ERROR, f"`{key}` may be None; test `is None` first", rid)
             )
         return expr
 
@@ -971,7 +994,7 @@ class _Loader:
                     pool = self.names("household") + (self.names("member") if sym.scope == "member" else [])
                     self.problems.append(
                         sym.pos.problem(
-                            "unknown-name",
+                            ProblemKind.UNKNOWN_NAME,
                             f"message placeholder `{{{name}}}` is not a known name{did_you_mean(name, pool)}",
                             sym.name,
                         )
@@ -1057,7 +1080,7 @@ class _Loader:
         if policy not in ("unique", "first", "max"):
             self.problems.append(
                 pos_of(item, "hit_policy").problem(
-                    "bad-value", f"hit_policy is unique, first or max, not `{policy}`", rid
+                    ProblemKind.BAD_VALUE, f"hit_policy is unique, first or max, not `{policy}`", rid
                 )
             )
             raise _Silent
@@ -1065,13 +1088,15 @@ class _Loader:
         inp = self._expr(item.get("input"), pos_of(item, "input"), scope, rid) if "input" in item else None
         if policy == "unique" and inp is None:
             self.problems.append(
-                item.pos.problem("missing-key", "a unique table needs an `input` and interval rows", rid)
+                item.pos.problem(ProblemKind.MISSING_KEY, "a unique table needs an `input` and interval rows", rid)
             )
             raise _Silent
         rows: list[TableRow] = []
         raw_rows = item.get("rows")
         if not isinstance(raw_rows, YList) or not raw_rows:
-            self.problems.append(pos_of(item, "rows").problem("bad-type", "`rows` must be a non-empty list", rid))
+            self.problems.append(
+                pos_of(item, "rows").problem(ProblemKind.BAD_TYPE, "`rows` must be a non-empty list", rid)
+            )
             raise _Silent
         for i, raw in enumerate(raw_rows):
             row = self._row(raw, raw_rows.item_pos[i], rid, scope, outputs, policy, inp)
@@ -1085,7 +1110,7 @@ class _Loader:
         max_by = str(item.get("max_by", next(iter(outputs), "")))
         if policy == "max" and outputs.get(max_by) is None:
             self.problems.append(
-                item.pos.problem("bad-value", "hit_policy max needs `max_by`, a numeric output column", rid)
+                item.pos.problem(ProblemKind.BAD_VALUE, "hit_policy max needs `max_by`, a numeric output column", rid)
             )
         if policy == "unique" and inp is not None:
             dom_text = item.get("domain")
@@ -1099,12 +1124,11 @@ class _Loader:
             if domain is None:
                 self.problems.append(
                     pos_of(item, "domain").problem(
-                        "bad-value", f"`{dom_text}` is not an interval like [1, 3] or [0, inf)", rid
+                        ProblemKind.BAD_VALUE, f"`{dom_text}` is not an interval like [1, 3] or [0, inf)", rid
                     )
                 )
             else:
-                for row, msg in check_unique(rows, domain, inp.type.kind == "int"):
-                    kind = "table-overlap" if "overlap" in msg else "table-gap"
+                for row, kind, msg in check_unique(rows, domain, inp.type.kind == "int"):
                     self.problems.append(row.pos.problem(kind, msg, rid))
         sym.table = Table(policy, inp, dict(outputs), rows, other, max_by if policy == "max" else None)  # type: ignore[arg-type]
         sym.deps = tuple(
@@ -1122,14 +1146,14 @@ class _Loader:
         inp: ir.Expr | None,
     ) -> TableRow | None:
         if not isinstance(raw, YMap) or "id" not in raw:
-            self.problems.append(where.problem("bad-type", "a table row is a mapping with an `id`", rid))
+            self.problems.append(where.problem(ProblemKind.BAD_TYPE, "a table row is a mapping with an `id`", rid))
             return None
         row_id = str(raw["id"])
         for key in raw:
             if key not in ("id", "title", "when") and key not in outputs:
                 self.problems.append(
                     raw.key_pos[key].problem(
-                        "unknown-key",
+                        ProblemKind.UNKNOWN_KEY,
                         f"row `{row_id}`: unknown column `{key}`{did_you_mean(str(key), list(outputs))}",
                         rid,
                     )
@@ -1141,19 +1165,21 @@ class _Loader:
             if interval is None:
                 self.problems.append(
                     pos_of(raw, "when").problem(
-                        "bad-value", f"row `{row_id}`: `when` must be an interval like [1, 1] or (20000, 50000]", rid
+                        ProblemKind.BAD_VALUE,
+                        f"row `{row_id}`: `when` must be an interval like [1, 1] or (20000, 50000]",
+                        rid,
                     )
                 )
         elif policy != "otherwise":
             if "when" not in raw:
-                self.problems.append(raw.pos.problem("missing-key", f"row `{row_id}` needs `when`", rid))
+                self.problems.append(raw.pos.problem(ProblemKind.MISSING_KEY, f"row `{row_id}` needs `when`", rid))
             else:
                 cond = self._bool(raw, "when", scope, rid)
         cells: dict[str, ir.Expr] = {}
         for col, t in outputs.items():
             if col not in raw:
                 self.problems.append(
-                    raw.pos.problem("missing-key", f"row `{row_id}` has no value for column `{col}`", rid)
+                    raw.pos.problem(ProblemKind.MISSING_KEY, f"row `{row_id}` has no value for column `{col}`", rid)
                 )
                 continue
             cell = self._cell(raw[col], pos_of(raw, col), t, scope, rid)
@@ -1202,7 +1228,7 @@ class _Loader:
             for k in sorted(all_sets - set(case.sets)):
                 self.problems.append(
                     case.pos.problem(
-                        "missing-key",
+                        ProblemKind.MISSING_KEY,
                         f"case `{case.id}` does not set `{k}`, which other cases of `{sym.name}` set",
                         case.id,
                     )
@@ -1221,7 +1247,7 @@ class _Loader:
             t = unify(exprs) if exprs else None
             if isinstance(t, str):
                 self.problems.append(
-                    set_sym.pos.problem("type-error", f"cases set `{k}` to different types: {t}", sym.name)
+                    set_sym.pos.problem(ProblemKind.TYPE_ERROR, f"cases set `{k}` to different types: {t}", sym.name)
                 )
                 continue
             if t is not None and t.kind == "null":
@@ -1261,14 +1287,14 @@ class _Loader:
             return
         if not isinstance(doc, YMap):
             self.problems.append(
-                Problem("bad-file", "a test file maps `tests:` (and optional `templates:`)", display, 1, 1)
+                Problem(ProblemKind.BAD_FILE, "a test file maps `tests:` (and optional `templates:`)", display, 1, 1)
             )
             return
         for key in doc:
             if key not in ("tests", "templates"):
                 self.problems.append(
                     doc.key_pos[key].problem(
-                        "unknown-key", f"unknown key `{key}`{did_you_mean(str(key), ['tests', 'templates'])}"
+                        ProblemKind.UNKNOWN_KEY, f"unknown key `{key}`{did_you_mean(str(key), ['tests', 'templates'])}"
                     )
                 )
         templates = doc.get("templates") or YMap()
@@ -1301,7 +1327,7 @@ class _Loader:
                 if tpl is None:
                     self.problems.append(
                         pos_of(t, "extends").problem(
-                            "unknown-name",
+                            ProblemKind.UNKNOWN_NAME,
                             f"no template `{t['extends']}`{did_you_mean(str(t['extends']), self.templates)}",
                             name,
                         )
@@ -1309,7 +1335,9 @@ class _Loader:
                     continue
                 household = _plain(tpl[0])
             if household is None:
-                self.problems.append(t.pos.problem("missing-key", "a test needs `household` or `extends`", name))
+                self.problems.append(
+                    t.pos.problem(ProblemKind.MISSING_KEY, "a test needs `household` or `extends`", name)
+                )
                 continue
             if not self._shape(household, dict, "a test household is a mapping", t, "household", name):
                 continue
@@ -1320,7 +1348,7 @@ class _Loader:
                 if not _set_path(household, str(path), _plain(value)):
                     self.problems.append(
                         changes.key_pos[path].problem(
-                            "unknown-name", f"cannot set `{path}`: no such place in the household", name
+                            ProblemKind.UNKNOWN_NAME, f"cannot set `{path}`: no such place in the household", name
                         )
                     )
             date = t.get("date")
@@ -1336,7 +1364,7 @@ class _Loader:
                     if key not in decision and key not in ("reasons_include", "error"):
                         self.problems.append(
                             expected.key_pos[key].problem(
-                                "unknown-name",
+                                ProblemKind.UNKNOWN_NAME,
                                 f"`{key}` is not a decision field{did_you_mean(str(key), decision)}",
                                 name,
                             )
@@ -1348,7 +1376,7 @@ class _Loader:
                     if p.version(region, on) is None and (region in p.regions or "*" in p.regions):
                         self.problems.append(
                             t.pos.problem(
-                                "missing-parameter-version",
+                                ProblemKind.MISSING_PARAMETER_VERSION,
                                 f"parameter `{p.name}` has no value for region {region} on {on}",
                                 name,
                             )
@@ -1361,7 +1389,7 @@ class _Loader:
                 if k not in self.registries:
                     self.problems.append(
                         raw_regs.key_pos[k].problem(
-                            "unknown-name", f"unknown registry `{k}`{did_you_mean(k, self.registries)}", name
+                            ProblemKind.UNKNOWN_NAME, f"unknown registry `{k}`{did_you_mean(k, self.registries)}", name
                         )
                     )
             out.append(RuleTest(name, display, t.pos, on, household, _plain(expected) or {}, regs))
