@@ -109,6 +109,7 @@ def check(
     evaluator = Evaluator(ruleset, registries)
     rows = list(_read_households(file))
     duplicates = _duplicates([h for _, h in rows]) if file.suffix == ".jsonl" else frozenset()
+    repeated = ruleset.record.repeated_ids(h for _, h in rows)
     rejected = 0
     for line, household in rows:
         try:
@@ -116,6 +117,8 @@ def check(
                 raise InputError([], None) from household
             if on is not None and isinstance(household, dict):
                 household = {**household, "decision_date": on.date().isoformat()}
+            if repeated:  # every copy of a repeated household ID is rejected, as in screen
+                ruleset.record.validate(household, repeated=repeated)
             decision = evaluator.decide(household, duplicates=duplicates)
         except InputError as exc:
             rejected += 1

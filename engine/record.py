@@ -10,14 +10,14 @@ shared with the caseload validator: ``engine.validation``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Problem, did_you_mean
 from engine.source import Pos, YMap, pos_of
 from engine.types import INPUT_KINDS, BadValue, Type, parse_value
-from engine.validation import Coverage
+from engine.validation import Coverage, repeated_household_ids
 from engine.validation_row import RowValidator, compile_row_validator
 
 __all__ = ["FieldSpec", "RecordSchema", "load_record_schema"]
@@ -141,6 +141,13 @@ class RecordSchema:
         if row is None:
             row = self._row = compile_row_validator(self)
         return row(raw, today, coverage or self.coverage, repeated)
+
+    def repeated_ids(self, households: Iterable[Any]) -> frozenset[str]:
+        """Household IDs that appear more than once in one input: every copy is rejected."""
+        return repeated_household_ids(households, self.id_field)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_row": None}  # generated code is rebuilt, not pickled
 
 
 _JSON_TYPES: dict[str, dict[str, Any]] = {

@@ -169,40 +169,11 @@ def unknown_fields(obj: Mapping[str, Any], known: frozenset[str], prefix: str, p
             problems.append(unknown_problem(prefix + str(key), str(key), known))
 
 
-def cross_member(
-    hh: Mapping[str, Any], members: list[dict[str, Any]], rules: list[FieldRule], problems: list[FieldProblem]
-) -> None:
-    """Checks that span fields: unique member fields, date bounds naming another field.
-    ``rules`` are only the member rules with such a check."""
-    for rule in rules:
-        path = rule.path
-        if rule.unique:
-            first: dict[Any, int] = {}
-            for i, m in enumerate(members):
-                v = m.get(path)
-                if v is not None and first.setdefault(v, i) != i:
-                    problems.append(FieldProblem(f"members[{i}].{path}", say("same_person", first=first[v])))
-        for ref, kind, bad in ((rule.date_lo, "date_min", _before), (rule.date_hi, "date_max", _after)):
-            if ref is None:
-                continue
-            for i, m in enumerate(members):
-                v = m.get(path)
-                bound = m[ref] if ref in m else hh.get(ref)
-                if v is not None and bound is not None and bad(v, bound):
-                    problems.append(FieldProblem(f"members[{i}].{path}", say(kind, ref=ref, bound=bound, got=v)))
-
-
 def cross_rules(rules: list[FieldRule]) -> list[FieldRule]:
-    """The member rules ``cross_member`` has work for."""
+    """The member rules with a check spanning fields: ``unique`` (no two members of one
+    household share the value), or a date bounded by another field (``date_lo``/``date_hi``,
+    a member's own field or else the household's)."""
     return [r for r in rules if r.unique or r.date_lo or r.date_hi]
-
-
-def _before(a: dt.date, b: dt.date) -> bool:
-    return a < b
-
-
-def _after(a: dt.date, b: dt.date) -> bool:
-    return a > b
 
 
 # ---------------------------------------------------------------- parameters in force

@@ -24,12 +24,11 @@ from engine.validation import (
     TODAY,
     Coverage,
     FieldRule,
-    cross_member,
     cross_rules,
     schema_rules,
     unknown_fields,
 )
-from engine.validation_messages import say
+from engine.validation_messages import MESSAGES, say
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema
@@ -152,9 +151,8 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
         _date_of=_date_of,
         _id_ok=_id_ok,
         _unknown=unknown_fields,
-        _cross=cross_member,
         _record_id=_record_id,
-        _member_rules=cross_rules(member_rules),
+        _same=say("same_person", first="{first}"),
         _shape=say("household"),
     )
     emit = g.emit
@@ -178,8 +176,7 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
     rid = repr(schema.id_field)
     emit(1, "if S:")
     emit(2, f"raise _InputError(S, _record_id(raw, {rid}))")
-    emit(1, "if M:")
-    emit(2, "_cross(h, M, _member_rules, P)")
+    _cross_code(g, cross_rules(member_rules), {r.path for r in member_rules})
     emit(1, "if coverage is not None:")
     emit(2, f"c = coverage.problem(h.get({REGION_FIELD!r}), h.get({DATE_FIELD!r}))")
     emit(2, "if c is not None:")
@@ -195,6 +192,31 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
     fn: RowValidator = g.ns["validate"]
     fn.__doc__ = source  # kept for reading and for the tests
     return fn
+
+
+def _cross_code(g: _Gen, rules: list[FieldRule], member_paths: set[str]) -> None:
+    """Checks spanning fields (``engine.validation.cross_rules``), inlined over the members."""
+    if not rules:
+        return
+    emit = g.emit
+    for k, rule in enumerate(rules):
+        if rule.unique:
+            emit(1, f"u{k} = {{}}")
+    emit(1, "for i, o in enumerate(M):")
+    for k, rule in enumerate(rules):
+        p = repr(rule.path)
+        emit(2, f"v = o.get({p})")
+        if rule.unique:
+            emit(2, f"if v is not None and u{k}.setdefault(v, i) != i:")
+            emit(3, f"P.append(_FP(_mp(i) + {p}, _same.format(first=u{k}[v])))")
+        for ref, kind, op in ((rule.date_lo, "date_min", "<"), (rule.date_hi, "date_max", ">")):
+            if ref is None:
+                continue
+            src = "o" if ref in member_paths else "h"
+            emit(2, f"b = {src}.get({ref!r})")
+            emit(2, f"if v is not None and b is not None and v {op} b:")
+            msg = g.const(MESSAGES[kind]["en"])
+            emit(3, f"P.append(_FP(_mp(i) + {p}, {msg}.format(ref={ref!r}, bound=b, got=v)))")
 
 
 def _group(g: _Gen, name: str, key: str, nullable: bool, known: frozenset[str], rules: list[FieldRule]) -> None:

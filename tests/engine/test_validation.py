@@ -6,6 +6,9 @@ import ast
 import copy
 import datetime as dt
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -171,7 +174,8 @@ def test_generated_source_holds_declared_names_only_as_literals(ruleset: Ruleset
     validate = compile_row_validator(ruleset.record)
     tree = ast.parse(validate.__doc__ or "")
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    local = {"raw", "today", "coverage", "repeated", "P", "S", "h", "M", "v", "t", "g", "ms", "m", "i", "o", "c"}
+    local = {"raw", "today", "coverage", "repeated", "P", "S", "h", "M", "v", "t", "g", "ms", "m", "i", "o", "c", "b"}
+    local |= {n for n in names if n[0] == "u" and n[1:].isdigit()}
     assert names <= set(validate.__globals__) | local | {
         "type",
         "isinstance",
@@ -185,3 +189,16 @@ def test_generated_source_holds_declared_names_only_as_literals(ruleset: Ruleset
     declared |= {f.key for s in ruleset.record.household for f in s.fields}
     literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert declared <= literals
+
+
+def test_check_rejects_every_copy_of_a_repeated_household(tmp_path: Path, household: dict[str, Any]) -> None:
+    path = tmp_path / "two.jsonl"
+    other = _set(household, "household_id", "HM-other")
+    path.write_text("".join(json.dumps(h) + "\n" for h in (household, other, household)), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "check", str(path)], capture_output=True, text=True, check=False, timeout=120
+    )
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 3
+    assert [o.get("rejected", False) for o in out] == [True, False, True]
+    assert {e["field"] for o in out if o.get("rejected") for e in o["errors"]} == {"household_id"}
