@@ -14,9 +14,10 @@ from typing import Any
 
 from engine import ir
 from engine.errors import EvaluateError
+from engine.ruleset import TableRow
 from engine.scalar import FUNCS
 
-__all__ = ["RUNTIME", "ExprCompiler", "Namespace", "narrowed"]
+__all__ = ["RUNTIME", "ExprCompiler", "Namespace", "narrowed", "table_rows"]
 
 _FEN = Decimal("0.01")
 
@@ -39,7 +40,63 @@ def _div(a: Any, b: Any, money: bool) -> Any:
     return q.quantize(_FEN, ROUND_HALF_UP) if money else q
 
 
+def table_rows(table: Any) -> list[TableRow]:
+    """A table's rows then its ``otherwise`` row: the index a table value stands for."""
+    return [*table.rows, *([table.otherwise] if table.otherwise is not None else [])]
+
+
+def _tag(exc: EvaluateError, name: str) -> None:
+    exc.rule_id = exc.rule_id or name
+
+
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    try:  # a message may show a value no decision needed, and that cannot be computed
+        return fn(*args)
+    except (EvaluateError, KeyError, TypeError):
+        return None
+
+
+def _unique(v: Any, intervals: tuple[Any, ...], other: int | None, table: str) -> int:
+    for i, iv in enumerate(intervals):
+        if iv.contains(v):
+            return i
+    if other is not None:
+        return other
+    raise EvaluateError(f"no row of table `{table}` matches {v}")
+
+
+def _best(pairs: tuple[tuple[int, Any] | None, ...], other: int | None) -> int | None:
+    found: int | None = None
+    top: Any = None
+    for p in pairs:
+        if p is not None and (found is None or p[1] > top):
+            found, top = p
+    return found if found is not None else other
+
+
+def _no_cell(row: int | None, table: str, column: str) -> Any:
+    if row is None:
+        raise EvaluateError(f"table `{table}` has no row for this household, so `{column}` has no value")
+    raise KeyError(row)
+
+
+def _row_id(row: int | None, ids: tuple[str, ...]) -> str | None:
+    return ids[row] if row is not None else None
+
+
+def _money(v: Any) -> Decimal:
+    return (v if type(v) is Decimal else Decimal(v)).quantize(_FEN, ROUND_HALF_UP)
+
+
 RUNTIME: dict[str, Any] = {
+    "_U": object(),  # not computed yet
+    "_tag": _tag,
+    "_try": _try,
+    "_unique": _unique,
+    "_best": _best,
+    "_no_cell": _no_cell,
+    "_row_id": _row_id,
+    "_money": _money,
     "_missing": _missing,
     "_nn": _nn,
     "_div": _div,
@@ -104,6 +161,26 @@ class ExprCompiler:
         if text.isidentifier():
             return f"({text} if {text} is not None else _missing({name!r}))"
         return f"_nn({text}, {name!r})"
+
+    def loop(self, e: ir.Agg, target: str, m: str) -> list[str]:
+        """An aggregation as a ``for`` statement: no comprehension frame to build, same values."""
+        src, x = self.expr(e.source, m), self.var()
+        saved, self.safe = self.safe, frozenset()
+        cond = self.expr(e.cond, x) if e.cond is not None else ""
+        elt = self.guarded(e.elt, x) if e.elt is not None and e.fn != "count" else ""
+        self.safe = saved
+        body = {
+            "count": [f"{target} += 1"],
+            "sum": [f"{target} = {target} + {elt}"],
+            "any": [f"if {elt}:", f"    {target} = True", "    break"],
+            "all": [f"if not {elt}:", f"    {target} = False", "    break"],
+        }[e.fn]
+        start = {"count": "0", "sum": "_D0" if e.type.kind in ("money", "decimal") else "0"}.get(e.fn)
+        lines = [f"{target} = {start or repr(e.fn == 'all')}", f"for {x} in {src}:"]
+        if cond:
+            lines.append(f"    if {cond}:")
+            body = ["    " + b for b in body]
+        return lines + ["    " + b for b in body]
 
     def var(self) -> str:
         self._fresh += 1

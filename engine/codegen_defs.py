@@ -9,80 +9,16 @@ local variable and what stays lazy, exactly as lazy as the closure backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from collections.abc import Iterator
 
 from engine import ir
-from engine.codegen import ExprCompiler, Namespace, narrowed
-from engine.errors import EvaluateError
+from engine.codegen import ExprCompiler, Namespace, narrowed, table_rows
 from engine.ruleset import Ruleset, Symbol, TableRow
 
-__all__ = ["RUNTIME", "Builder", "Node", "table_rows"]
+__all__ = ["Builder", "Node"]
 
 Node = tuple[str, str, str]  # (scope, name, part): part "applies" is a definition's gate
-_FEN = Decimal("0.01")
 _LEAVES = ("input", "parameter", "registry")
-
-
-def table_rows(table: Any) -> list[TableRow]:
-    """A table's rows then its ``otherwise`` row: the index a table value stands for."""
-    return [*table.rows, *([table.otherwise] if table.otherwise is not None else [])]
-
-
-def _tag(exc: EvaluateError, name: str) -> None:
-    exc.rule_id = exc.rule_id or name
-
-
-def _try(fn: Callable[..., Any], *args: Any) -> Any:
-    try:  # a message may show a value no decision needed, and that cannot be computed
-        return fn(*args)
-    except (EvaluateError, KeyError, TypeError):
-        return None
-
-
-def _unique(v: Any, intervals: tuple[Any, ...], other: int | None, table: str) -> int:
-    for i, iv in enumerate(intervals):
-        if iv.contains(v):
-            return i
-    if other is not None:
-        return other
-    raise EvaluateError(f"no row of table `{table}` matches {v}")
-
-
-def _best(pairs: tuple[tuple[int, Any] | None, ...], other: int | None) -> int | None:
-    found: int | None = None
-    top: Any = None
-    for p in pairs:
-        if p is not None and (found is None or p[1] > top):
-            found, top = p
-    return found if found is not None else other
-
-
-def _no_cell(row: int | None, table: str, column: str) -> Any:
-    if row is None:
-        raise EvaluateError(f"table `{table}` has no row for this household, so `{column}` has no value")
-    raise KeyError(row)
-
-
-def _row_id(row: int | None, ids: tuple[str, ...]) -> str | None:
-    return ids[row] if row is not None else None
-
-
-def _money(v: Any) -> Decimal:
-    return Decimal(v).quantize(_FEN, ROUND_HALF_UP)
-
-
-RUNTIME = {
-    "_U": object(),  # not computed yet
-    "_tag": _tag,
-    "_try": _try,
-    "_unique": _unique,
-    "_best": _best,
-    "_no_cell": _no_cell,
-    "_row_id": _row_id,
-    "_money": _money,
-}
 
 
 class _Walk:
@@ -108,10 +44,10 @@ class _Walk:
             yield from self.expr(e.cond, False, True)
             yield from self.expr(getattr(e, "elt", None), False, True)
         else:
-            for x in (getattr(e, a, None) for a in ("operand", "left", "right", "item")):
-                yield from self.expr(x, strict, comp)
-            for x in getattr(e, "args", ()):
-                yield from self.expr(x, strict, comp)
+            for part in (getattr(e, a, None) for a in ("operand", "left", "right", "item")):
+                yield from self.expr(part, strict, comp)
+            for arg in getattr(e, "args", ()):
+                yield from self.expr(arg, strict, comp)
 
     def node(self, n: Node) -> list[tuple[Node, bool, bool]]:
         scope, name, part = n
@@ -203,13 +139,13 @@ class Builder:
         self.rs = rs
         self.walk = _Walk(rs)
         self.ns = Namespace()
-        self.ns.values.update(RUNTIME)
         self._deps: dict[Node, list[tuple[Node, bool, bool]]] = {}
         self._fallible: dict[Node, bool] = {}
         self._ids: dict[Node, int] = {}
         self._needs: dict[Node, list[Node]] = {}
         self.main = False  # rendering the body of ``_decide`` itself
         self.memo: set[Node] = set()  # lazy values ``_decide`` keeps once computed
+        self.leaf_locals: set[Node] = set()  # inputs and parameters ``_decide`` reads often
         self.eager: set[Node] = set()
         self.inline: set[Node] = set()  # member nodes computed as locals of the function being built
         self._walrus = 0
@@ -304,6 +240,8 @@ class Builder:
         sym = self.sym(n)
         if n[0] == "household":
             if sym.kind in _LEAVES and n[2] == "":
+                if self.main and n in self.leaf_locals:
+                    return f"v{self.ident(n)}"
                 if sym.kind == "input":
                     return "MEMBERS" if sym.type is not None and sym.type.kind == "members" else f"H[{n[1]!r}]"
                 return f"{'P' if sym.kind == 'parameter' else 'R'}[{n[1]!r}]"
@@ -343,6 +281,16 @@ class Builder:
         first, bound = owner
         parts = [f"{text} if {first if i == 0 else bound} == {k} else" for i, (k, text) in enumerate(arms)]
         return f"({' '.join(parts)} {last})" if parts else f"({first}, {last})[1]"
+
+    def statements(self, n: Node, m: str, target: str) -> list[str]:
+        """Statements assigning ``n`` to ``target``: an aggregation as a loop, else one expression."""
+        sym = self.sym(n)
+        e = sym.expr
+        simple = n[2] == "" and sym.kind in ("derived", "output", "finding", "rule") and sym.applies is None
+        if simple and isinstance(e, ir.Agg) and (e.fn != "count" or e.cond is not None):
+            c = ExprCompiler(self.ns, lambda r, mv: self.val((r.scope, r.name, ""), mv))
+            return c.loop(e, target, m)
+        return [f"{target} = {self.definition(n, m)}"]
 
     def definition(self, n: Node, m: str) -> str:
         """One Python expression computing ``n`` (``m``: the member's Python name, or "")."""
@@ -384,8 +332,8 @@ class Builder:
             t = self.sym((scope, sym.owner, "")).table
             assert t is not None
             owner = self._owner(n, m)
-            arms = [(i, c.expr(r.cells[sym.column], m)) for i, r in enumerate(table_rows(t)) if sym.column in r.cells]
-            return self._chain(owner, arms, f"_no_cell({owner[1]}, {sym.owner!r}, {sym.column!r})")
+            cells = [(i, c.expr(r.cells[sym.column], m)) for i, r in enumerate(table_rows(t)) if sym.column in r.cells]
+            return self._chain(owner, cells, f"_no_cell({owner[1]}, {sym.owner!r}, {sym.column!r})")
         assert kind == "table"
         assert sym.table is not None
         body = self._table(sym, c, m)

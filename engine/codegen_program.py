@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.codegen_defs import Builder, Node, table_rows
+from engine.codegen import table_rows
+from engine.codegen_defs import Builder, Node
 from engine.ruleset import Ruleset, Symbol
 
 __all__ = ["TRACE_KINDS", "Program", "compile_ruleset"]
@@ -33,7 +34,7 @@ TRACE_KINDS = ("rule", "case", "table", "finding")
 _H, _M = "household", "member"
 Decide = Callable[
     [dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any]],
-    tuple[tuple[Any, ...], list[str], tuple[Any, ...]],
+    tuple[dict[str, Any], list[str], tuple[Any, ...]],
 ]
 
 
@@ -63,13 +64,13 @@ class _Emit:
         return n[2] == "" and self.b.sym(n).kind in ("input", "parameter", "registry")
 
     def assign(self, indent: str, target: str, n: Node, m: str) -> None:
-        expr = self.b.definition(n, m)
+        body = self.b.statements(n, m, target)
         if not self.b.fallible(n):
-            self.lines.append(f"{indent}{target} = {expr}")
+            self.lines += [indent + line for line in body]
             return
         self.lines += [
             f"{indent}try:",
-            f"{indent}    {target} = {expr}",
+            *(f"{indent}    {line}" for line in body),
             f"{indent}except _EvaluateError as _e:",  # name the innermost definition, as before
             f"{indent}    _tag(_e, {n[1]!r})",
             f"{indent}    raise",
@@ -112,6 +113,12 @@ class _Emit:
 
         for n in roots + checked + [x for x in every if x in b.eager]:
             visit(n)
+        uses: dict[Node, int] = {}
+        for n in order:
+            for d in dict.fromkeys(d for d, _, _ in b.deps(n)):
+                if d[0] == _H and self.leaf(d) and d[1] != "members" and not d[1].startswith("registry."):
+                    uses[d] = uses.get(d, 0) + 1
+        b.leaf_locals = {d for d, k in uses.items() if k > 1}  # read once into a local, not per use
         return order, lazy, members, checked
 
     def member_function(self, d: Node) -> None:
@@ -193,6 +200,8 @@ class _Emit:
         self.explain(order)
         self.lines.append("def _decide(H, MEMBERS, P, R):")
         start = len(self.lines)
+        for n in (x for x in b.closure(order) if x in b.leaf_locals):  # cannot fail: read up front
+            self.lines.append(f"    v{b.ident(n)} = {b.raw(n, '')}")
         b.main = True
         for n in order:
             self.assign("    ", f"v{b.ident(n)}", n, "")
@@ -207,11 +216,11 @@ class _Emit:
         for f in self.fields:
             t = self.rs.symbols[(_H, f)].type
             text = b.val((_H, f, ""), "")
-            out.append(f"_money({text})" if t is not None and t.kind == "money" else text)
+            out.append(f"{f!r}: " + (f"_money({text})" if t is not None and t.kind == "money" else text))
         b.main = False
         self.lines[start:start] = [f"    v{b.ident(n)} = _U" for n in lazy if n in b.memo]
         kept = "".join(f"v{b.ident(n)}, " for n in order)
-        self.lines.append(f"    return (({''.join(x + ', ' for x in out)}), _F, (H, MEMBERS, P, R, {kept}))")
+        self.lines.append(f"    return ({{{', '.join(out)}}}, _F, (H, MEMBERS, P, R, {kept}))")
         return "\n".join(self.lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from engine.codegen_defs import table_rows
+from engine.codegen import table_rows
 from engine.codegen_program import TRACE_KINDS, Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
@@ -53,6 +53,7 @@ class Evaluator:
         self._region_default = ruleset.default_region
         self._computed = tuple(f"registry.{n}" for n, spec in ruleset.registries.items() if spec.computed)
         self._program: Program | None = None
+        self._version = ruleset.ruleset_version
         self._use(registries or Registries.empty(ruleset))
 
     def _use(self, registries: Registries) -> None:
@@ -124,31 +125,33 @@ class Evaluator:
         values, uses, keys = self._setup(hh, duplicates)
         hid = str(hh.get("household_id"))
         try:
-            fields, findings, kept = self.program.decide(hh, members, values, keys)
+            fields, findings, kept = (self._program or self.program).decide(hh, members, values, keys)
         except EvaluateError as exc:
             raise InputError([FieldProblem(exc.field or "(household)", exc.message, exc.rule_id)], hid) from exc
-        return Decision(
-            household_id=hid,
-            decision_date=hh["decision_date"],
-            ruleset_version=self.ruleset.ruleset_version,
-            fields=dict(zip(self._field_names, fields, strict=True)),
-            findings=findings,
-            parameters=uses,
-            registries=self._versions,
-            field_order=self.ruleset.decision_fields,
-            trace=lambda: self._render(self.program.explain(*kept)),
+        return Decision(  # positional: a third cheaper than keywords, and this is the hot path
+            hid,
+            hh["decision_date"],
+            self._version,
+            fields,
+            findings,
+            uses,
+            dict(self._versions),
+            self.ruleset.decision_fields,
+            lambda: self._render(self.program.explain(*kept)),
         )
 
     def _render(self, kept: tuple[tuple[Any, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]) -> list[RuleTrace]:
         program = self.program
         household, members = kept
-        out = [self._entry(s, *row, None) for s, row in zip(program.household_trace, household, strict=True)]
+        out = [self._entry(s, row, None) for s, row in zip(program.household_trace, household, strict=True)]
         for m, rows in members:
             pid = m.get("person_id")
-            out += [self._entry(s, *row, pid) for s, row in zip(program.member_trace, rows, strict=True)]
+            out += [self._entry(s, row, pid) for s, row in zip(program.member_trace, rows, strict=True)]
         return out
 
-    def _entry(self, sym: Symbol, value: Any, na: bool, shown: tuple[Any, ...], pid: str | None) -> RuleTrace:
+    def _entry(self, sym: Symbol, kept: tuple[Any, ...], pid: str | None) -> RuleTrace:
+        """A traced definition from what the generated code kept: (value, not applicable, shown)."""
+        value, na, shown = kept
         row = None
         if sym.kind == "table":
             assert sym.table is not None
@@ -242,11 +245,11 @@ class ClosureEvaluator(Evaluator):
         return Decision(
             household_id=hid,
             decision_date=hh["decision_date"],
-            ruleset_version=self.ruleset.ruleset_version,
+            ruleset_version=self._version,
             fields=fields,
             findings=findings,
             parameters=uses,
-            registries=self._versions,
+            registries=dict(self._versions),
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
         )

@@ -75,7 +75,12 @@ def test_generated_households(
 def test_explanation_is_built_only_when_asked(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     render = Evaluator._render
-    monkeypatch.setattr(Evaluator, "_render", lambda self, kept: calls.append(1) or render(self, kept))
+
+    def counted(self: Evaluator, kept: Any) -> Any:
+        calls.append(1)
+        return render(self, kept)
+
+    monkeypatch.setattr(Evaluator, "_render", counted)
     h = json.loads(HOUSEHOLDS[0].read_text(encoding="utf-8"))
     d = evaluator.decide(h)
     assert d.fields
