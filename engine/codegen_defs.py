@@ -146,6 +146,7 @@ class Builder:
         self.main = False  # rendering the body of ``_decide`` itself
         self.memo: set[Node] = set()  # lazy values ``_decide`` keeps once computed
         self.leaf_locals: set[Node] = set()  # inputs and parameters ``_decide`` reads often
+        self.member_memo: set[Node] = set()  # per-member values ``_decide`` asks for more than once
         self.eager: set[Node] = set()
         self.inline: set[Node] = set()  # member nodes computed as locals of the function being built
         self._walrus = 0
@@ -256,6 +257,9 @@ class Builder:
             return f"{m}[{n[1]!r}]"
         if m == "m" and n in self.inline:
             return f"u{self.ident(n)}"
+        if self.main and n in self.member_memo:  # asked for more than once per member: kept by member
+            c = f"_c{self.ident(n)}"
+            return f"({c}[_k] if (_k := id({m})) in {c} else {c}.setdefault(_k, {self.call(n, m)}))"
         return self.call(n, m)
 
     def val(self, n: Node, m: str) -> str:

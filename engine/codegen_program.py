@@ -119,6 +119,8 @@ class _Emit:
                 if d[0] == _H and self.leaf(d) and d[1] != "members" and not d[1].startswith("registry."):
                     uses[d] = uses.get(d, 0) + 1
         b.leaf_locals = {d for d, k in uses.items() if k > 1}  # read once into a local, not per use
+        calls = [d for n in order for d, _, _ in b.deps(n) if d[0] == _M and not self.leaf(d)]
+        b.member_memo = {d for d in calls if calls.count(d) > 1}
         return order, lazy, members, checked
 
     def member_function(self, d: Node) -> None:
@@ -218,7 +220,9 @@ class _Emit:
             text = b.val((_H, f, ""), "")
             out.append(f"{f!r}: " + (f"_money({text})" if t is not None and t.kind == "money" else text))
         b.main = False
-        self.lines[start:start] = [f"    v{b.ident(n)} = _U" for n in lazy if n in b.memo]
+        self.lines[start:start] = [f"    v{b.ident(n)} = _U" for n in lazy if n in b.memo] + [
+            f"    _c{b.ident(n)} = {{}}" for n in members if n in b.member_memo
+        ]
         kept = "".join(f"v{b.ident(n)}, " for n in order)
         self.lines.append(f"    return ({{{', '.join(out)}}}, _F, (H, MEMBERS, P, R, {kept}))")
         return "\n".join(self.lines) + "\n"
