@@ -1,0 +1,190 @@
+"""Named values of the kernel, by the kind of definition: inputs, rules, outcomes, tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from engine.ruleset import Symbol, TableRow
+from engine.types import Type
+from engine.vector.kernel_values import V, dec_scale, full, rescale, scaled, select
+
+if TYPE_CHECKING:
+    from engine.vector.kernel import Chunk
+
+__all__ = ["KINDS", "column", "row_ids"]
+
+Array = np.ndarray[Any, Any]
+_BOOL = Type("bool")
+_INT = Type("int")
+
+
+def column(s: pl.Series, t: Type) -> V:
+    """An input column as a kernel value (without nulls, mostly without a copy)."""
+    nulls = s.null_count()
+    valid = s.is_not_null().to_numpy() if nulls else None
+    if s.dtype == pl.Utf8 or isinstance(s.dtype, pl.Categorical):
+        return V(np.zeros(0, np.int32), t, 0, valid, (), s.cast(pl.Utf8) if s.dtype != pl.Utf8 else s)
+    if isinstance(s.dtype, pl.Enum):
+        cats = tuple(str(c) for c in s.dtype.categories)
+        physical = s.to_physical()
+        codes = (physical.cast(pl.Int32).fill_null(-1) if nulls else physical).to_numpy().astype(np.int32)
+        return V(codes, t, 0, valid, cats)
+    if s.dtype == pl.Date:
+        days = s.to_physical().fill_null(0) if nulls else s
+        return V(days.to_numpy().view(np.int64) if not nulls else days.to_numpy(), t, 0, valid)
+    if nulls:
+        s = s.fill_null(False) if s.dtype == pl.Boolean else s.fill_null(0)
+    return V(s.to_numpy(), t, 2 if t.kind == "money" else 0, valid)
+
+
+def _k_input(ch: Chunk, sym: Symbol) -> V:
+    assert sym.type is not None
+    frame = ch.hh if sym.scope == "household" else ch.mm
+    return column(frame.get_column(sym.name), sym.type)
+
+
+def _k_expr(ch: Chunk, sym: Symbol) -> V:
+    assert sym.expr is not None
+    return ch.compile(sym.expr, sym.scope)
+
+
+def _applies(ch: Chunk, sym: Symbol) -> Array | None:
+    if sym.applies is None:
+        return None
+    a = ch.compile(sym.applies, sym.scope).filled()
+    ch.na[(sym.scope, sym.name)] = ~a
+    return a
+
+
+def _k_rule(ch: Chunk, sym: Symbol) -> V:
+    assert sym.expr is not None
+    applies = _applies(ch, sym)
+    v = ch.compile(sym.expr, sym.scope)
+    if applies is None:
+        return v
+    valid = None if v.valid is None else v.valid | ~applies
+    return V(v.data & applies, v.type, 0, valid)
+
+
+def _first(ch: Chunk, conds: list[Array], scope: str, other: int | None) -> V:
+    """The index of the first true condition, else ``other`` (None: null)."""
+    n = ch.n(scope)
+    idx = np.full(n, -1 if other is None else other, dtype=np.int32)
+    for i in range(len(conds) - 1, -1, -1):
+        idx = np.where(conds[i], np.int32(i), idx)
+    return V(idx, _INT, 0, (idx >= 0) if other is None else None)
+
+
+def _k_outcome_index(ch: Chunk, sym: Symbol) -> V:
+    assert sym.outcome is not None
+    cases = sym.outcome.cases
+    conds = [ch.compile(c.cond, sym.scope).filled() for c in cases if c.cond is not None]
+    return _first(ch, [full(c, ch.n(sym.scope)) for c in conds], sym.scope, len(cases) - 1)
+
+
+def _outcome_of(ch: Chunk, sym: Symbol) -> Any:
+    owner = ch.rs.symbols[(sym.scope, sym.owner)].outcome
+    assert owner is not None
+    return owner
+
+
+def _k_case(ch: Chunk, sym: Symbol) -> V:
+    index = next(i for i, c in enumerate(_outcome_of(ch, sym).cases) if c.id == sym.name)
+    return V(ch.value(sym.owner, sym.scope).data == index, _BOOL)
+
+
+def _k_outcome(ch: Chunk, sym: Symbol) -> V:
+    values = [str(c.value) for c in _outcome_of(ch, sym).cases]
+    cats = tuple(dict.fromkeys(values))
+    lut = np.array([cats.index(v) for v in values], dtype=np.int32)
+    return V(lut[ch.value(sym.owner, sym.scope).data], sym.type or Type("enum"), 0, None, cats)
+
+
+def _k_set(ch: Chunk, sym: Symbol) -> V:
+    cases = _outcome_of(ch, sym).cases
+    branches = [ch.compile(c.sets[sym.column], sym.scope) for c in cases]
+    return select(ch.value(sym.owner, sym.scope), branches, ch.n(sym.scope), sym.type or branches[0].type)
+
+
+def _contains(ch: Chunk, inp: V, row: TableRow) -> Array:
+    iv = row.interval
+    assert iv is not None
+    bounds = [b for b in (iv.lo, iv.hi) if b is not None]
+    scale = max([inp.scale, *(dec_scale(b) for b in bounds)])
+    x = rescale(inp, scale)
+    cond = np.ones(x.shape, dtype=bool)
+    if iv.lo is not None:
+        lo = scaled(iv.lo, scale)
+        cond &= (x >= lo) if iv.lo_closed else (x > lo)
+    if iv.hi is not None:
+        hi = scaled(iv.hi, scale)
+        cond &= (x <= hi) if iv.hi_closed else (x < hi)
+    return cond if inp.valid is None else cond & inp.valid
+
+
+def _k_table(ch: Chunk, sym: Symbol) -> V:
+    table = sym.table
+    assert table is not None
+    applies = _applies(ch, sym)
+    n = ch.n(sym.scope)
+    other = len(table.rows) if table.otherwise else None
+    if table.hit_policy == "unique":
+        assert table.input is not None
+        inp = ch.compile(table.input, sym.scope)
+        conds = [_contains(ch, inp, row) for row in table.rows]
+    elif table.hit_policy == "first":
+        conds = [full(ch.compile(r.cond, sym.scope).filled(), n) for r in table.rows if r.cond is not None]
+    else:
+        cells = [ch.compile(r.cells[table.max_by or ""], sym.scope) for r in table.rows]
+        scale = max(c.scale for c in cells)
+        when = [full(ch.compile(r.cond, sym.scope).filled(), n) for r in table.rows if r.cond is not None]
+        vals = [full(rescale(c, scale), n) for c in cells]
+        best = np.full(n, np.iinfo(np.int64).min)
+        for w, v in zip(when, vals, strict=True):
+            np.maximum(best, np.where(w, v, best), out=best)
+        conds = [w & (v == best) for w, v in zip(when, vals, strict=True)]
+    idx = _first(ch, [full(c, n) for c in conds], sym.scope, other)
+    if applies is not None:
+        valid = applies if idx.valid is None else applies & idx.valid
+        idx = V(idx.data, _INT, 0, valid)
+    return idx
+
+
+def _k_table_output(ch: Chunk, sym: Symbol) -> V:
+    owner = ch.rs.symbols[(sym.scope, sym.owner)]
+    table = owner.table
+    assert table is not None
+    rows = [*table.rows, *([table.otherwise] if table.otherwise else [])]
+    branches = [ch.compile(r.cells[sym.column], sym.scope) for r in rows]
+    index = ch.value(sym.owner, sym.scope)
+    return select(index, branches, ch.n(sym.scope), sym.type or branches[0].type)
+
+
+def _k_parameter(ch: Chunk, sym: Symbol) -> V:
+    raise KeyError(sym.name)  # parameters are set when the chunk starts
+
+
+def row_ids(sym: Symbol) -> tuple[str, ...]:
+    t = sym.table
+    assert t is not None
+    return tuple(r.id for r in [*t.rows, *([t.otherwise] if t.otherwise else [])])
+
+
+KINDS: dict[str, Callable[[Chunk, Symbol], V]] = {
+    "input": _k_input,
+    "parameter": _k_parameter,
+    "derived": _k_expr,
+    "output": _k_expr,
+    "finding": _k_expr,
+    "rule": _k_rule,
+    "outcome_index": _k_outcome_index,
+    "case": _k_case,
+    "outcome": _k_outcome,
+    "set": _k_set,
+    "table": _k_table,
+    "table_output": _k_table_output,
+}
