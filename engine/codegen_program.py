@@ -93,10 +93,22 @@ class _Emit:
             if n not in strict:
                 strict.add(n)
                 stack += [d for d, st, _ in b.deps(n) if st and d[0] == _H]
-        b.eager = {n for n in reach if n[0] == _H and not self.leaf(n) and (n in strict or not b.fallible(n))}
+        eager = {n for n in reach if n[0] == _H and not self.leaf(n) and (n in strict or not b.fallible(n))}
         shown = [(sc, name, "") for s in self.hh_trace + self.mm_trace for sc, name in s.shown]
         shown = [n for n in shown if (n[0], n[1]) in self.rs.symbols]
         every = b.closure(roots + [(_M, s.name, "") for s in self.mm_trace] + shown)
+        while True:  # a value that may fail is a plain statement only where the closure backend
+            # would certainly evaluate it: not read on some path only, nor by a nested function
+            late = {
+                d
+                for p in every
+                for d, st, _ in b.deps(p)
+                if d in eager and b.fallible(d) and (not st or p not in eager)
+            }
+            if not late:
+                break
+            eager -= late
+        b.eager = eager
         lazy = [n for n in every if n[0] == _H and not self.leaf(n) and n not in b.eager]
         members = [n for n in every if n[0] == _M and not self.leaf(n)]
         order: list[Node] = []
@@ -108,7 +120,7 @@ class _Emit:
             seen.add(n)
             for d in b.needs(n):
                 visit(d)
-            if n in b.eager:
+            if n in b.eager or n in roots:  # a root that stays lazy is forced in its turn
                 order.append(n)
 
         for n in roots + checked + [x for x in every if x in b.eager]:
@@ -199,14 +211,17 @@ class _Emit:
             self.lazy_function(n)
         for n in members:
             self.member_function(n)
-        self.explain(order)
+        self.explain([n for n in order if n in b.eager])
         self.lines.append("def _decide(H, MEMBERS, P, R):")
         start = len(self.lines)
         for n in (x for x in b.closure(order) if x in b.leaf_locals):  # cannot fail: read up front
             self.lines.append(f"    v{b.ident(n)} = {b.raw(n, '')}")
         b.main = True
         for n in order:
-            self.assign("    ", f"v{b.ident(n)}", n, "")
+            if n in b.eager:
+                self.assign("    ", f"v{b.ident(n)}", n, "")
+            else:  # as the closure backend, evaluate this root in its turn
+                self.lines.append(f"    {b.raw(n, '')}")
         if checked:  # per-member rules that may fail are evaluated now, as before, not when explained
             self.lines.append(f"    for _x in {b.raw((_H, self.rs.explain_members, ''), '')}:")
             self.lines += [f"        {b.call(n, '_x')}" for n in checked]
@@ -223,7 +238,7 @@ class _Emit:
         self.lines[start:start] = [f"    v{b.ident(n)} = _U" for n in lazy if n in b.memo] + [
             f"    _c{b.ident(n)} = {{}}" for n in members if n in b.member_memo
         ]
-        kept = "".join(f"v{b.ident(n)}, " for n in order)
+        kept = "".join(f"v{b.ident(n)}, " for n in order if n in b.eager)
         self.lines.append(f"    return ({{{', '.join(out)}}}, _F, (H, MEMBERS, P, R, {kept}))")
         return "\n".join(self.lines) + "\n"
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Evaluator, InputError, Ruleset
+from engine import Evaluator, InputError, Ruleset, load
 from engine.evaluator import ClosureEvaluator
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, RULES
 from tests.strategies import households
 
 DATES = ["2018-12-31", "2019-07-01", "2020-02-29", "2020-07-01", "2021-03-15"]
@@ -106,3 +107,45 @@ def test_decisions_on_a_date_with_no_parameter_are_rejected_alike(
     got = _outcome(evaluator, h)
     assert got[0] == "rejected"
     assert got == _outcome(reference, h)
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Evaluator, ClosureEvaluator]:
+    """A copy of rules/ where some households cannot be decided: a division by ``n`` that may
+    be 0 on a decision's path, and a table with no ``otherwise`` row."""
+    rules = tmp_path_factory.mktemp("failing") / "rules"
+    shutil.copytree(RULES, rules)
+    common = rules / "programs" / "common.yaml"
+    common.write_text(common.read_text(encoding="utf-8").replace('"T / n if n > 0 else T"', '"T / n"'))
+    dibao = rules / "programs" / "dibao.yaml"
+    text = dibao.read_text(encoding="utf-8")
+    dibao.write_text(text.replace("when: T < dibao.standard * n", "when: per_capita_income < dibao.standard", 1))
+    review = rules / "programs" / "review.yaml"
+    lines = review.read_text(encoding="utf-8").splitlines(keepends=True)
+    review.write_text("".join(line for line in lines if not line.strip().startswith("otherwise:")))
+    shutil.rmtree(rules / "tests")
+    (rules / "tests").mkdir()
+    rs = load(rules)
+    return Evaluator(rs), ClosureEvaluator(rs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(households())
+def test_failures_are_the_same_failures(failing: tuple[Evaluator, ClosureEvaluator], household: dict[str, Any]) -> None:
+    """Where the closure backend cannot decide, the generated code fails alike (same field,
+    message and innermost rule), and nowhere else: values needed only on some paths stay lazy."""
+    ev, ref = failing
+    assert _outcome(ev, household) == _outcome(ref, household)
+
+
+def test_failing_rules_do_fail_somewhere(failing: tuple[Evaluator, ClosureEvaluator]) -> None:
+    """The comparison above is not vacuous: both failures happen, each where it should."""
+    ev, ref = failing
+    h = json.loads(HOUSEHOLDS[0].read_text(encoding="utf-8"))
+    for m in h["members"]:
+        m["death_date"] = "2019-01-01"  # nobody counted: n = 0
+    for recipient, error in ((False, "division by zero"), (True, "table `review.interval` has no row")):
+        h["status"] = dict(h.get("status") or {}, dibao=recipient, dibao_monthly_amount="100.00")
+        with pytest.raises(InputError, match=error):
+            ev.decide(h)
+        assert _outcome(ev, h) == _outcome(ref, h)
