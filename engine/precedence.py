@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine import ir
 
 __all__ = ["MAX_SITUATIONS", "dead_cases"]
 
-MAX_SITUATIONS = 4096  # beyond this, enumeration is skipped (outcomes today need at most 2^6)
+MAX_SITUATIONS = 4096  # beyond this, enumeration is skipped (the bundled outcomes need far fewer)
 
 
 def dead_cases(conds: Sequence[ir.Expr | None]) -> list[tuple[int, list[int]]]:
@@ -76,49 +76,59 @@ def _enum_test(e: ir.Expr) -> tuple[ir.Ref, frozenset[Any]] | None:
     return None
 
 
-def _variables(e: ir.Expr | None, found: list[tuple[ir.Expr, tuple[Any, ...]]]) -> None:
+Test = Callable[[tuple[Any, ...]], bool]
+
+
+def _variables(e: ir.Expr | None, found: dict[ir.Expr, tuple[Any, ...]]) -> None:
+    """Add the variables of ``e`` to ``found`` (each with its values), in first-seen order."""
     if e is None or (isinstance(e, ir.Const) and isinstance(e.value, bool)):
         return
     if isinstance(e, ir.BoolOp):
         for operand in e.operands:
             _variables(operand, found)
-        return
-    if isinstance(e, ir.Not):
+    elif isinstance(e, ir.Not):
         _variables(e.operand, found)
-        return
-    test = _enum_test(e)
-    var: ir.Expr = test[0] if test else e
-    domain: tuple[Any, ...] = test[0].type.values if test else (False, True)
-    if all(v != var for v, _ in found):
-        found.append((var, domain))
+    else:
+        test = _enum_test(e)
+        if test:
+            found.setdefault(test[0], test[0].type.values)
+        else:
+            found.setdefault(e, (False, True))
 
 
-def _holds(e: ir.Expr | None, env: list[tuple[ir.Expr, Any]]) -> bool:
+def _compile(e: ir.Expr | None, index: dict[ir.Expr, int]) -> Test:
+    """``e`` as a function of one situation (a value per variable, in ``index`` order)."""
     if e is None:
-        return True
+        return lambda env: True
     if isinstance(e, ir.Const) and isinstance(e.value, bool):
-        return e.value
+        value = e.value
+        return lambda env: value
     if isinstance(e, ir.BoolOp):
-        parts = (_holds(x, env) for x in e.operands)
-        return all(parts) if e.op == "and" else any(parts)
+        parts = [_compile(x, index) for x in e.operands]
+        if e.op == "and":
+            return lambda env: all(f(env) for f in parts)
+        return lambda env: any(f(env) for f in parts)
     if isinstance(e, ir.Not):
-        return not _holds(e.operand, env)
+        inner = _compile(e.operand, index)
+        return lambda env: not inner(env)
     test = _enum_test(e)
-    key: ir.Expr = test[0] if test else e
-    value = next(v for k, v in env if k == key)
-    return value in test[1] if test else bool(value)
+    if test:
+        at, holds = index[test[0]], test[1]
+        return lambda env: env[at] in holds
+    at = index[e]
+    return lambda env: bool(env[at])
 
 
 def _covered(cond: ir.Expr | None, earlier: list[ir.Expr | None]) -> bool:
     """Whether, in every situation, ``cond`` holding means some earlier condition holds."""
-    found: list[tuple[ir.Expr, tuple[Any, ...]]] = []
-    for e in [cond, *earlier]:
-        _variables(e, found)
-    if math.prod(len(d) for _, d in found) > MAX_SITUATIONS:
+    found: dict[ir.Expr, tuple[Any, ...]] = {}
+    try:
+        for e in [cond, *earlier]:
+            _variables(e, found)
+    except TypeError:  # a literal that cannot be hashed: say nothing rather than guess
         return False
-    names = [v for v, _ in found]
-    for values in itertools.product(*(d for _, d in found)):
-        env = list(zip(names, values, strict=True))
-        if _holds(cond, env) and not any(_holds(e, env) for e in earlier):
-            return False
-    return True
+    if math.prod(len(d) for d in found.values()) > MAX_SITUATIONS:
+        return False
+    index = {v: i for i, v in enumerate(found)}
+    this, before = _compile(cond, index), [_compile(e, index) for e in earlier]
+    return all(any(f(env) for f in before) for env in itertools.product(*found.values()) if this(env))

@@ -93,17 +93,20 @@ def _mark(file: str, event: Any) -> Pos:
     return Pos(file, event.start_mark.line + 1, event.start_mark.column + 1)
 
 
-def _scalar(file: str, node: Any, problems: list[Problem]) -> Any:
+def _text(text: str, pos: Pos, style: str | None) -> YStr:
+    out = YStr(text)
+    out.pos = pos
+    out.style = style
+    return out
+
+
+def _scalar(event: Any, pos: Pos, problems: list[Problem]) -> Any:
     """One scalar event as a value: the tag PyYAML's safe loader would give it, kept exact."""
-    text = node.value
-    tag = node.tag
+    text, tag, style = event.value, event.tag, event.style
+    if style in ("'", '"', "|", ">") or tag == "tag:yaml.org,2002:str":
+        return _text(text, pos, style)
     if tag is None or tag == "!":
-        tag = _RESOLVER.resolve(yaml.ScalarNode, text, node.implicit)  # type: ignore[no-untyped-call]
-    if node.style in ("'", '"', "|", ">") or tag == "tag:yaml.org,2002:str":
-        s = YStr(text)
-        s.pos = _mark(file, node)
-        s.style = node.style
-        return s
+        tag = _RESOLVER.resolve(yaml.ScalarNode, text, event.implicit)  # type: ignore[no-untyped-call]
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
@@ -119,12 +122,9 @@ def _scalar(file: str, node: Any, problems: list[Problem]) -> Any:
         try:
             return dt.date.fromisoformat(text)
         except ValueError:
-            problems.append(_mark(file, node).problem(ProblemKind.BAD_DATE, f"`{text}` is not a calendar date"))
+            problems.append(pos.problem(ProblemKind.BAD_DATE, f"`{text}` is not a calendar date"))
             return None
-    s = YStr(text)
-    s.pos = _mark(file, node)
-    s.style = node.style
-    return s
+    return _text(text, pos, style)
 
 
 @dataclass
@@ -177,7 +177,8 @@ def _compose(file: str, text: str, problems: list[Problem]) -> tuple[Any, bool]:
         if anchor is not None:
             return fatal(ProblemKind.YAML_ALIAS, f"anchor `&{anchor}`: {_NO_ALIASES}", event.start_mark)
         if isinstance(event, yaml.ScalarEvent):
-            add(_scalar(file, event, problems), _mark(file, event))
+            pos = _mark(file, event)
+            add(_scalar(event, pos, problems), pos)
         elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
             if len(stack) >= MAX_DEPTH:
                 message = f"nested deeper than {MAX_DEPTH} levels; rule files need only a few"
