@@ -20,6 +20,7 @@ import polars as pl
 from engine.evaluator import Evaluator
 from engine.loader import BUILTIN_FIELDS
 from engine.ruleset import Symbol
+from engine.types import Type
 from engine.vector.kernel import Chunk
 from engine.vector.kernel_text import fen_texts, joined_texts, pack
 from engine.vector.kernel_values import V, full, recode
@@ -129,6 +130,16 @@ def _column(name: str, parts: list[V], kind: str) -> pl.Series:
     return s.alias(name)
 
 
+def _kind(t: Type | None) -> str:
+    assert t is not None
+    return t.kind
+
+
+def _nullable(t: Type | None) -> bool:
+    assert t is not None
+    return t.nullable
+
+
 def decide_frames(
     evaluator: Evaluator, run: ColumnRun, *, threads: int | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -144,26 +155,25 @@ def decide_frames(
         ch = run.chunk(*span)
         return ch, _decide_slice(ch, fields, findings, tokens)
 
-    if len(spans) > 1:
-        with ThreadPoolExecutor(len(spans)) as pool:
-            done = list(pool.map(work, spans))
-    else:
-        done = [work(s) for s in spans]
-    run.use([c for c, _ in done])
-    slices = [s for _, s in done]
-    hh = run.households
-    columns: list[pl.Series] = [hh.get_column("household_id"), hh.get_column("decision_date")]
-    columns.append(pl.repeat(rs.ruleset_version, hh.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"))
-    required: list[str] = []
-    for f in fields:
-        t = rs.symbol(f).type
-        assert t is not None
-        columns.append(_column(f, [s.fields[f] for s in slices], t.kind))
-        if not t.nullable:
-            required.append(f)
-    codes = [s.code for s in findings]
-    columns.append(joined_texts(np.concatenate([s.findings for s in slices]), codes, "findings"))
-    columns.append(joined_texts(np.concatenate([s.reasons for s in slices]), [t.id for t in order], "reasons"))
+    with ThreadPoolExecutor(len(spans)) as pool:
+        done = list(pool.map(work, spans)) if len(spans) > 1 else [work(spans[0])]
+        run.use([c for c, _ in done])
+        slices = [s for _, s in done]
+        hh = run.households
+        kinds = {f: _kind(rs.symbol(f).type) for f in fields}
+        required = [f for f in fields if not _nullable(rs.symbol(f).type)]
+        ids = {"findings": [s.code for s in findings], "reasons": [t.id for t in order]}
+
+        def text(name: str) -> pl.Series:
+            words = np.concatenate([getattr(s, name) for s in slices])
+            return joined_texts(words, ids[name], name)
+
+        # each text column is built once per distinct value; the columns build side by side
+        tasks = [pool.submit(_column, f, [s.fields[f] for s in slices], kinds[f]) for f in fields]
+        tasks += [pool.submit(text, name) for name in ("findings", "reasons")]
+        columns: list[pl.Series] = [hh.get_column("household_id"), hh.get_column("decision_date")]
+        columns.append(pl.repeat(rs.ruleset_version, hh.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"))
+        columns += [t.result() for t in tasks]
     frame = pl.DataFrame(columns)
     frame = frame.select([c for c in rs.decision_fields if c in frame.columns])
     if not required or not any(frame.get_column(f).null_count() for f in required):
