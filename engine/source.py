@@ -259,7 +259,11 @@ def read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[str | 
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problems.append(Problem(ProblemKind.YAML_SYNTAX, str(exc.problem or exc), display, line, col))
+        message = str(exc.problem or exc)
+        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            # where the unfinished part began: often the real mistake (a bad indent, a missing `}`)
+            message += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
+        problems.append(Problem(ProblemKind.YAML_SYNTAX, message, display, line, col))
         return text, None, False
     if not ok:
         problems.append(found[-1])  # the reason it stopped; what came before would only distract
