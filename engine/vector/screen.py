@@ -5,10 +5,11 @@ by row range when they come grouped in the households' order, else by ID); CSV, 
 JSON Lines are converted to Parquet once, batch by batch. Before the first chunk, one pass
 over the ID columns finds duplicated household IDs, members without a household and persons
 in two households (`screen_index`). Each chunk's raw frames go to the validator once, its
-decisions are written once, atomically, to ``DIR/.work``: an interrupted run resumes after
-the last finished chunk. At the end ``decisions.<fmt>`` and ``rejects.<fmt>`` are streamed
-from the parts, ``summary.json`` is added up from per-chunk counts, and rows in = decided +
-rejected is checked.
+decisions are encoded once, written atomically to ``DIR/.work``: an interrupted run resumes
+after the last finished chunk. At the end the Parquet parts are joined into
+``decisions.parquet`` without decoding them (`screen_parquet`; CSV and XLSX are streamed
+from the parts), ``summary.json`` is added up from per-chunk counts, and rows in = decided
++ rejected is checked.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, v
 from engine.vector.decisions import decide_frames
 from engine.vector.plan import ColumnRun
 from engine.vector.screen_index import HID, CaseloadIndex, hid_keys, index_caseload
+from engine.vector.screen_parquet import join_parquet
 from engine.vector.screen_summary import ChunkCounts, add_up, chunk_counts
 
 __all__ = ["ScreenError", "find_tables", "screen"]
@@ -223,41 +225,61 @@ class _Screening:
         dup_ids = pl.DataFrame(index.duplicate_ids, schema={"a": pl.UInt64, "b": pl.UInt64}, orient="row")
         total = manifest["chunks"]
         for k in range(total):
-            done = self.work / f"decisions-{k:05d}.parquet"
-            counts = self.work / f"counts-{k:05d}.json"
-            if not (done.exists() and counts.exists()):
-                households = hh_scan.slice(k * self.chunk_size, self.chunk_size).collect()
-                households, copies = _drop_duplicate_ids(households, dup_ids)
-                if index.member_starts is not None:
-                    start, end = index.member_starts[k], index.member_starts[k + 1]
-                    members = mm_scan.slice(start, end - start).collect()
-                else:
-                    ids = households.get_column(HID).cast(pl.Utf8).drop_nulls()
-                    members = mm_scan.filter(pl.col(HID).cast(pl.Utf8).is_in(ids.implode())).collect()
-                h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
-                decisions, undecided = decide_frames(
-                    self.ev, ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries)
-                )
-                rejects = pl.concat([copies, rejects, undecided], how="vertical")
-                self._check_chunk(k, households, decisions, rejects)
-                result = chunk_counts(self.ev.ruleset.reports, h, decisions)
-                result.rows = households.height + copies.height
-                _write_atomic(rejects, self.work / f"rejects-{k:05d}.parquet")
-                _write_atomic(decisions, done)
-                tmp = counts.with_name(counts.name + ".tmp")
-                tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
-                os.replace(tmp, counts)
+            if not (self._part(k).exists() and self._counts(k).exists()):
+                self._chunk(k, hh_scan, mm_scan, index, dup_ids, registries)
             if progress:
                 progress(k + 1, total)
 
-    def _check_chunk(self, k: int, households: pl.DataFrame, decisions: pl.DataFrame, rejects: pl.DataFrame) -> None:
+    def _part(self, k: int) -> Path:
+        return self.work / f"decisions-{k:05d}.parquet"
+
+    def _counts(self, k: int) -> Path:
+        return self.work / f"counts-{k:05d}.json"
+
+    def _chunk(
+        self,
+        k: int,
+        hh_scan: pl.LazyFrame,
+        mm_scan: pl.LazyFrame,
+        index: CaseloadIndex,
+        dup_ids: pl.DataFrame,
+        registries: dict[str, frozenset[str]],
+    ) -> None:
+        """Decide chunk ``k`` and write its parts; its frames are freed when it returns."""
+        households = hh_scan.slice(k * self.chunk_size, self.chunk_size).collect()
+        rows = households.height
+        households, copies = _drop_duplicate_ids(households, dup_ids)
+        if index.member_starts is not None:
+            start, end = index.member_starts[k], index.member_starts[k + 1]
+            members = mm_scan.slice(start, end - start).collect()
+        else:
+            wanted = households.get_column(HID).cast(pl.Utf8).drop_nulls()
+            members = mm_scan.filter(pl.col(HID).cast(pl.Utf8).is_in(wanted.implode())).collect()
+        h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
+        ids = households.get_column(HID)
+        del households, members  # the raw values are parsed: only the IDs are needed from here
+        decisions, undecided = decide_frames(self.ev, ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries))
+        del m
+        rejects = pl.concat([copies, rejects, undecided], how="vertical")
+        self._check_chunk(k, ids, decisions, rejects)
+        result = chunk_counts(self.ev.ruleset.reports, h, decisions)
+        result.rows = rows
+        _write_atomic(rejects, self.work / f"rejects-{k:05d}.parquet")
+        _write_atomic(decisions, self._part(k))
+        counts = self._counts(k)
+        tmp = counts.with_name(counts.name + ".tmp")
+        tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
+        os.replace(tmp, counts)
+
+    def _check_chunk(self, k: int, ids: pl.Series, decisions: pl.DataFrame, rejects: pl.DataFrame) -> None:
         """Every household of the chunk is decided or has at least one reject row."""
-        if decisions.height == households.height:
+        if decisions.height == ids.len():
             return  # decisions come from the chunk's households: every one was decided
-        ids = households.get_column(HID).cast(pl.Utf8)
+        ids = ids.cast(pl.Utf8)
         decided = decisions.get_column(HID).cast(pl.Utf8).implode()
         named = rejects.get_column(HID).drop_nulls().implode()
-        undecided = ids.drop_nulls().filter(~ids.drop_nulls().is_in(decided))
+        present = ids.drop_nulls()
+        undecided = present.filter(~present.is_in(decided))
         unexplained = undecided.filter(~undecided.is_in(named))
         null_ids = ids.null_count()
         null_rejects = rejects.filter(pl.col(HID).is_null() & (pl.col("field") == HID)).height
@@ -268,9 +290,9 @@ class _Screening:
 
     def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
-        parts = [self.work / f"decisions-{k:05d}.parquet" for k in range(manifest["chunks"])]
+        parts = [self._part(k) for k in range(manifest["chunks"])]
         counts = [
-            ChunkCounts.from_json(json.loads((self.work / f"counts-{k:05d}.json").read_text(encoding="utf-8")))
+            ChunkCounts.from_json(json.loads(self._counts(k).read_text(encoding="utf-8")))
             for k in range(manifest["chunks"])
         ]
         reject_parts = [self.work / "rejects-prepare.parquet"]
@@ -289,13 +311,14 @@ class _Screening:
         return summary
 
     def _write(self, parts: list[Path], path: Path) -> None:
-        """One output file from the parts, streamed (never the whole table in memory, except
-        XLSX, which is one sheet of at most ~10^6 rows); written aside, then moved in place."""
+        """One output file from the parts: Parquet parts joined as they are, CSV streamed, XLSX
+        (one sheet, at most ~10^6 rows) collected; written aside, then moved in place."""
         tmp = path.with_name(f".{path.name}.tmp")
-        if self.fmt == "parquet" and len(parts) == 1:
-            shutil.copyfile(parts[0], tmp)
-        elif self.fmt == "parquet":
-            pl.scan_parquet(parts).sink_parquet(tmp)
+        if self.fmt == "parquet":
+            try:
+                join_parquet(parts, tmp)  # the parts' pages copied as they are: no second encoding
+            except ValueError:
+                pl.scan_parquet(parts).sink_parquet(tmp)
         elif self.fmt == "csv":
             pl.scan_parquet(parts).sink_csv(tmp)
         else:

@@ -14,6 +14,7 @@ bucket files when the members table is larger than a few chunks.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,44 +114,53 @@ def index_caseload(
     chunk_size: int,
     spill: Path,
 ) -> tuple[CaseloadIndex, pl.DataFrame]:
-    """The caseload index, and one reject row per member without a household."""
+    """The caseload index, and one reject row per member without a household.
+
+    Memory is a few batches of `2 × chunk_size` rows whatever the caseload's size: IDs are
+    read batch by batch and what must be compared across the whole caseload is spilled to
+    bucket files by hash."""
     n_h, n_m = _rows(households), _rows(members)
-    batch = max(4 * chunk_size, 65_536)
-    keys = households.select(hid_keys()).collect()
+    batch = max(2 * chunk_size, 65_536)
     index = CaseloadIndex(n_h, n_m)
-    if keys.height:
-        present = keys.drop_nulls()
-        maybe = present.filter(pl.col("a").is_in(_repeated(present.get_column("a")).implode()))
+    keyed = households.select(hid_keys())
+    ids = _Spill(spill / "households", ("a", "b"), n_h, batch)
+    null_ids = 0
+    for start in range(0, n_h, batch):
+        frame = keyed.slice(start, batch).collect()
+        null_ids += frame.get_column("a").null_count()
+        ids.add(frame.drop_nulls())
+    for frame in ids.frames():
+        maybe = frame.filter(pl.col("a").is_in(_repeated(frame.get_column("a")).implode()))
         dup = maybe.filter(maybe.is_duplicated()).unique(maintain_order=True)
-        index.duplicate_ids = [(int(a), int(b)) for a, b in dup.iter_rows()]
+        index.duplicate_ids += [(int(a), int(b)) for a, b in dup.iter_rows()]
     chunks = max(1, -(-n_h // chunk_size))
-    ranges = None
-    if not index.duplicate_ids and not keys.get_column("a").null_count():
-        ranges = _Ranges(keys, chunk_size, chunks)
-    pairs = _Pairs(spill, n_m, 4 * batch)
+    ranges = _Ranges(keyed, chunk_size, chunks) if not index.duplicate_ids and not null_ids else None
+    pairs = _Spill(spill / "persons", ("p", "q", "a", "row"), n_m, batch)
     scan = members.select([*hid_keys(), *([pl.col(person).alias("pid")] if person else [])])
     for start in range(0, n_m, batch):
         frame = scan.slice(start, batch).collect().with_row_index("row", offset=start)
         if ranges is not None and not ranges.add(start, frame):
             ranges = None
         if person:
-            pairs.add(pl.concat([frame.drop("pid"), person_keys(frame, "pid")], how="horizontal"))
-    del keys
+            keys = person_keys(frame, "pid")
+            pairs.add(
+                pl.concat([frame.select("a", pl.col("row").cast(pl.UInt64)), keys], how="horizontal").drop_nulls()
+            )
     if ranges is not None:
         index.member_starts = ranges.starts(n_m)
         orphans = pl.DataFrame(schema=_REJECT)
     else:
-        ids = households.select(pl.col(HID).cast(pl.Utf8))
+        known = households.select(pl.col(HID).cast(pl.Utf8))
         orphans = (
             members.select(pl.col(HID).cast(pl.Utf8))
-            .join(ids, on=HID, how="anti")
+            .join(known, on=HID, how="anti")
             .select(HID, pl.lit(HID).alias("field"), pl.lit("member without household").alias("reason"))
             .collect()
         )
     index.orphan_rows = orphans.height
     if person:
         excluded = orphans.select(hid_keys()).get_column("a").to_list() + [a for a, _ in index.duplicate_ids]
-        rows = pairs.shared_rows(excluded)
+        rows = _shared_rows(pairs, excluded)
         if rows:
             text = _normal(pl.col(person).cast(pl.Utf8))
             found = (
@@ -164,14 +174,24 @@ def index_caseload(
     return index, orphans
 
 
+def _shared_rows(pairs: _Spill, excluded: list[int]) -> list[int]:
+    """Member rows whose person is in more than one household."""
+    rows: list[int] = []
+    skip = pl.Series(excluded, dtype=pl.UInt64).implode()
+    for frame in pairs.frames():
+        again = _repeated(frame.get_column("p"))
+        maybe = frame.filter(pl.col("p").is_in(again.implode()) & ~pl.col("a").is_in(skip))
+        shared = maybe.group_by("p", "q").agg(pl.col("a").n_unique().alias("n")).filter(pl.col("n") > 1)
+        rows.extend(maybe.join(shared, on=["p", "q"], how="semi").get_column("row").to_list())
+    return sorted(rows)
+
+
 class _Ranges:
     """Checks, batch by batch, that members come grouped in the households' order, and
-    records where each chunk's members start."""
+    records where each chunk's members start. Household keys are read a window at a time."""
 
-    def __init__(self, keys: pl.DataFrame, chunk_size: int, chunks: int) -> None:
-        self.keys = keys
-        self.a = keys.get_column("a").to_numpy()
-        self.b = keys.get_column("b").to_numpy()
+    def __init__(self, keyed: pl.LazyFrame, chunk_size: int, chunks: int) -> None:
+        self.keyed = keyed
         self.chunk_size = chunk_size
         self.first = np.full(chunks + 1, -1, dtype=np.int64)
         self.next_row = 0  # the first household row not yet matched
@@ -203,11 +223,13 @@ class _Ranges:
 
     def _household_rows(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         """The household row of each run of members, in order; None if they are not in order."""
-        lo, hi = self.next_row, self.next_row + len(a)
-        if hi <= len(self.a) and np.array_equal(self.a[lo:hi], a) and np.array_equal(self.b[lo:hi], b):
-            return np.arange(lo, hi, dtype=np.int64)  # every household has members: the usual case
+        lo = self.next_row
+        same = self.keyed.slice(lo, len(a)).collect()
+        usual = same.height == len(a) and np.array_equal(same.get_column("a").to_numpy(), a)
+        if usual and np.array_equal(same.get_column("b").to_numpy(), b):
+            return np.arange(lo, lo + len(a), dtype=np.int64)  # every household has members
         # a household without members may sit between two with members: look a little further
-        window = self.keys.slice(lo, 2 * len(a) + 1024).with_row_index("row", offset=lo)
+        window = self.keyed.slice(lo, 2 * len(a) + 1024).collect().with_row_index("row", offset=lo)
         heads = pl.DataFrame({"a": a, "b": b})
         rows = heads.join(window, on=["a", "b"], how="left", maintain_order="left").get_column("row")
         if rows.null_count():
@@ -224,50 +246,38 @@ class _Ranges:
         return [int(x) for x in first]
 
 
-class _Pairs:
-    """(person, household, member row) for every member, split by the person hash into
-    bucket files when there are many, so finding persons in two households holds one
-    bucket at a time."""
+class _Spill:
+    """Rows of unsigned 64-bit keys, split by the first key's hash into bucket files when
+    they are more than one batch, so a comparison over the whole caseload holds one bucket."""
 
-    _COLUMNS = ("p", "q", "a", "row")
-
-    def __init__(self, folder: Path, rows: int, batch: int) -> None:
+    def __init__(self, folder: Path, columns: tuple[str, ...], rows: int, batch: int) -> None:
+        self.columns = columns
         self.bits = max(0, int(np.ceil(np.log2(max(1.0, rows / batch)))))
         self.folder = folder
         self.kept: list[pl.DataFrame] = []
         if self.bits:
-            folder.mkdir(parents=True, exist_ok=True)
-            for f in folder.glob("bucket-*.bin"):
-                f.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
 
     def add(self, frame: pl.DataFrame) -> None:
-        pairs = frame.select(pl.col(*self._COLUMNS[:3]), pl.col("row").cast(pl.UInt64)).drop_nulls()
+        frame = frame.select(self.columns)
         if not self.bits:
-            self.kept.append(pairs)
+            self.kept.append(frame)
             return
-        parts = pairs.with_columns((pl.col("p") % (1 << self.bits)).alias("k")).partition_by("k", as_dict=True)
-        for (k,), part in parts.items():
-            data = part.select(self._COLUMNS).to_numpy().astype(np.uint64)
+        first = pl.col(self.columns[0])
+        for (k,), part in (
+            frame.with_columns((first % (1 << self.bits)).alias("~k")).partition_by("~k", as_dict=True).items()
+        ):
+            data = part.drop("~k").to_numpy().astype(np.uint64)
             with (self.folder / f"bucket-{int(k):04d}.bin").open("ab") as f:
                 f.write(data.tobytes())
 
-    def _frames(self) -> Iterator[pl.DataFrame]:
+    def frames(self) -> Iterator[pl.DataFrame]:
         if not self.bits:
-            if self.kept:
-                yield pl.concat(self.kept)
+            yield pl.concat(self.kept) if self.kept else pl.DataFrame(schema=dict.fromkeys(self.columns, pl.UInt64))
+            self.kept = []
             return
         for path in sorted(self.folder.glob("bucket-*.bin")):
-            data = np.fromfile(path, dtype=np.uint64).reshape(-1, len(self._COLUMNS))
-            yield pl.DataFrame({c: data[:, i] for i, c in enumerate(self._COLUMNS)})
+            data = np.fromfile(path, dtype=np.uint64).reshape(-1, len(self.columns))
+            yield pl.DataFrame({c: np.ascontiguousarray(data[:, i]) for i, c in enumerate(self.columns)})
             path.unlink()
-
-    def shared_rows(self, excluded: list[int]) -> list[int]:
-        """Member rows whose person is in more than one household."""
-        rows: list[int] = []
-        skip = pl.Series(excluded, dtype=pl.UInt64).implode()
-        for frame in self._frames():
-            again = _repeated(frame.get_column("p"))
-            maybe = frame.filter(pl.col("p").is_in(again.implode()) & ~pl.col("a").is_in(skip))
-            shared = maybe.group_by("p", "q").agg(pl.col("a").n_unique().alias("n")).filter(pl.col("n") > 1)
-            rows.extend(maybe.join(shared, on=["p", "q"], how="semi").get_column("row").to_list())
-        return sorted(rows)

@@ -283,3 +283,37 @@ def test_jsonl_fields_first_seen_in_a_later_batch_do_not_stop_the_run(
     assert summary["rows_in"] == summary["decided"] + summary["rejected"] == 14
     rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
     assert late["household_id"] in rejects.get_column("household_id").to_list()
+
+
+def test_parquet_parts_are_joined_without_decoding(tmp_path: Path) -> None:
+    """Joined parts read back (Polars and PyArrow) as the parts one after the other,
+    with more than 15 row groups, an empty part, nulls, dates, decimals and categories."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    from engine.vector.screen_parquet import join_parquet
+
+    parts = []
+    for k, n in enumerate([1000, 0, 2500, 7]):
+        frame = pl.DataFrame(
+            {
+                "id": [f"H-{k}-{i}" for i in range(n)],
+                "on": [DATE] * n,
+                "amount": pl.Series([f"{i}.5" for i in range(n)]).cast(pl.Decimal(14, 2)),
+                "status": pl.Series(["eligible", "ineligible", None][i % 3] for i in range(n)).cast(pl.Utf8),
+                "flag": [i % 2 == 0 for i in range(n)],
+            },
+            schema_overrides={"id": pl.Utf8, "on": pl.Date, "status": pl.Utf8, "flag": pl.Boolean},
+        )
+        parts.append(tmp_path / f"part-{k}.parquet")
+        frame.write_parquet(parts[-1], row_group_size=200)
+    joined = tmp_path / "joined.parquet"
+    join_parquet(parts, joined)
+    want = pl.concat([pl.read_parquet(p) for p in parts])
+    assert pl.read_parquet(joined).equals(want)
+    assert pq.ParquetFile(joined).metadata.num_row_groups > 15
+    assert pl.DataFrame(pq.read_table(joined)).equals(want)
+    assert pl.scan_parquet(joined).slice(1100, 3).collect().equals(want.slice(1100, 3))
+    other = tmp_path / "other.parquet"
+    want.select("id").write_parquet(other)
+    with pytest.raises(ValueError, match="schema"):
+        join_parquet([parts[0], other], tmp_path / "bad.parquet")
