@@ -3,6 +3,10 @@
 Each IR node compiles once into a Python closure ``fn(env, member)``. Named values are
 memoized in the household's ``env`` dict (or the member's dict), so a value is computed at
 most once per household and is there afterwards for the trace.
+
+``Evaluator`` now runs generated source (``engine.codegen_program``); these closures stay as
+the reference it is tested against (``ClosureEvaluator``), and ``compile_expr`` still computes
+parameter formulas (``engine.parameters``). The built-in functions (``FUNCS``) are shared.
 """
 
 from __future__ import annotations
