@@ -45,6 +45,10 @@ def walk(e: Any) -> Any:
                     yield from walk(x)
 
 
+def _per_member(ref: ir.Ref) -> bool:
+    return ref.scope == "member" or ref.type.kind == "members"
+
+
 def symbol_exprs(sym: Symbol) -> list[ir.Expr]:
     """Every expression a definition evaluates."""
     out = [e for e in (sym.expr, sym.applies) if e is not None]
@@ -65,6 +69,7 @@ class KernelPlan:
         self.rs = ruleset
         self.resolver = resolver
         self._member_ready: dict[str, bool] = {}
+        self._household_only: dict[int, bool] = {}
         aggs: dict[ir.Agg, None] = {}
         for sym in ruleset.symbols.values():
             if sym.scope != "household":
@@ -96,6 +101,15 @@ class KernelPlan:
             if not self._member_ready[key]:
                 return False
         return True
+
+    def household_only(self, e: ir.Expr) -> bool:
+        """Whether an expression reads no member value (so it can be computed per household)."""
+        found = self._household_only.get(id(e))
+        if found is None:
+            found = self._household_only[id(e)] = all(
+                not isinstance(n, ir.Filter) and not (isinstance(n, ir.Ref) and _per_member(n)) for n in walk(e)
+            )
+        return found
 
     def values(self, region: str, on: int) -> dict[str, Any]:
         key = (region, on)
@@ -129,7 +143,7 @@ class Chunk:
         self._keys = keys
         self.values: dict[tuple[str, str], V] = {}
         self.na: dict[tuple[str, str], Array] = {}
-        self._gathered: dict[str, V] = {}
+        self._gathered: dict[str | int, V] = {}
         self._aggs: dict[ir.Agg, V] = {}
         self._parameters()
         self._batch(plan.batched)
@@ -147,7 +161,20 @@ class Chunk:
         return s
 
     def compile(self, e: ir.Expr, scope: str) -> V:
+        if scope == "member" and not isinstance(e, ir.Ref | ir.Const) and self.plan.household_only(e):
+            # read per member but made of household values: computed per household, gathered once
+            g = self._gathered.get(id(e))
+            if g is None:
+                g = self._gathered[id(e)] = self.gather(NODES[type(e)](self, e, "household"))
+            return g
         return NODES[type(e)](self, e, scope)
+
+    def gather(self, v: V) -> V:
+        """A household value per member: one gather by the member's household."""
+        data = v.data[self.hm] if v.raw is None and v.data.ndim else v.data
+        valid = v.valid[self.hm] if v.valid is not None and v.valid.ndim else v.valid
+        raw = v.raw.gather(pl.Series(self.hm)) if v.raw is not None else None
+        return V(data, v.type, v.scale, valid, v.cats, raw)
 
     # ------------------------------------------------------------ named values
 
@@ -173,12 +200,8 @@ class Chunk:
         if e.scope == scope:
             return self.value(e.name, scope)
         g = self._gathered.get(e.name)
-        if g is None:  # a household value read per member: one gather by the member's household
-            v = self.value(e.name, "household")
-            data = v.data[self.hm] if v.raw is None and v.data.ndim else v.data
-            valid = v.valid[self.hm] if v.valid is not None and v.valid.ndim else v.valid
-            raw = v.raw.gather(pl.Series(self.hm)) if v.raw is not None else None
-            g = self._gathered[e.name] = V(data, v.type, v.scale, valid, v.cats, raw)
+        if g is None:
+            g = self._gathered[e.name] = self.gather(self.value(e.name, "household"))
         return g
 
     def _parameters(self) -> None:

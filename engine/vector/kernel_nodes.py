@@ -249,12 +249,21 @@ def _c_call(ch: Chunk, e: ir.Call, scope: str) -> V:
     if fn == "abs":
         return V(np.abs(a.data), e.type, a.scale, a.valid)
     if fn == "years_between":
-        n = ch.n(scope)
-        return V((date_key(full(rest[0].data, n)) - date_key(full(a.data, n))) // 10000, e.type, 0, valid)
+        return V((_date_key(ch, e.args[1], scope) - _date_key(ch, e.args[0], scope)) // 10000, e.type, 0, valid)
     if fn == "add_months":
         n = ch.n(scope)
         return V(add_months(full(a.data, n), full(rest[0].data, n)), e.type, 0, valid)
     raise NotImplementedError(fn)  # pragma: no cover - the checker only admits known functions
+
+
+def _date_key(ch: Chunk, e: ir.Expr, scope: str) -> Array:
+    """yyyymmdd of a date; a household date read per member is keyed per household, then
+    gathered (a decision date is looked up once per household, not once per member)."""
+    if scope == "member" and ch.plan.household_only(e):
+        v = ch.compile(e, "household")
+        return ch.gather(V(date_key(full(v.data, ch.nh)), v.type)).data
+    v = ch.compile(e, scope)
+    return date_key(full(v.data, ch.n(scope)))
 
 
 def _c_filter(ch: Chunk, e: ir.Filter, scope: str) -> V:
