@@ -2,11 +2,10 @@
 
 Each declared field becomes (parsed value, "this row is bad") expressions over its column,
 with the same rules as the row validator (``engine.validation``): the same shapes, bounds,
-defaults and cross-field checks. Good rows keep the parsed columns. The reasons of a bad
-household are worded by the row validator itself, run on that household rebuilt from its
-rows, so the field and message are the row path's by construction; only whole-row reasons
-that need no rebuilding (no parameters in force, a repeated household ID, an unknown
-column of a table) are worded here, from the same message table.
+defaults and cross-field checks. Good rows keep the parsed columns. A bad cell's reason is
+worded by the same ``FieldRule.check`` the row validator calls, once per distinct value
+(``engine.validation_reasons``), so a household is rejected with the same fields and
+reasons on both paths; a Hypothesis test holds them to it.
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ import polars as pl
 from engine.errors import FieldProblem, InputError
 from engine.types import BLANKS, DATE_PATTERN, ID_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN
 from engine.types import weighted_digit_sum as _weighted_digit_sum
-from engine.validation import Coverage, FieldRule, cross_rules, schema_rules
+from engine.validation import Coverage, FieldRule, schema_rules
 from engine.validation_messages import say
+from engine.validation_reasons import MEMBER_INDEX, MEMBER_OF, REASONS, all_field_reasons, coverage_reasons, cross_flags
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema
@@ -30,7 +30,6 @@ __all__ = ["LINK", "REJECT_SCHEMA", "cell_text", "group_marker", "validate_colum
 
 REJECT_SCHEMA = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
 LINK = "~row"  # links members to their household when a table came from JSON objects
-_H, _K = "~h", "~k"  # a member's household row and its index among the household's members
 _MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 
@@ -218,21 +217,21 @@ def _group_present(frame: pl.DataFrame, group: str, fields: list[_Field]) -> pl.
 
 def _parsed(
     frame: pl.DataFrame, fields: list[_Field], groups: list[str], today: dt.date
-) -> tuple[dict[str, pl.Expr], pl.Expr]:
-    """Value expressions by output key, and the "some field is bad" expression."""
+) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
+    """Value expressions by output key, and each field's "this row is bad" expression."""
     values: dict[str, pl.Expr] = {}
-    bads: list[pl.Expr] = []
+    bads: dict[str, pl.Expr] = {}
     present = {g: _group_present(frame, g, fields) for g in groups}
     for f in sorted(fields, key=lambda f: bool(f.rule.by or f.rule.when)):
         value, bad = _field(f, frame, values, today)
         if f.group:
             value, bad = pl.when(present[f.group]).then(value), present[f.group] & bad
         values[f.rule.path] = value
-        bads.append(bad)
+        bads[f.rule.path] = bad
     for g in groups:
         values[g] = pl.when(present[g]).then(pl.lit(True))
     ordered = {f.rule.path: values[f.rule.path] for f in fields} | {g: values[g] for g in groups}
-    return ordered, pl.any_horizontal(bads) if bads else pl.lit(False)
+    return ordered, {f.rule.path: bads[f.rule.path] for f in fields}
 
 
 def _unknown(frame: pl.DataFrame, known: set[str]) -> list[str]:
@@ -252,138 +251,83 @@ def validate_columns(
     coverage: Coverage | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(households, members with `_h`, rejects): see ``engine.vector.caseload.validate_frames``."""
-    from engine.validation_rebuild import rebuild_problems, reject_frame, whole_row_rejects
-
     coverage = coverage or schema.coverage
     hh_fields, groups, mm_fields = _fields(schema)
-    id_key = schema.id_field
+    id_key, members_field = schema.id_field, schema.members_field
     if decision_date is not None:
         households = households.with_columns(pl.lit(decision_date).alias("decision_date"))
     households = id_helpers(households.with_row_index("~i"), hh_fields)
-    members = id_helpers(members, mm_fields)
+    members = id_helpers(members, mm_fields).with_row_index("~j")
     json_origin = LINK in households.columns and LINK in members.columns
     h_unknown = _unknown(households, {f.column for f in hh_fields})
     m_unknown = _unknown(members, {f.column for f in mm_fields} | {id_key})
-    h_values, h_bad = _parsed(households, hh_fields, groups, today)
-    hid = cell_text(households, id_key)
+    h_values, h_bads = _parsed(households, hh_fields, groups, today)
     # lazily, so Polars computes each shared sub-expression (a parsed value, an ID's digits) once
     h = (
         households.lazy()
         .select(
             pl.col("~i"),
-            hid.alias("~id"),
+            cell_text(households, id_key).alias("~id"),
             *(v.alias(k) for k, v in h_values.items()),
-            h_bad.alias("~bad"),
-            _present_in(households, h_unknown).alias("~unknown"),
+            *(b.fill_null(False).alias("~b:" + k) for k, b in h_bads.items()),
+            *(cell_text(households, c).is_not_null().alias("~u:" + c) for c in h_unknown),
             *([pl.col(LINK)] if json_origin else []),
         )
         .collect()
     )
     # members: link each to its household row, number them within it
     link = LINK if json_origin else "~id"
-    m_key = pl.col(LINK) if json_origin else cell_text(members, id_key)
-    keys = h.select(pl.col(link).alias("~link"), pl.col("~i").alias(_H))
-    m_values, m_bad = _parsed(members, mm_fields, [], today)
+    keys = h.select(pl.col(link).alias("~link"), pl.col("~i").alias(MEMBER_OF), pl.col("~id"))
+    m_values, m_bads = _parsed(members, mm_fields, [], today)
     m = (
         members.lazy()
         .select(
-            m_key.alias("~link"),
+            pl.col("~j"),
+            (pl.col(LINK) if json_origin else cell_text(members, id_key)).alias("~link"),
             cell_text(members, id_key).alias("~hid"),
             *(v.alias(k) for k, v in m_values.items()),
-            m_bad.alias("~bad"),
-            _present_in(members, m_unknown).alias("~unknown"),
+            *(b.fill_null(False).alias("~b:" + k) for k, b in m_bads.items()),
+            *(cell_text(members, c).is_not_null().alias("~u:" + c) for c in m_unknown),
         )
         .collect()
-        .with_row_index("~j")
         .join(keys, on="~link", how="left")
     )
-    orphans = m.filter(pl.col(_H).is_null())
+    orphans = m.filter(pl.col(MEMBER_OF).is_null())
     # sorted by household, a member's index is its row less the row its household starts at
     row = pl.int_range(pl.len(), dtype=pl.UInt32)
-    start = pl.when(pl.col(_H) != pl.col(_H).shift(1).fill_null(-1)).then(row).forward_fill()
-    m = m.filter(pl.col(_H).is_not_null()).sort([_H, "~j"]).with_columns((row - start).alias(_K))
-    m_bad_expr = pl.col("~bad") | pl.col("~unknown")
-    for rule in cross_rules([f.rule for f in mm_fields]):
-        if rule.unique:
-            m_bad_expr = m_bad_expr | pl.col("~j").is_in(_repeated_in_household(m, rule.path).implode())
-    bound_refs = {r for rule in cross_rules([f.rule for f in mm_fields]) for r in (rule.date_lo, rule.date_hi) if r}
-    from_household = [r for r in bound_refs if r not in m.columns and r in h.columns]
-    if from_household:
-        m = m.join(
-            h.select(pl.col("~i").alias(_H), *(pl.col(r).alias("~hh:" + r) for r in from_household)), on=_H, how="left"
-        )
-    for rule in cross_rules([f.rule for f in mm_fields]):
-        for ref, later in ((rule.date_lo, False), (rule.date_hi, True)):
-            if ref is None:
-                continue
-            other = pl.col("~hh:" + ref) if ref in from_household else pl.col(ref)
-            cmp = pl.col(rule.path) > other if later else pl.col(rule.path) < other
-            m_bad_expr = m_bad_expr | cmp.fill_null(False)
-    m = m.with_columns(m_bad_expr.alias("~bad"))
-    bad_members = m.filter(pl.col("~bad")).get_column(_H).unique()
-    with_members = m.get_column(_H).unique()
-    repeated = h.filter(pl.col("~id").is_not_null()).group_by("~id").len().filter(pl.col("len") > 1).get_column("~id")
-    h = h.with_columns(
-        (
-            pl.col("~bad")
-            | pl.col("~i").is_in(bad_members.implode())
-            | ~pl.col("~i").is_in(with_members.implode())
-            | (pl.col("~unknown") & pl.lit(json_origin))
-        ).alias("~rebuild"),
-        (pl.col("~unknown") & pl.lit(not json_origin)).alias("~unknown"),
-        pl.col("~id").is_in(repeated.implode()).alias("~repeated"),
+    start = pl.when(pl.col(MEMBER_OF) != pl.col(MEMBER_OF).shift(1).fill_null(-1)).then(row).forward_fill()
+    m = (
+        m.filter(pl.col(MEMBER_OF).is_not_null())
+        .sort([MEMBER_OF, "~j"])
+        .with_columns((row - start).alias(MEMBER_INDEX))
     )
-    cover = _coverage_rejects(h, coverage, groups)
-    rejected_rows = cover.get_column("~i") if cover.height else pl.Series("~i", [], dtype=pl.UInt32)
-    h = h.with_columns(
-        (
-            pl.col("~rebuild") | pl.col("~unknown") | pl.col("~repeated") | pl.col("~i").is_in(rejected_rows.implode())
-        ).alias("~reject")
-    )
-    rejects = [
-        rebuild_problems(schema, households, members, h, m, today, coverage, frozenset(repeated.to_list())),
-        whole_row_rejects(schema, households, h, h_unknown, json_origin),
-        cover.drop("~i").filter(~pl.col("~rebuild")).drop("~rebuild")
-        if cover.height
-        else pl.DataFrame(schema=REJECT_SCHEMA),
-    ]
+    m = cross_flags(m, h, [f.rule for f in mm_fields])
+    reasons = all_field_reasons(schema, households, members, h, m, h_unknown, m_unknown, json_origin, today)
+    repeated = h.filter(pl.col("~id").is_not_null() & pl.col("~id").is_duplicated())
+    with_members = m.get_column(MEMBER_OF).unique().implode()
+    reasons += [
+        coverage_reasons(h, coverage),
+        repeated.select("~i", pl.col("~id").alias("household_id"), pl.lit(id_key).alias("field"),
+                        pl.lit(say("repeated_household")).alias("reason")),
+        h.filter(~pl.col("~i").is_in(with_members)).select(
+            "~i", pl.col("~id").alias("household_id"), pl.lit(members_field).alias("field"),
+            pl.lit(say("members")).alias("reason")
+        ),
+    ]  # fmt: skip
+    found = pl.concat([r.cast(REASONS) for r in reasons], how="vertical").sort("~i", maintain_order=True)
+    rejects = [found.drop("~i")]
     if orphans.height:
-        rejects.append(reject_frame(orphans.get_column("~hid").to_list(), id_key, say("orphan")))
-    good_h = h.filter(~pl.col("~reject"))
+        rejects.append(
+            orphans.select(
+                pl.col("~hid").alias("household_id"),
+                pl.lit(id_key).alias("field"),
+                pl.lit(say("orphan")).alias("reason"),
+            )
+        )
+    good_h = h.filter(~pl.col("~i").is_in(found.get_column("~i").implode()))
     good_m = (
-        m.join(good_h.select(pl.col("~i").alias(_H)).with_row_index("_h"), on=_H, how="inner")
-        .sort(["_h", _K])
+        m.join(good_h.select(pl.col("~i").alias(MEMBER_OF)).with_row_index("_h"), on=MEMBER_OF, how="inner")
+        .sort(["_h", MEMBER_INDEX])
         .select(*(f.rule.path for f in mm_fields), "_h")
     )
-    good_h = good_h.select(*h_values)
-    return good_h, good_m, pl.concat(rejects, how="vertical")
-
-
-def _repeated_in_household(m: pl.DataFrame, path: str) -> pl.Series:
-    """``~j`` of members whose ``path`` value an earlier member of the household has; only
-    values seen twice in the whole frame (rare) are grouped."""
-    twice = m.filter(pl.col(path).is_not_null() & pl.col(path).is_duplicated())
-    if twice.height == 0:
-        return pl.Series("~j", [], dtype=pl.UInt32)
-    later = pl.int_range(pl.len()).over([_H, path]) > 0
-    return twice.sort([_H, "~j"]).filter(later).get_column("~j")
-
-
-def _coverage_rejects(h: pl.DataFrame, coverage: Coverage | None, groups: list[str]) -> pl.DataFrame:
-    """Rows whose region or decision date has no parameters in force, with the reason."""
-    from engine.validation import DATE_FIELD, REGION_FIELD
-
-    if coverage is None or REGION_FIELD not in h.columns or DATE_FIELD not in h.columns:
-        return pl.DataFrame(schema={"~i": pl.UInt32, **REJECT_SCHEMA, "~rebuild": pl.Boolean})
-    pairs = h.select(REGION_FIELD, DATE_FIELD).unique().drop_nulls()
-    rows = []
-    for region, on in pairs.iter_rows():
-        p = coverage.problem(region, on)
-        if p is not None:
-            rows.append({REGION_FIELD: region, DATE_FIELD: on, "field": p.field, "reason": p.message})
-    if not rows:
-        return pl.DataFrame(schema={"~i": pl.UInt32, **REJECT_SCHEMA, "~rebuild": pl.Boolean})
-    table = pl.DataFrame(rows, schema={REGION_FIELD: pl.Utf8, DATE_FIELD: pl.Date, "field": pl.Utf8, "reason": pl.Utf8})
-    return h.join(table, on=[REGION_FIELD, DATE_FIELD], how="inner").select(
-        "~i", pl.col("~id").alias("household_id"), "field", "reason", "~rebuild"
-    )
+    return good_h.select(*h_values), good_m, pl.concat(rejects, how="vertical")

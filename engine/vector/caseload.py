@@ -147,9 +147,11 @@ def jsonl_to_tables(
                 row[key] = _cell(value)
         households.append(row)
     hh_cols, mm_cols = flat_columns(schema)
-    all_h = sorted({k for r in households for k in r} | set(hh_cols), key=lambda c: (c not in hh_cols, c))
+    # every batch has the declared columns, the link and the group markers; only unknown fields vary
+    markers = {LINK} | {group_marker(g) for g, spec in groups.items() if spec.nullable}
+    all_h = sorted({k for r in households for k in r} | set(hh_cols) | markers, key=lambda c: (c not in hh_cols, c))
     all_m = sorted(
-        {k for r in members for k in r} | set(mm_cols) | {schema.id_field}, key=lambda c: (c not in mm_cols, c)
+        {k for r in members for k in r} | set(mm_cols) | {schema.id_field, LINK}, key=lambda c: (c not in mm_cols, c)
     )
     return (
         pl.DataFrame(

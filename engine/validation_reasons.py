@@ -1,0 +1,206 @@
+"""Reasons for the rows the column validator rejects, worded like the row validator's.
+
+Each bad cell's reason comes from the same ``FieldRule.check`` the row validator calls,
+once per distinct (value, the values it depends on): a caseload with a million copies of
+one bad value words it once. Reasons that span fields (a person twice in a household, a
+date out of its bounds, no parameters in force, a repeated household, an unknown field)
+use the same message table. Every function returns rows of ``REJECT_SCHEMA`` plus ``~i``,
+the household's row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from engine.errors import FieldProblem
+from engine.validation import DATE_FIELD, REGION_FIELD, Coverage, FieldRule, cross_rules, schema_rules, unknown_problem
+from engine.validation_messages import say
+
+if TYPE_CHECKING:
+    from engine.record import RecordSchema
+
+__all__ = [
+    "MEMBER_INDEX",
+    "MEMBER_OF",
+    "REASONS",
+    "all_field_reasons",
+    "bound_reasons",
+    "coverage_reasons",
+    "cross_flags",
+    "field_reasons",
+    "reasons_frame",
+    "unique_reasons",
+    "unknown_reasons",
+]
+
+MEMBER_OF, MEMBER_INDEX = "~h", "~k"  # a member's household row and its index among the household's members
+REASONS = pl.Schema({"~i": pl.UInt32(), "household_id": pl.Utf8(), "field": pl.Utf8(), "reason": pl.Utf8()})
+_FALLBACK = "rejected by the caseload validator, though this value alone is accepted"
+
+
+def reasons_frame(rows: Iterable[tuple[int, str | None, str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=REASONS, orient="row")
+
+
+def _prefix(frame: pl.DataFrame, members_field: str) -> Callable[[dict[str, Any]], str]:
+    if "~k" in frame.columns:
+        return lambda r: f"{members_field}[{r['~k']}]."
+    return lambda r: ""
+
+
+def field_reasons(
+    rule: FieldRule,
+    bad: pl.DataFrame,
+    deps: list[str],
+    members_field: str,
+    today: dt.date,
+) -> list[tuple[int, str | None, str, str]]:
+    """``bad`` has ``~i``, ``~id``, ``~raw`` (the cell as read), the ``deps`` columns (parsed
+    values this field depends on) and, for members, ``~k``."""
+    prefix = _prefix(bad, members_field)
+    memo: dict[tuple[Any, ...], str] = {}
+    out = []
+    for r in bad.iter_rows(named=True):
+        key = (r["~raw"], *(r[d] for d in deps))
+        reason = memo.get(key)
+        if reason is None:
+            problems: list[FieldProblem] = []
+            rule.check(r["~raw"], "", {d: r[d] for d in deps}, problems, problems, today)
+            reason = memo[key] = problems[0].message if problems else _FALLBACK
+        out.append((r["~i"], r["~id"], prefix(r) + rule.path, reason))
+    return out
+
+
+def unique_reasons(rule: FieldRule, bad: pl.DataFrame, members_field: str) -> list[tuple[int, str | None, str, str]]:
+    """``bad`` has ``~i``, ``~id``, ``~k`` and ``~first``, the index of the first member with the value."""
+    return [
+        (r["~i"], r["~id"], f"{members_field}[{r['~k']}].{rule.path}", say("same_person", first=r["~first"]))
+        for r in bad.iter_rows(named=True)
+    ]
+
+
+def bound_reasons(
+    rule: FieldRule, ref: str, kind: str, bad: pl.DataFrame, members_field: str
+) -> list[tuple[int, str | None, str, str]]:
+    """``bad`` has ``~i``, ``~id``, ``~k``, the value and ``~bound``."""
+    return [
+        (
+            r["~i"],
+            r["~id"],
+            f"{members_field}[{r['~k']}].{rule.path}",
+            say(kind, ref=ref, bound=r["~bound"], got=r[rule.path]),
+        )
+        for r in bad.iter_rows(named=True)
+    ]
+
+
+def unknown_reasons(
+    column: str, key: str, known: Iterable[str], bad: pl.DataFrame, members_field: str
+) -> list[tuple[int, str | None, str, str]]:
+    """An unknown column with a value; ``bad`` has ``~i``, ``~id`` (and ``~k`` for members)."""
+    problem = unknown_problem(column, key, known)
+    prefix = _prefix(bad, members_field)
+    return [(r["~i"], r["~id"], prefix(r) + problem.field, problem.message) for r in bad.iter_rows(named=True)]
+
+
+def coverage_reasons(h: pl.DataFrame, coverage: Coverage | None) -> pl.DataFrame:
+    """Rows whose region or decision date has no parameters in force, worded once per pair."""
+    if coverage is None or REGION_FIELD not in h.columns or DATE_FIELD not in h.columns:
+        return pl.DataFrame(schema=REASONS)
+    rows = []
+    for region, on in h.select(REGION_FIELD, DATE_FIELD).unique().drop_nulls().iter_rows():
+        p = coverage.problem(region, on)
+        if p is not None:
+            rows.append((region, on, p.field, p.message))
+    if not rows:
+        return pl.DataFrame(schema=REASONS)
+    table = pl.DataFrame(
+        rows, schema={REGION_FIELD: pl.Utf8, DATE_FIELD: pl.Date, "field": pl.Utf8, "reason": pl.Utf8}, orient="row"
+    )
+    return h.join(table, on=[REGION_FIELD, DATE_FIELD], how="inner").select(
+        "~i", pl.col("~id").alias("household_id"), "field", "reason"
+    )
+
+
+def cross_flags(m: pl.DataFrame, h: pl.DataFrame, rules: list[FieldRule]) -> pl.DataFrame:
+    """Flag members that repeat a unique value of their household (with the first one's
+    index) or whose date is out of bounds set by another field (with the bound)."""
+    for rule in cross_rules(rules):
+        path = rule.path
+        if rule.unique:
+            # only values seen twice in the whole frame (rare) are grouped by household
+            twice = m.filter(pl.col(path).is_not_null() & pl.col(path).is_duplicated())
+            later = twice.with_columns(pl.col(MEMBER_INDEX).first().over([MEMBER_OF, path]).alias("~first")).filter(
+                pl.col(MEMBER_INDEX) != pl.col("~first")
+            )
+            m = m.join(later.select("~j", pl.col("~first").alias(f"~first:{path}")), on="~j", how="left")
+        for ref, name, later_is_bad in ((rule.date_lo, "lo", False), (rule.date_hi, "hi", True)):
+            if ref is None:
+                continue
+            if ref not in m.columns:
+                m = m.join(
+                    h.select(pl.col("~i").alias(MEMBER_OF), pl.col(ref).alias(f"~ref:{ref}")), on=MEMBER_OF, how="left"
+                )
+            bound = pl.col(ref) if ref in m.columns else pl.col(f"~ref:{ref}")
+            out = pl.col(path) > bound if later_is_bad else pl.col(path) < bound
+            m = m.with_columns(pl.when(out.fill_null(False)).then(bound).alias(f"~{name}:{path}"))
+    return m
+
+
+def all_field_reasons(
+    schema: RecordSchema,
+    households: pl.DataFrame,
+    members: pl.DataFrame,
+    h: pl.DataFrame,
+    m: pl.DataFrame,
+    h_unknown: list[str],
+    m_unknown: list[str],
+    json_origin: bool,
+    today: dt.date,
+) -> list[pl.DataFrame]:
+    """Every field-level reason, for households and for members."""
+    household, member_rules = schema_rules(schema)
+    out: list[tuple[int, str | None, str, str]] = []
+    members_field = schema.members_field
+    m = m.with_columns(pl.col(MEMBER_OF).alias("~i"))
+    for frame, raw, key, rules in (
+        (h, households, "~i", [r for _, rs in household for r in rs]),
+        (m, members, "~j", member_rules),
+    ):
+        column = {r.path: (r.path.replace(".", "_") if frame is h else r.path) for r in rules}
+        for rule in rules:
+            flag = pl.col("~b:" + rule.path)
+            if not frame.select(flag.any()).item():
+                continue
+            deps = [k for k, _ in rule.when] + ([rule.by[0]] if rule.by else [])
+            raw_col = pl.col(column[rule.path]) if column[rule.path] in raw.columns else pl.lit(None)
+            bad = frame.filter(flag).select(
+                "~i", "~id", *([key, MEMBER_INDEX] if frame is m else []), *(pl.col(d).cast(pl.Utf8) for d in deps)
+            )
+            bad = bad.join(raw.select(key, raw_col.alias("~raw")), on=key, how="left")
+            out += field_reasons(rule, bad, deps, members_field, today)
+    for rule in cross_rules(member_rules):
+        if f"~first:{rule.path}" in m.columns:
+            bad = m.filter(pl.col(f"~first:{rule.path}").is_not_null())
+            out += unique_reasons(rule, bad.with_columns(pl.col(f"~first:{rule.path}").alias("~first")), members_field)
+        for ref, name, kind in ((rule.date_lo, "lo", "date_min"), (rule.date_hi, "hi", "date_max")):
+            if ref is not None:
+                bad = m.filter(pl.col(f"~{name}:{rule.path}").is_not_null())
+                out += bound_reasons(
+                    rule, ref, kind, bad.with_columns(pl.col(f"~{name}:{rule.path}").alias("~bound")), members_field
+                )
+    flat = frozenset(r.path.replace(".", "_") for _, rs in household for r in rs)  # a table's columns
+    for c in h_unknown:
+        group, _, key = c.partition(".")
+        if json_origin:
+            known = schema.known[group] if key and group in schema.known else schema.known[""]
+        else:
+            known, key = flat, c
+        out += unknown_reasons(c, key or c, known, h.filter(pl.col("~u:" + c)), members_field)
+    for c in m_unknown:
+        out += unknown_reasons(c, c, schema.known["member"], m.filter(pl.col("~u:" + c)), members_field)
+    return [reasons_frame(out)]
