@@ -133,4 +133,5 @@ def bench_jiuzhu_load_and_check_rules(benchmark: Any) -> None:
 def bench_generate_and_compile_household_function(benchmark: Any, ruleset: Ruleset) -> None:
     """Once per evaluator: the ruleset to Python source, compiled."""
     program = benchmark(lambda: Evaluator(ruleset).program)
+    assert program is not None
     assert "def _decide(" in program.source

@@ -53,19 +53,26 @@ class Evaluator:
         self._region_default = ruleset.default_region
         self._computed = tuple(f"registry.{n}" for n, spec in ruleset.registries.items() if spec.computed)
         self._program: Program | None = None
+        self._closures_only = False
         self._version = ruleset.ruleset_version
         self._use(registries or Registries.empty(ruleset))
 
     def _use(self, registries: Registries) -> None:
+        self._reference: ClosureEvaluator | None = None
         self.registries = registries
         self._keys = {f"registry.{name}": reg.keys for name, reg in registries.by_name.items()}
         self._versions = registries.versions()
 
     @property
-    def program(self) -> Program:
-        """The generated household function (compiled on first use, once per evaluator)."""
-        if self._program is None:
-            self._program = compile_ruleset(self.ruleset, self._field_names)
+    def program(self) -> Program | None:
+        """The generated household function (compiled on first use, once per evaluator), or
+        None for a ruleset too large for Python to compile as one function (thousands of
+        table rows): that one is decided by the closure backend, as before."""
+        if self._program is None and not self._closures_only:
+            try:
+                self._program = compile_ruleset(self.ruleset, self._field_names)
+            except RecursionError:
+                self._closures_only = True
         return self._program
 
     def _traced(self, scope: str) -> list[Symbol]:
@@ -122,10 +129,15 @@ class Evaluator:
         duplicates: frozenset[str] = frozenset(),
     ) -> Decision:
         """Decide an already validated household (as ``RecordSchema.validate`` returns)."""
+        program = self._program or self.program
+        if program is None:
+            if self._reference is None:
+                self._reference = ClosureEvaluator(self.ruleset, self.registries)
+            return self._reference.decide_record(hh, members, duplicates=duplicates)
         values, uses, keys = self._setup(hh, duplicates)
         hid = str(hh.get("household_id"))
         try:
-            fields, findings, kept = (self._program or self.program).decide(hh, members, values, keys)
+            fields, findings, kept = program.decide(hh, members, values, keys)
         except EvaluateError as exc:
             raise InputError([FieldProblem(exc.field or "(household)", exc.message, exc.rule_id)], hid) from exc
         return Decision(  # positional: a third cheaper than keywords, and this is the hot path
@@ -137,11 +149,12 @@ class Evaluator:
             uses,
             dict(self._versions),
             self.ruleset.decision_fields,
-            lambda: self._render(self.program.explain(*kept)),
+            lambda: self._render(program.explain(*kept)),
         )
 
     def _render(self, kept: tuple[tuple[Any, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]) -> list[RuleTrace]:
-        program = self.program
+        program = self._program
+        assert program is not None
         household, members = kept
         out = [self._entry(s, row, None) for s, row in zip(program.household_trace, household, strict=True)]
         for m, rows in members:

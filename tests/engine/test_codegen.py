@@ -149,3 +149,17 @@ def test_failing_rules_do_fail_somewhere(failing: tuple[Evaluator, ClosureEvalua
         with pytest.raises(InputError, match=error):
             ev.decide(h)
         assert _outcome(ev, h) == _outcome(ref, h)
+
+
+def test_a_ruleset_too_large_to_compile_is_decided_by_the_closures(
+    ruleset: Ruleset, reference: ClosureEvaluator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def too_deep(*args: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded during compilation")
+
+    monkeypatch.setattr("engine.evaluator.compile_ruleset", too_deep)
+    ev = Evaluator(ruleset)
+    assert ev.program is None
+    for path in HOUSEHOLDS[:3]:
+        h = json.loads(path.read_text(encoding="utf-8"))
+        assert _outcome(ev, h) == _outcome(reference, h)

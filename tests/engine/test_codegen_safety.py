@@ -58,7 +58,9 @@ def test_crafted_strings_decide_like_the_reference(crafted: Path) -> None:
 
 
 def test_crafted_strings_are_only_literals_in_the_source(crafted: Path) -> None:
-    source = Evaluator(load(crafted)).program.source
+    program = Evaluator(load(crafted)).program
+    assert program is not None
+    source = program.source
     tree = ast.parse(source)
     constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert CRAFTED in constants
