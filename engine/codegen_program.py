@@ -20,6 +20,8 @@ names from rule files appear only as ``repr()`` literals.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,8 +245,26 @@ class _Emit:
         return "\n".join(self.lines) + "\n"
 
 
+_COMPILED: dict[int, tuple[weakref.ref[Ruleset], tuple[str, ...], Program]] = {}
+_LOCK = threading.Lock()
+
+
 def compile_ruleset(rs: Ruleset, fields: list[str]) -> Program:
-    """Generate, compile and load the household function of ``rs`` deciding ``fields``."""
+    """The household function of ``rs`` deciding ``fields``: generated and compiled once per
+    ruleset object, then shared by every evaluator of it (the service makes one per set of
+    registry versions)."""
+    key = id(rs)
+    with _LOCK:
+        hit = _COMPILED.get(key)
+    if hit is not None and hit[0]() is rs and hit[1] == tuple(fields):
+        return hit[2]
+    program = _compile(rs, fields)
+    with _LOCK:
+        _COMPILED[key] = (weakref.ref(rs, lambda _: _COMPILED.pop(key, None)), tuple(fields), program)
+    return program
+
+
+def _compile(rs: Ruleset, fields: list[str]) -> Program:
     emit = _Emit(rs, fields)
     source = emit.source()
     namespace = emit.b.ns.values
