@@ -216,9 +216,8 @@ def test_typed_columns_read_like_their_text(ruleset: Ruleset) -> None:
         pl.when(bad).then(pl.lit(51)).otherwise(pl.col("assets_houses")).alias("assets_houses"),
         pl.when(pl.int_range(pl.len()) % 11 == 0).then(None).otherwise(pl.col("local_hukou")).alias("local_hukou"),
     )
-    as_text = [frame.select(pl.all().cast(pl.Utf8)) for frame in (hh, mm)]
     typed = validate_frames(ruleset.record, hh, mm, TODAY)
-    text = validate_frames(ruleset.record, *as_text, TODAY)
+    text = validate_frames(ruleset.record, hh.select(pl.all().cast(pl.Utf8)), mm.select(pl.all().cast(pl.Utf8)), TODAY)
     assert typed[2].height > 0
     for a, b in zip(typed, text, strict=True):
         assert a.equals(b)
