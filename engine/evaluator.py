@@ -54,6 +54,7 @@ class Evaluator:
         self._computed = tuple(f"registry.{n}" for n, spec in ruleset.registries.items() if spec.computed)
         self._program: Program | None = None
         self._closures_only = False
+        self._shown_names: dict[tuple[str, str], list[str]] = {}
         self._version = ruleset.ruleset_version
         self._use(registries or Registries.empty(ruleset))
 
@@ -166,12 +167,14 @@ class Evaluator:
         """A traced definition from what the generated code kept: (value, not applicable, shown)."""
         value, na, shown = kept
         row = None
-        if sym.kind == "table":
+        if value is not None and sym.kind == "table":
             assert sym.table is not None
-            row = table_rows(sym.table)[value] if value is not None else None
-            value = row.id if row is not None else None
-        vals = {name: v for (_, name), v in zip(sym.shown, shown, strict=True)}
-        return trace_entry(sym, value, na, row.id if row is not None else None, vals, pid, self._order)
+            row = table_rows(sym.table)[value].id
+            value = row
+        names = self._shown_names.get((sym.scope, sym.name))
+        if names is None:
+            names = self._shown_names[(sym.scope, sym.name)] = [name for _, name in sym.shown]
+        return trace_entry(sym, value, na, row, dict(zip(names, shown, strict=True)), pid, self._order)
 
 
 def trace_entry(
