@@ -112,9 +112,9 @@ def recode(v: V, cats: tuple[str, ...]) -> Array:
 
 
 def select(idx: V, branches: list[V], n: int, t: Type) -> V:
-    """``branches[idx]`` row by row; null where ``idx`` is null or out of range."""
-    valid = np.zeros(n, dtype=bool)
-    conds = [(idx.data == i) if idx.valid is None else (idx.data == i) & idx.valid for i in range(len(branches))]
+    """``branches[idx]`` row by row; null where ``idx`` is null. Constant branches are one
+    lookup by index; only the array branches are copied where they are chosen."""
+    k = len(branches)
     numeric = [b for b in branches if b.type.kind in NUMERIC]
     text = [b for b in branches if b.is_text]
     cats: tuple[str, ...] = ()
@@ -130,11 +130,20 @@ def select(idx: V, branches: list[V], n: int, t: Type) -> V:
     else:
         datas = [b.data for b in branches]
         default = branches[0].data.dtype.type(0) if branches else np.int64(0)
-    datas = [np.asarray(d) for d in datas]
-    data = np.full(n, default)
-    for c, b, d in zip(conds, branches, datas, strict=True):
-        valid |= c if b.valid is None else c & full(b.valid, n)
-        np.copyto(data, d, where=c, casting="unsafe")
+    arrays = [np.asarray(d) for d in datas]
+    at = full(idx.data, n) if idx.valid is None else np.where(idx.valid, idx.data, k)
+    lut = np.array([d if d.ndim == 0 else default for d in arrays] + [default])
+    data = lut[at]
+    for i, d in enumerate(arrays):
+        if d.ndim:
+            np.copyto(data, d, where=at == i, casting="unsafe")
+    sure = [b.valid is None or (b.valid.ndim == 0 and bool(b.valid)) for b in branches]
+    if idx.valid is None and all(sure):
+        return V(data, t, scale, None, cats)
+    valid = np.array([*(b.valid is None or (b.valid.ndim == 0 and bool(b.valid)) for b in branches), False])[at]
+    for i, b in enumerate(branches):
+        if b.valid is not None and b.valid.ndim:
+            np.copyto(valid, b.valid, where=at == i)
     return V(data, t, scale, None if valid.all() else valid, cats)
 
 
