@@ -152,6 +152,12 @@ class ExprCompiler:
         """``m`` is the Python name of the member being visited ("" at household level)."""
         return _COMPILERS[type(e)](self, e, m)
 
+    def cond(self, e: ir.Expr, m: str) -> str:
+        """The expression where only its truth is read (a condition): no bool() of an and/or."""
+        if isinstance(e, ir.BoolOp):
+            return _c_boolop(self, e, m, truth=True)
+        return self.expr(e, m)
+
     def guarded(self, e: ir.Expr, m: str) -> str:
         """The expression, failing loudly, naming the field, when it may be absent and is."""
         text = self.expr(e, m)
@@ -166,7 +172,7 @@ class ExprCompiler:
         """An aggregation as a ``for`` statement: no comprehension frame to build, same values."""
         src, x = self.expr(e.source, m), self.var()
         saved, self.safe = self.safe, frozenset()
-        cond = self.expr(e.cond, x) if e.cond is not None else ""
+        cond = self.cond(e.cond, x) if e.cond is not None else ""
         elt = self.guarded(e.elt, x) if e.elt is not None and e.fn != "count" else ""
         self.safe = saved
         body = {
@@ -196,19 +202,19 @@ def _c_ref(c: ExprCompiler, e: Any, m: str) -> str:
 
 
 def _c_not(c: ExprCompiler, e: Any, m: str) -> str:
-    return f"(not {c.expr(e.operand, m)})"
+    return f"(not {c.cond(e.operand, m)})"
 
 
-def _c_boolop(c: ExprCompiler, e: Any, m: str) -> str:
+def _c_boolop(c: ExprCompiler, e: Any, m: str, truth: bool = False) -> str:
     saved, parts = c.safe, []
     for x in e.operands:
-        parts.append(c.expr(x, m))
+        parts.append(c.cond(x, m) if truth else c.expr(x, m))
         if (known := narrowed(x, e.op)) is not None:
             c.safe = c.safe | {known}
     c.safe = saved
     joined = f" {e.op} ".join(parts)
-    if len(parts) == 2:  # the closure backend returns the deciding operand for two, a bool beyond
-        return f"({joined})"
+    if len(parts) == 2 or truth:  # the closure backend returns the deciding operand for two,
+        return f"({joined})"  # a bool beyond; only truth matters in a condition
     return f"(True if {joined} else False)"
 
 
@@ -243,7 +249,7 @@ def _c_isnone(c: ExprCompiler, e: Any, m: str) -> str:
 
 
 def _c_ifelse(c: ExprCompiler, e: Any, m: str) -> str:
-    saved, cond = c.safe, c.expr(e.cond, m)
+    saved, cond = c.safe, c.cond(e.cond, m)
     then_known, other_known = narrowed(e.cond, "and"), narrowed(e.cond, "or")
     c.safe = saved | ({then_known} if then_known else set())
     then = c.expr(e.then, m)
@@ -265,7 +271,7 @@ def _c_filter(c: ExprCompiler, e: Any, m: str) -> str:
         return src
     x, saved = c.var(), c.safe
     c.safe = frozenset()  # another member: what was known present is not known for it
-    cond = c.expr(e.cond, x)
+    cond = c.cond(e.cond, x)
     c.safe = saved
     return f"[{x} for {x} in {src} if {cond}]"
 
@@ -281,7 +287,7 @@ def _c_agg(c: ExprCompiler, e: Any, m: str) -> str:
 
 
 def _agg_body(c: ExprCompiler, e: Any, src: str, x: str) -> str:
-    cond = f" if {c.expr(e.cond, x)}" if e.cond is not None else ""
+    cond = f" if {c.cond(e.cond, x)}" if e.cond is not None else ""
     if e.fn == "count":
         return f"len({src})" if not cond else f"len([1 for {x} in {src}{cond}])"
     elt = c.guarded(e.elt, x)

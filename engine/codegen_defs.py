@@ -315,7 +315,7 @@ class Builder:
         if kind == "outcome_index":
             assert sym.outcome is not None
             cases = sym.outcome.cases
-            arms = " ".join(f"{i} if {c.expr(x.cond, m)} else" for i, x in enumerate(cases) if x.cond is not None)
+            arms = " ".join(f"{i} if {c.cond(x.cond, m)} else" for i, x in enumerate(cases) if x.cond is not None)
             return f"({arms} {len(cases) - 1})"
         if kind == "case":
             outcome = self.sym((scope, sym.owner, "")).outcome
@@ -353,12 +353,12 @@ class Builder:
             return f"_unique({c.guarded(t.input, m)}, {intervals}, {other}, {sym.name!r})"
         rows = [(i, r) for i, r in enumerate(t.rows) if r.cond is not None]
         if t.hit_policy == "first":
-            arms = " ".join(f"{i} if {c.expr(r.cond, m)} else" for i, r in rows if r.cond is not None)
+            arms = " ".join(f"{i} if {c.cond(r.cond, m)} else" for i, r in rows if r.cond is not None)
             return f"({arms} {other})"
         col = t.max_by or ""
 
         def cell(i: int, r: TableRow) -> str:
             return c.expr(r.cells[col], m) if col in r.cells else f"_no_cell({i}, '', '')"
 
-        pairs = "".join(f"(({i}, {cell(i, r)}) if {c.expr(r.cond, m)} else None), " for i, r in rows if r.cond)
+        pairs = "".join(f"(({i}, {cell(i, r)}) if {c.cond(r.cond, m)} else None), " for i, r in rows if r.cond)
         return f"_best(({pairs}), {other})"
