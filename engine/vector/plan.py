@@ -21,7 +21,7 @@ import polars as pl
 from engine.parameters import ParameterResolver
 from engine.ruleset import Ruleset
 from engine.vector.kernel import Chunk, KernelPlan
-from engine.vector.kernel_values import NUMERIC, V, rescale
+from engine.vector.kernel_values import NUMERIC, V, full, recode, rescale, text_codes
 
 __all__ = ["ColumnRun", "fen_to_text", "round_half_up"]
 
@@ -111,7 +111,8 @@ class ColumnRun:
     # ------------------------------------------------------------ reading values
 
     def ensure(self, name: str, scope: str = "household") -> str:
-        """Make a household value a column of ``hh`` (numbers as scaled integers, see ``scales``)."""
+        """Make a household value a column of ``hh``: money in fen, other numbers as scaled
+        integers (see ``scales``)."""
         if name in self._extra:
             return name
         parts = [c.value(name, "household") for c in self.chunks()]
@@ -126,24 +127,27 @@ class ColumnRun:
 def series(name: str, parts: list[V], scales: dict[tuple[str, str], int] | None = None) -> pl.Series:
     """Per-slice values of one name as one Polars column."""
     first = parts[0]
+    valid = None
+    if any(p.valid is not None for p in parts):
+        valid = np.concatenate(
+            [np.ones(len(p.data), bool) if p.valid is None else full(p.valid, len(p.data)) for p in parts]
+        )
+    if first.is_text:
+        cats = tuple(dict.fromkeys(c for p in parts for c in text_codes(p)[1]))
+        codes = np.concatenate([recode(p, cats) for p in parts])
+        codes = np.where((codes < 0) if valid is None else (codes < 0) | ~valid, len(cats), codes)
+        return pl.Series(name, [*cats, None], dtype=pl.Utf8).gather(pl.Series(codes))
     if first.type.kind in NUMERIC:
-        scale = max(p.scale for p in parts)
-        data = np.concatenate([rescale(p, scale) for p in parts])
+        # money reads as fen, as every report expects (a 3-decimal line rounds half up here only)
+        scale = 2 if first.type.kind == "money" else max(p.scale for p in parts)
         if scales is not None:
             scales[("household", name)] = scale
-        s = pl.Series(name, data, dtype=pl.Int64)
+        data = [round_half_up(full(p.data, len(p.data)), p.scale, scale) for p in parts]
+        s = pl.Series(name, np.concatenate(data), dtype=pl.Int64)
     elif first.type.kind == "date":
         s = pl.Series(name, np.concatenate([p.data for p in parts]).astype(np.int32)).cast(pl.Date)
-    elif first.is_text:
-        cats = tuple(dict.fromkeys(c for p in parts for c in p.cats))
-        from engine.vector.kernel_values import recode
-
-        codes = np.concatenate([recode(p, cats) for p in parts])
-        s = pl.Series(name, list(cats), dtype=pl.Utf8).gather(pl.Series(codes).set(pl.Series(codes < 0), None))
     else:
         s = pl.Series(name, np.concatenate([p.data for p in parts]))
-    valids = [p.valid for p in parts]
-    if any(v is not None for v in valids):
-        valid = np.concatenate([np.ones(len(p.data), bool) if p.valid is None else p.valid for p in parts])
-        s = s.set(pl.Series(~valid), None) if not first.is_text else s
+    if valid is not None and not valid.all():
+        s = s.set(pl.Series(~valid), None)
     return s.alias(name)
