@@ -21,7 +21,7 @@ import polars as pl
 from engine.parameters import ParameterResolver
 from engine.ruleset import Ruleset
 from engine.vector.kernel import Chunk, KernelPlan
-from engine.vector.kernel_values import NUMERIC, V, full, recode, rescale, text_codes
+from engine.vector.kernel_values import NUMERIC, V, full, recode, text_codes
 
 __all__ = ["ColumnRun", "fen_to_text", "round_half_up"]
 
