@@ -20,6 +20,7 @@ names from rule files appear only as ``repr()`` literals.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -195,14 +196,16 @@ class _Emit:
         shown = "".join(f"{self._shown(sc, name, m)}, " for sc, name in s.shown)
         return f"({value}, {na}, ({shown}))"
 
-    def explain(self, kept: list[Node]) -> None:
+    def explain(self, eager: list[Node]) -> list[Node]:
+        """Write ``_explain``; return the values ``_decide`` must keep for it."""
         hh = "".join(f"{self._traced(s, '')}, " for s in self.hh_trace)
         mm = "".join(f"{self._traced(s, '_x')}, " for s in self.mm_trace)
         members = self.b.raw((_H, self.rs.explain_members, ""), "")
-        self.lines += [
-            f"def _explain(H, MEMBERS, P, R, {''.join(f'v{self.b.ident(n)}, ' for n in kept)}):",
-            f"    return (({hh}), [(_x, ({mm})) for _x in {members}])",
-        ]
+        body = f"    return (({hh}), [(_x, ({mm})) for _x in {members}])"
+        used = set(re.findall(r"\bv(\d+)\b", body))
+        kept = [n for n in eager if str(self.b.ident(n)) in used]
+        self.lines += [f"def _explain(H, MEMBERS, P, R, {''.join(f'v{self.b.ident(n)}, ' for n in kept)}):", body]
+        return kept
 
     # ------------------------------------------------------------ the function
 
@@ -213,7 +216,7 @@ class _Emit:
             self.lazy_function(n)
         for n in members:
             self.member_function(n)
-        self.explain([n for n in order if n in b.eager])
+        kept_nodes = self.explain([n for n in order if n in b.eager])
         self.lines.append("def _decide(H, MEMBERS, P, R):")
         start = len(self.lines)
         for n in (x for x in b.closure(order) if x in b.leaf_locals):  # cannot fail: read up front
@@ -240,7 +243,7 @@ class _Emit:
         self.lines[start:start] = [f"    v{b.ident(n)} = _U" for n in lazy if n in b.memo] + [
             f"    _c{b.ident(n)} = {{}}" for n in members if n in b.member_memo
         ]
-        kept = "".join(f"v{b.ident(n)}, " for n in order if n in b.eager)
+        kept = "".join(f"v{b.ident(n)}, " for n in kept_nodes)
         self.lines.append(f"    return ({{{', '.join(out)}}}, _F, (H, MEMBERS, P, R, {kept}))")
         return "\n".join(self.lines) + "\n"
 
