@@ -14,6 +14,8 @@ from the parts), ``summary.json`` is added up from per-chunk counts, and rows in
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import hashlib
 import json
@@ -346,6 +348,17 @@ def _drop_duplicate_ids(households: pl.DataFrame, dup_ids: pl.DataFrame) -> tupl
     return kept, rejects
 
 
+def _steady_heap() -> None:
+    """Fix glibc's mmap and trim thresholds at 128 KiB (their defaults). Left dynamic, glibc
+    raises them up to 32 MiB each time a large block is freed, after which each chunk's
+    NumPy buffers are carved from the heap and the heap keeps what it once held: a long
+    screening's memory creeps up chunk after chunk. A no-op where there is no `mallopt`."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+
+
 def screen(
     evaluator: Evaluator,
     caseload: Path,
@@ -358,6 +371,7 @@ def screen(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary."""
+    _steady_heap()
     job = _Screening(evaluator, caseload, out, fmt, decision_date, chunk_size, today or dt.date.today())
     manifest = job.prepare()
     job.run_chunks(manifest, progress)
