@@ -1,8 +1,9 @@
 """Text from rule files reaches the generated source only as quoted literals.
 
-A copy of rules/ gets an outcome value and a finding code made of quotes, a backslash, a
-newline and ``__import__('os')``: the ruleset still decides as the closure backend does,
-and in the generated source those strings are string constants, never code.
+A copy of rules/ gets an outcome value, a finding code and a table row id made of quotes, a
+backslash, a newline and ``__import__('os')``: the ruleset still decides as the closure
+backend does, and in the generated source those strings are string constants (or objects
+the source names by a generated name), never code.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = findings.read_text(encoding="utf-8")
     assert "code: remove" in text
     findings.write_text(text.replace("code: remove", f"code: {_yaml('remove' + CRAFTED)}", 1))
+    review = rules / "programs" / "review.yaml"
+    text = review.read_text(encoding="utf-8")
+    assert "id: review.interval.able" in text
+    review.write_text(text.replace("id: review.interval.able", f"id: {_yaml('review' + CRAFTED)}", 1))
     shutil.rmtree(rules / "tests")  # the bundled rule tests expect the real values
     (rules / "tests").mkdir()
     return rules
@@ -45,7 +50,7 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_crafted_strings_decide_like_the_reference(crafted: Path) -> None:
     rs = load(crafted)
     ev, ref = Evaluator(rs), ClosureEvaluator(rs)
-    seen_value = seen_code = False
+    seen_value = seen_code = seen_row = False
     for path in sorted((FIXTURES / "households").glob("*.json")):
         h = json.loads(path.read_text(encoding="utf-8"))
         got, want = ev.decide(h), ref.decide(h)
@@ -53,8 +58,10 @@ def test_crafted_strings_decide_like_the_reference(crafted: Path) -> None:
         assert got.explain_text("en") == want.explain_text("en")
         seen_value |= got.fields["low_income_status"] == CRAFTED
         seen_code |= "remove" + CRAFTED in got.findings
+        seen_row |= any(r.rule_id == "review" + CRAFTED for r in got.rules)
     assert seen_value
     assert seen_code
+    assert seen_row
 
 
 def test_crafted_strings_are_only_literals_in_the_source(crafted: Path) -> None:
