@@ -92,9 +92,11 @@ def _decide_slice(ch: Chunk, fields: list[str], findings: list[Symbol], tokens: 
     out: dict[str, V] = {}
     for f in fields:
         v = ch.value(f, "household")
+        data = full(v.data, ch.nh)
+        valid = None if v.valid is None else full(v.valid, ch.nh)
         if v.type.kind == "money":
-            v = V(round_half_up(full(v.data, ch.nh), v.scale, 2), v.type, 2, v.valid)
-        out[f] = v
+            data = round_half_up(data, v.scale, 2)
+        out[f] = V(data, v.type, 2 if v.type.kind == "money" else v.scale, valid, v.cats, v.raw)
     finding_flags = [full(ch.value(s.name, "household").filled(), ch.nh) for s in findings]
     explain = ch.value(ch.rs.explain_members, "household").filled()
     house = [_flag(ch, t) for t in tokens if t.sym.scope == "household"]

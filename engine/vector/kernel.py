@@ -23,6 +23,7 @@ from engine.ruleset import Ruleset, Symbol
 from engine.types import Type
 from engine.vector.kernel_defs import KINDS, row_ids
 from engine.vector.kernel_nodes import NODES
+from engine.vector.kernel_text import pack_bits
 from engine.vector.kernel_values import NUMERIC, V, dec_scale, epoch_days, full, scaled
 
 __all__ = ["Chunk", "KernelPlan", "walk"]
@@ -224,22 +225,28 @@ class Chunk:
         where[distinct] = np.arange(len(distinct))
         pair = where[key]
         resolved = [self.plan.values(str(names[k // span]), lo + int(k % span)) for k in distinct]
+
+        def per_household(table: Array) -> Array:
+            # one region and date (the usual chunk): the parameter is a constant that broadcasts
+            out: Array = table[0] if len(resolved) == 1 else table[pair]
+            return out
+
         for name in rs.parameter_order:
             t = rs.parameters[name].type
             vals = [r[name] for r in resolved]
             if t.kind in NUMERIC:
                 scale = max([2 if t.kind == "money" else 0, *(dec_scale(v) for v in vals)])
                 table = np.array([scaled(v, scale) for v in vals], dtype=np.int64)
-                self.values[("household", name)] = V(table[pair], t, scale)
+                self.values[("household", name)] = V(per_household(table), t, scale)
             elif t.kind == "date":
                 table = np.array([epoch_days(v) for v in vals], dtype=np.int32)
-                self.values[("household", name)] = V(table[pair], t)
+                self.values[("household", name)] = V(per_household(table), t)
             elif t.kind == "bool":
-                self.values[("household", name)] = V(np.array(vals, dtype=bool)[pair], t)
+                self.values[("household", name)] = V(per_household(np.array(vals, dtype=bool)), t)
             else:
                 cats = tuple(dict.fromkeys(str(v) for v in vals))
                 table = np.array([cats.index(str(v)) for v in vals], dtype=np.int32)
-                self.values[("household", name)] = V(table[pair], t, 0, None, cats)
+                self.values[("household", name)] = V(per_household(table), t, 0, None, cats)
 
     # ------------------------------------------------------------ aggregations
 
@@ -299,15 +306,13 @@ class Chunk:
                 self._aggs[p[0]] = V(bits[i] if p[1] == "any" else ~bits[i], p[0].type)
 
     def reduce_flags(self, flags: list[Array]) -> list[Array]:
-        """Per-member flags -> per household "any member", 64 flags to a word, one pass."""
+        """Per-member flags -> per household "any member": the flags are bits of one word per
+        member (as narrow as they allow), OR-reduced in one pass."""
         out: list[Array] = []
         for w in range(0, len(flags), 64):
-            word = np.zeros(self.nm, dtype=np.uint64)
             group = flags[w : w + 64]
-            for i, f in enumerate(group):
-                word |= f.astype(np.uint64) << np.uint64(i)
-            reduced = self._reduce(np.bitwise_or, word, 0)
-            out.extend(((reduced >> np.uint64(i)) & np.uint64(1)).astype(bool) for i in range(len(group)))
+            reduced = self._reduce(np.bitwise_or, pack_bits(group, self.nm), 0)
+            out.extend((reduced & reduced.dtype.type(1 << i)) != 0 for i in range(len(group)))
         return out
 
     def agg(self, e: ir.Agg) -> V:

@@ -13,18 +13,28 @@ import polars as pl
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-__all__ = ["dense_codes", "fen_texts", "joined_texts", "pack"]
+__all__ = ["dense_codes", "fen_texts", "joined_texts", "pack", "pack_bits"]
 
 Array = np.ndarray[Any, Any]
 _MAX_TEXTS = 200_000  # above this many distinct amounts, format every row in Polars instead
 
 
-def pack(flags: list[Array], n: int) -> Array:
-    """Boolean flags -> one row of uint64 words per row (flag i is bit i % 64 of word i // 64)."""
-    words = np.zeros((n, -(-len(flags) // 64)), dtype=np.uint64)
+def pack_bits(flags: list[Array], n: int) -> Array:
+    """Up to 64 boolean flags -> one word per row, flag i as bit i, in the narrowest unsigned
+    type that holds them (less memory to shift, OR and reduce)."""
+    k = len(flags)
+    dtype = np.uint8 if k <= 8 else np.uint16 if k <= 16 else np.uint32 if k <= 32 else np.uint64
+    word: Array = np.zeros(n, dtype=dtype)
     for i, f in enumerate(flags):
-        words[:, i // 64] |= f.astype(np.uint64) << np.uint64(i % 64)
-    return words
+        np.bitwise_or(word, np.left_shift(np.broadcast_to(f, (n,)).view(np.uint8), i, dtype=dtype), out=word)
+    return word
+
+
+def pack(flags: list[Array], n: int) -> Array:
+    """Boolean flags -> rows of words (flag i is bit i % 64 of word i // 64)."""
+    if len(flags) <= 64:
+        return pack_bits(flags, n).reshape(n, 1) if flags else np.zeros((n, 0), dtype=np.uint64)
+    return np.stack([pack_bits(flags[w : w + 64], n) for w in range(0, len(flags), 64)], axis=1)
 
 
 def _encode(column: Array) -> tuple[Array, Array]:

@@ -115,13 +115,19 @@ class ColumnRun:
         integers (see ``scales``)."""
         if name in self._extra:
             return name
-        parts = [c.value(name, "household") for c in self.chunks()]
+        parts = [widen(c.value(name, "household"), c.nh) for c in self.chunks()]
         self._extra[name] = series(name, parts, self.scales)
         return name
 
     @property
     def hh(self) -> pl.DataFrame:
         return self.households.with_columns(list(self._extra.values()))
+
+
+def widen(v: V, n: int) -> V:
+    """A value with one row per household (a constant broadcast)."""
+    valid = None if v.valid is None else full(v.valid, n)
+    return V(full(v.data, n), v.type, v.scale, valid, v.cats, v.raw)
 
 
 def series(name: str, parts: list[V], scales: dict[tuple[str, str], int] | None = None) -> pl.Series:
