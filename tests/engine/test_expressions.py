@@ -6,7 +6,7 @@ import pytest
 
 from engine import Ruleset
 from engine.expressions import ExprError, parse_expression
-from engine.loader import _Loader
+from engine.loading.check import Checker
 from engine.types import Type
 
 
@@ -75,4 +75,4 @@ def test_bad_expressions(ruleset: Ruleset, text: str, message: str) -> None:
 
 
 def test_loader_is_the_resolver_used_at_load() -> None:
-    assert hasattr(_Loader, "lookup")
+    assert hasattr(Checker, "lookup")

@@ -1,0 +1,154 @@
+"""Type check of decision tables: the input, each row's interval or condition and cells, the
+hit policy, and (for a unique table) that the rows cover the input's domain without overlap."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine import ir
+from engine.errors import ProblemKind, did_you_mean
+from engine.ruleset import Interval, Symbol, Table, TableRow
+from engine.source import Pos, YList, YMap, pos_of
+from engine.tables import check_unique, parse_interval
+from engine.types import Type
+
+from .check import AlreadyReported, Checker
+from .shapes import text
+from .state import refs
+
+__all__ = ["check_table", "check_table_output"]
+
+
+def check_table(ck: Checker, sym: Symbol) -> None:
+    item, rid, scope = sym.raw, sym.name, sym.scope
+    outputs = {
+        s.column: s.type
+        for s in ck.symbols.values()
+        if s.kind == "table_output" and s.owner == rid and s.scope == scope
+    }
+    policy = str(item.get("hit_policy", "unique"))
+    if policy not in ("unique", "first", "max"):
+        ck.problems.append(
+            pos_of(item, "hit_policy").problem(
+                ProblemKind.BAD_VALUE, f"hit_policy is unique, first or max, not `{policy}`", rid
+            )
+        )
+        raise AlreadyReported
+    sym.applies = ck.condition(item, "applies", scope, rid) if "applies" in item else None
+    inp = ck.expr(item.get("input"), pos_of(item, "input"), scope, rid) if "input" in item else None
+    if policy == "unique" and inp is None:
+        ck.problems.append(
+            item.pos.problem(ProblemKind.MISSING_KEY, "a unique table needs an `input` and interval rows", rid)
+        )
+        raise AlreadyReported
+    raw_rows = item.get("rows")
+    if not isinstance(raw_rows, YList) or not raw_rows:
+        ck.problems.append(pos_of(item, "rows").problem(ProblemKind.BAD_TYPE, "`rows` must be a non-empty list", rid))
+        raise AlreadyReported
+    rows: list[TableRow] = []
+    for i, raw in enumerate(raw_rows):
+        row = _row(ck, raw, raw_rows.item_pos[i], rid, scope, outputs, policy)
+        if row:
+            rows.append(row)
+    other = (
+        _row(ck, item["otherwise"], pos_of(item, "otherwise"), rid, scope, outputs, "otherwise")
+        if "otherwise" in item
+        else None
+    )
+    max_by = str(item.get("max_by", next(iter(outputs), "")))
+    if policy == "max" and outputs.get(max_by) is None:
+        ck.problems.append(
+            item.pos.problem(ProblemKind.BAD_VALUE, "hit_policy max needs `max_by`, a numeric output column", rid)
+        )
+    if policy == "unique" and inp is not None:
+        _check_domain(ck, item, rid, inp, rows)
+    sym.table = Table(policy, inp, dict(outputs), rows, other, max_by if policy == "max" else None)  # type: ignore[arg-type]
+    sym.deps = tuple(
+        sorted(set(refs(inp) if inp else ()) | {d for r in rows for d in (refs(r.cond) if r.cond else ())})
+    )
+
+
+def _check_domain(ck: Checker, item: YMap, rid: str, inp: ir.Expr, rows: list[TableRow]) -> None:
+    """The rows of a unique table cover its input's domain once each."""
+    dom_text = item.get("domain")
+    domain = (
+        parse_interval(str(dom_text))
+        if dom_text is not None
+        else Interval(Decimal(0), True, None, False)
+        if inp.type.kind == "money"
+        else Interval(None, False, None, False)
+    )
+    if domain is None:
+        ck.problems.append(
+            pos_of(item, "domain").problem(
+                ProblemKind.BAD_VALUE, f"`{dom_text}` is not an interval like [1, 3] or [0, inf)", rid
+            )
+        )
+        return
+    for row, kind, msg in check_unique(rows, domain, inp.type.kind == "int"):
+        ck.problems.append(row.pos.problem(kind, msg, rid))
+
+
+def _row(
+    ck: Checker, raw: Any, where: Pos, rid: str, scope: str, outputs: dict[str, Type | None], policy: str
+) -> TableRow | None:
+    if not isinstance(raw, YMap) or "id" not in raw:
+        ck.problems.append(where.problem(ProblemKind.BAD_TYPE, "a table row is a mapping with an `id`", rid))
+        return None
+    row_id = str(raw["id"])
+    for key in raw:
+        if key not in ("id", "title", "when") and key not in outputs:
+            ck.problems.append(
+                raw.key_pos[key].problem(
+                    ProblemKind.UNKNOWN_KEY,
+                    f"row `{row_id}`: unknown column `{key}`{did_you_mean(str(key), list(outputs))}",
+                    rid,
+                )
+            )
+    interval = None
+    cond = None
+    if policy == "unique":
+        interval = parse_interval(str(raw.get("when", "")))
+        if interval is None:
+            ck.problems.append(
+                pos_of(raw, "when").problem(
+                    ProblemKind.BAD_VALUE,
+                    f"row `{row_id}`: `when` must be an interval like [1, 1] or (20000, 50000]",
+                    rid,
+                )
+            )
+    elif policy != "otherwise":
+        if "when" not in raw:
+            ck.problems.append(raw.pos.problem(ProblemKind.MISSING_KEY, f"row `{row_id}` needs `when`", rid))
+        else:
+            cond = ck.condition(raw, "when", scope, rid)
+    cells: dict[str, ir.Expr] = {}
+    for col, t in outputs.items():
+        if col not in raw:
+            ck.problems.append(
+                raw.pos.problem(ProblemKind.MISSING_KEY, f"row `{row_id}` has no value for column `{col}`", rid)
+            )
+            continue
+        cell = _cell(ck, raw[col], pos_of(raw, col), t, scope, rid)
+        if cell is not None:
+            cells[col] = cell
+    return TableRow(row_id, text(raw, "title"), interval, cond, cells, raw.pos)
+
+
+def _cell(ck: Checker, value: Any, pos: Pos, t: Type | None, scope: str, rid: str) -> ir.Expr | None:
+    if t is None:
+        return None
+    if isinstance(value, str) and t.kind not in ("str", "enum"):
+        expr = ck.expr(value, pos, scope, rid)
+        if expr is not None:
+            ck.expect_type(expr, t, pos, rid)
+        return expr
+    return ir.Const(t, ck.literal(value, t, pos, rid))
+
+
+def check_table_output(ck: Checker, sym: Symbol) -> None:
+    if sym.type is None:
+        raise AlreadyReported
+    owner = ck.symbols[(sym.scope, sym.owner)]
+    sym.deps = (owner.name,)

@@ -1,0 +1,170 @@
+"""Declarations of tables and outcomes: besides themselves they declare the names they give
+values to (a table's output columns; an outcome's field, its cases and the fields they set)."""
+
+from __future__ import annotations
+
+from engine.errors import ProblemKind
+from engine.ruleset import Symbol
+from engine.source import Pos, YList, YMap, pos_of
+from engine.types import BOOL, INT, STR
+
+from .items import messages, report, scope
+from .shapes import check_keys, declared_type, text
+from .state import Declared
+
+__all__ = ["declare_outcome", "declare_table"]
+
+_OUTCOME_POLICIES = ("first",)
+
+
+def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
+    """A table, and one name per output column (``table.column``)."""
+    rid = str(item["id"])
+    per = scope(d, item, rid)
+    sym = Symbol(
+        rid,
+        per,
+        "table",
+        STR,
+        title=text(item, "title", d.problems),
+        legal_basis=str(item.get("legal_basis", basis)),
+        program=program,
+        pos=item.pos,
+        report=report(d, item, rid, "fire"),
+        raw=item,
+    )
+    d.add(sym)
+    outputs = item.get("outputs")
+    if not isinstance(outputs, YMap):
+        d.problems.append(
+            pos_of(item, "outputs").problem(ProblemKind.BAD_TYPE, "`outputs` maps column names to types", rid)
+        )
+        return
+    for col, tname in outputs.items():
+        t = declared_type(tname, outputs.value_pos[col], d.problems, rid)
+        d.add(
+            Symbol(
+                f"{rid}.{col}",
+                per,
+                "table_output",
+                t,
+                title=sym.title,
+                program=program,
+                pos=outputs.value_pos[col],
+                owner=rid,
+                column=str(col),
+            )
+        )
+
+
+def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
+    """An outcome (its case index), its field, each case, and each field a case sets."""
+    rid = str(item["id"])
+    per = scope(d, item, rid)
+    basis = str(item.get("legal_basis", basis))
+    d.add(
+        Symbol(
+            rid,
+            per,
+            "outcome_index",
+            INT,
+            title=text(item, "title", d.problems),
+            legal_basis=basis,
+            program=program,
+            pos=item.pos,
+            raw=item,
+        )
+    )
+    field = str(item.get("field"))
+    d.add(
+        Symbol(
+            field,
+            per,
+            "outcome",
+            None,
+            title=text(item, "title", d.problems),
+            legal_basis=basis,
+            program=program,
+            pos=pos_of(item, "field"),
+            owner=rid,
+        )
+    )
+    policy = item.get("hit_policy")
+    if policy is not None and policy not in _OUTCOME_POLICIES:
+        d.problems.append(
+            pos_of(item, "hit_policy").problem(
+                ProblemKind.BAD_VALUE,
+                f"an outcome's hit_policy is `first` (cases in the order written), not `{policy}`",
+                rid,
+            )
+        )
+    cases = item.get("cases")
+    if not isinstance(cases, YList):
+        d.problems.append(pos_of(item, "cases").problem(ProblemKind.BAD_TYPE, "`cases` must be a list", rid))
+        return
+    all_cases = [(c, cases.item_pos[i]) for i, c in enumerate(cases)]
+    other = item.get("otherwise")
+    if other is not None:
+        all_cases.append((other, pos_of(item, "otherwise")))
+    sets: dict[str, Pos] = {}
+    for c, cpos in all_cases:
+        cid = str(c.get("id")) if isinstance(c, YMap) else None
+        if not check_keys(c, "case", d.problems, cid or rid, cpos) or not cid:
+            continue
+        _declare_case(d, c, cid, c is other, per, rid, program, basis, sets)
+    for k, kpos in sets.items():
+        d.add(
+            Symbol(
+                k,
+                per,
+                "set",
+                None,
+                title=text(item, "title", d.problems),
+                program=program,
+                pos=kpos,
+                owner=rid,
+                column=k,
+            )
+        )
+
+
+def _declare_case(
+    d: Declared,
+    c: YMap,
+    cid: str,
+    is_other: bool,
+    per: str,
+    rid: str,
+    program: str,
+    basis: str,
+    sets: dict[str, Pos],
+) -> None:
+    """One case; the fields it sets are gathered into ``sets`` (first place each is set)."""
+    if not is_other and "when" not in c:
+        d.problems.append(c.pos.problem(ProblemKind.MISSING_KEY, "case needs `when`", cid))
+    if is_other and "when" in c:
+        d.problems.append(pos_of(c, "when").problem(ProblemKind.BAD_VALUE, "`otherwise` has no `when`", cid))
+    d.add(
+        Symbol(
+            cid,
+            per,
+            "case",
+            BOOL,
+            title=text(c, "title", d.problems),
+            legal_basis=str(c.get("legal_basis", basis)),
+            program=program,
+            pos=c.pos,
+            report=report(d, c, cid, "fire"),
+            messages=messages(d, c, cid),
+            owner=rid,
+            raw=c,
+        )
+    )
+    s = c.get("set") or YMap()
+    if isinstance(s, YMap):
+        for k in s:
+            sets.setdefault(str(k), s.key_pos[k])
+    else:
+        d.problems.append(
+            pos_of(c, "set").problem(ProblemKind.BAD_TYPE, "`set` maps decision fields to expressions", cid)
+        )

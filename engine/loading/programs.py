@@ -1,0 +1,125 @@
+"""Declarations from programs/*.yaml: every derived value, rule, table, outcome, output and
+finding, with its keys checked; expressions stay unread until the type check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import ProblemKind
+from engine.ruleset import Symbol
+from engine.source import Pos, YList, YMap, pos_of
+from engine.types import BOOL
+
+from .decisions import declare_outcome, declare_table
+from .items import messages, report, scope
+from .shapes import check_keys, declared_type, text
+from .state import Declared
+
+__all__ = ["declare_program"]
+
+Declare = Callable[[Declared, YMap, str, str], None]
+
+
+def declare_program(d: Declared, display: str, doc: Any) -> None:
+    """A program file: its head, then each section's items in the order written."""
+    if doc is None:
+        return
+    if not check_keys(doc, "program", d.problems, where=Pos(display, 1, 1)):
+        return
+    program = str(doc.get("program"))
+    basis = str(doc.get("legal_basis", ""))
+    d.programs.append({"id": program, "title": text(doc, "title", d.problems), "legal_basis": basis, "file": display})
+    for section, (kind, declare) in _SECTIONS.items():
+        items = doc.get(section)
+        if items is None:
+            continue
+        if not isinstance(items, YList):
+            d.problems.append(pos_of(doc, section).problem(ProblemKind.BAD_TYPE, f"`{section}` must be a list"))
+            continue
+        for i, item in enumerate(items):
+            rid = str(item.get("id")) if isinstance(item, YMap) and "id" in item else None
+            if check_keys(item, kind, d.problems, rid, items.item_pos[i]) and rid:
+                declare(d, item, program, basis)
+
+
+def _derived(d: Declared, item: YMap, program: str, basis: str) -> None:
+    rid = str(item["id"])
+    d.add(
+        Symbol(
+            rid,
+            scope(d, item, rid),
+            "derived",
+            title=text(item, "title", d.problems),
+            legal_basis=basis,
+            program=program,
+            pos=item.pos,
+            raw=item,
+        )
+    )
+
+
+def _rule(d: Declared, item: YMap, program: str, basis: str) -> None:
+    rid = str(item["id"])
+    sym = Symbol(
+        rid,
+        scope(d, item, rid),
+        "rule",
+        title=text(item, "title", d.problems),
+        legal_basis=str(item.get("legal_basis", basis)),
+        program=program,
+        pos=item.pos,
+        report=report(d, item, rid, "fail"),
+        messages=messages(d, item, rid),
+        raw=item,
+    )
+    d.add(sym)
+
+
+def _output(d: Declared, item: YMap, program: str, basis: str) -> None:
+    rid = str(item["id"])
+    t = declared_type(item.get("type"), pos_of(item, "type"), d.problems, rid)
+    d.add(
+        Symbol(
+            rid,
+            "household",
+            "output",
+            None,
+            title=text(item, "title", d.problems),
+            legal_basis=basis,
+            program=program,
+            pos=item.pos,
+            raw={"item": item, "declared": t},
+        )
+    )
+
+
+def _finding(d: Declared, item: YMap, program: str, basis: str) -> None:
+    rid = str(item["id"])
+    d.add(
+        Symbol(
+            rid,
+            "household",
+            "finding",
+            BOOL,
+            title=text(item, "title", d.problems),
+            legal_basis=str(item.get("legal_basis", basis)),
+            program=program,
+            pos=item.pos,
+            report="fire",
+            code=str(item.get("code")),
+            messages=messages(d, item, rid),
+            raw=item,
+        )
+    )
+
+
+# section of a program file: (the key set its items follow, how each is declared)
+_SECTIONS: dict[str, tuple[str, Declare]] = {
+    "derived": ("derived", _derived),
+    "rules": ("rule", _rule),
+    "tables": ("table", declare_table),
+    "outcomes": ("outcome", declare_outcome),
+    "outputs": ("output", _output),
+    "findings": ("finding", _finding),
+}
