@@ -11,6 +11,7 @@ reasons on both paths; a Hypothesis test holds them to it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +22,24 @@ from engine.types import BLANKS, DATE_PATTERN, ID_PATTERN, INT_PATTERN, MONEY_DI
 from engine.types import weighted_digit_sum as _weighted_digit_sum
 from engine.validation import Coverage, FieldRule, schema_rules
 from engine.validation_messages import say
-from engine.validation_reasons import MEMBER_INDEX, MEMBER_OF, REASONS, all_field_reasons, coverage_reasons, cross_flags
+from engine.validation_reasons import (
+    MEMBER_INDEX,
+    MEMBER_OF,
+    REASONS,
+    all_field_reasons,
+    coverage_reasons,
+    cross_flags,
+    reasons_frame,
+)
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema
 
-__all__ = ["LINK", "REJECT_SCHEMA", "cell_text", "group_marker", "validate_columns"]
+__all__ = ["LINK", "REJECT_SCHEMA", "SHAPE", "cell_text", "group_marker", "validate_columns"]
 
 REJECT_SCHEMA = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
 LINK = "~row"  # links members to their household when a table came from JSON objects
+SHAPE = "~shape"  # a household's problems of shape (JSON [[field, reason], ...]), found while flattening
 _MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 
@@ -314,7 +324,12 @@ def validate_columns(
             pl.lit(say("members")).alias("reason")
         ),
     ]  # fmt: skip
-    found = pl.concat([r.cast(REASONS) for r in reasons], how="vertical").sort("~i", maintain_order=True)
+    found = pl.concat([r.cast(REASONS) for r in reasons], how="vertical")
+    if SHAPE in households.columns:  # a household of the wrong shape is rejected for its shape alone
+        shaped = households.filter(pl.col(SHAPE).is_not_null()).select("~i", SHAPE).join(h.select("~i", "~id"), on="~i")
+        rows = [(i, hid, f, r) for i, text, hid in shaped.iter_rows() for f, r in json.loads(text)]
+        found = pl.concat([found.filter(~pl.col("~i").is_in(shaped.get_column("~i").implode())), reasons_frame(rows)])
+    found = found.sort("~i", maintain_order=True)
     rejects = [found.drop("~i")]
     if orphans.height:
         rejects.append(

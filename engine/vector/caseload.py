@@ -20,7 +20,7 @@ from engine.errors import FieldProblem, InputError
 from engine.record import FieldSpec, RecordSchema
 from engine.types import BadValue, number_text, value_text
 from engine.validation import Coverage
-from engine.validation_columns import LINK, REJECT_SCHEMA, group_marker, validate_columns
+from engine.validation_columns import LINK, REJECT_SCHEMA, SHAPE, group_marker, validate_columns
 from engine.validation_messages import say
 
 __all__ = [
@@ -102,7 +102,9 @@ def jsonl_to_tables(
 
     Members are linked to their household by the line number (column ``~row``), so a
     household without or with a repeated ``household_id`` keeps its own members; a group
-    object that was given, even empty, is marked (``~group:<name>``).
+    object that was given, even empty, is marked (``~group:<name>``). A household with a
+    problem of shape (a list where a value belongs, a member that is not an object) keeps
+    only its ID and its reasons (``~shape``), which ``validate_frames`` reports.
     """
     groups = {s.name: s for s in schema.household if s.kind == "group"}
     top = frozenset(s.name for s in schema.household if s.kind not in ("group", "members"))
@@ -124,8 +126,12 @@ def jsonl_to_tables(
             try:
                 schema.validate(obj)
             except InputError as exc:
-                hid = _id_text(obj.get(schema.id_field))
-                rejects.extend({"household_id": hid, "field": p.field, "reason": p.message} for p in exc.problems)
+                # kept as a row, so that its household ID still counts as seen in this input
+                reasons = [[p.field, p.message] for p in exc.problems]
+                hid = obj.get(schema.id_field)
+                households.append(
+                    {LINK: i, schema.id_field: _cell(hid) if _id_text(hid) else None, SHAPE: json.dumps(reasons)}
+                )
                 continue
         row: dict[str, Any] = {LINK: i}
         for key, value in obj.items():

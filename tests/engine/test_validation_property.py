@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from engine import InputError, load
 from engine.record import RecordSchema
+from engine.types import BadValue, value_text
 from engine.vector.caseload import jsonl_to_tables, validate_frames
 from tests.conftest import RULES
 from tests.strategies import households
@@ -162,3 +163,47 @@ def _schema() -> RecordSchema:
     """The bundled record schema, with its parameter coverage (not a fixture: Hypothesis
     would print the whole ruleset with every failing example)."""
     return load(RULES).record
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A few households, some awkward, with IDs from a small pool so that some repeat."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        h = draw(st.one_of(households(), awkward_households()))
+        if draw(st.booleans()):
+            h["household_id"] = draw(st.sampled_from(["H-1", "H-2", " H-1 ", None]))
+        out.append(h)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches())
+def test_a_batch_is_decided_and_rejected_alike(batch: list[dict[str, Any]]) -> None:
+    """`check` on a .jsonl file and `screen` on it: the same households accepted, the same
+    reasons, rows in = accepted + rejected, every copy of a repeated ID rejected."""
+    schema = _schema()
+    objs = [json.loads(json.dumps(h)) for h in batch]
+    repeated = schema.repeated_ids(objs)
+    row_ok, row_bad = [], []
+    for obj in objs:
+        try:
+            hh, _ = schema.validate(obj, TODAY, repeated=repeated)
+            row_ok.append(hh["household_id"])
+        except InputError as exc:
+            hid = _id_text(obj.get("household_id")) if isinstance(obj, dict) else None
+            row_bad += [(hid, p.field, p.message) for p in exc.problems]
+    hh, mm, pre = jsonl_to_tables([json.dumps(h) for h in batch], schema)
+    good, _, rejects = validate_frames(schema, hh, mm, TODAY)
+    col_bad = pre.rows() + rejects.rows()
+    assert good.get_column("household_id").to_list() == row_ok
+    assert sorted(col_bad, key=repr) == sorted(row_bad, key=repr)
+    rejected_rows = len(batch) - len(row_ok)
+    assert good.height + rejected_rows == len(batch)
+
+
+def _id_text(value: Any) -> str | None:
+    try:
+        return value_text(value)
+    except BadValue:
+        return None
