@@ -188,8 +188,8 @@ def test_a_batch_is_decided_and_rejected_alike(batch: list[dict[str, Any]]) -> N
     row_ok, row_bad = [], []
     for obj in objs:
         try:
-            hh, _ = schema.validate(obj, TODAY, repeated=repeated)
-            row_ok.append(hh["household_id"])
+            values, _ = schema.validate(obj, TODAY, repeated=repeated)
+            row_ok.append(values["household_id"])
         except InputError as exc:
             hid = _id_text(obj.get("household_id")) if isinstance(obj, dict) else None
             row_bad += [(hid, p.field, p.message) for p in exc.problems]
