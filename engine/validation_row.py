@@ -42,7 +42,8 @@ RowValidator = Callable[
 
 def _id_ok(v: str) -> bool:
     """The common case of a valid resident ID, already upper-case and trimmed."""
-    if len(v) != 18 or not v.isascii() or not v[:17].isdigit() or ID_CHECK[2 * int(v[:17], 13) % 11] != v[17]:
+    body = v[:17]
+    if len(v) != 18 or not v.isascii() or not body.isdigit() or ID_CHECK[2 * int(body, 13) % 11] != v[17]:
         return False
     month, day = int(v[10:12]), int(v[12:14])
     if 1 <= month <= 12 and 1 <= day <= 28 and v[6:10] != "0000":
@@ -178,9 +179,13 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
     emit(2, f"raise _InputError(S, _record_id(raw, {rid}))")
     _cross_code(g, cross_rules(member_rules), {r.path for r in member_rules})
     emit(1, "if coverage is not None:")
-    emit(2, f"c = coverage.problem(h.get({REGION_FIELD!r}), h.get({DATE_FIELD!r}))")
-    emit(2, "if c is not None:")
-    emit(3, "P.append(c)")
+    emit(2, f"r = h.get({REGION_FIELD!r})")
+    emit(2, f"d = h.get({DATE_FIELD!r})")
+    emit(2, "f = coverage.first.get(r, coverage.other)")  # the common case in two lookups
+    emit(2, "if f is None or d is None or d < f:")
+    emit(3, "c = coverage.problem(r, d)")
+    emit(3, "if c is not None:")
+    emit(4, "P.append(c)")
     emit(1, f"if repeated and h.get({rid}) in repeated:")
     emit(2, f"P.append(_FP({rid}, {g.const(say('repeated_household'))}))")
     emit(1, "if P:")

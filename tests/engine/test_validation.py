@@ -174,7 +174,28 @@ def test_generated_source_holds_declared_names_only_as_literals(ruleset: Ruleset
     validate = compile_row_validator(ruleset.record)
     tree = ast.parse(validate.__doc__ or "")
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    local = {"raw", "today", "coverage", "repeated", "P", "S", "h", "M", "v", "t", "g", "ms", "m", "i", "o", "c", "b"}
+    local = {
+        "raw",
+        "today",
+        "coverage",
+        "repeated",
+        "P",
+        "S",
+        "h",
+        "M",
+        "v",
+        "t",
+        "g",
+        "ms",
+        "m",
+        "i",
+        "o",
+        "c",
+        "b",
+        "r",
+        "d",
+        "f",
+    }
     local |= {n for n in names if n[0] == "u" and n[1:].isdigit()}
     assert names <= set(validate.__globals__) | local | {
         "type",
