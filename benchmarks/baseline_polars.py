@@ -343,8 +343,9 @@ def decide(
         hm = hm_all[mb[i] : mb[i + 1]].astype(np.intp) - a
         return _slice(h.slice(a, b - a), m.slice(mb[i], mb[i + 1] - mb[i]), hm, reg)
 
-    with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(one, range(threads)))
+    with ThreadPoolExecutor(max(1, threads - 1)) as pool:  # the calling thread does slice 0
+        later = [pool.submit(one, i) for i in range(1, threads)]
+        parts = [one(0), *(f.result() for f in later)]
     col = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def fen(x: int) -> str:

@@ -157,25 +157,36 @@ def decide_frames(
         ch = run.chunk(*span)
         return ch, _decide_slice(ch, fields, findings, tokens)
 
-    with ThreadPoolExecutor(len(spans)) as pool:
-        done = list(pool.map(work, spans)) if len(spans) > 1 else [work(spans[0])]
+    kinds = {f: _kind(rs.symbol(f).type) for f in fields}
+    required = [f for f in fields if not _nullable(rs.symbol(f).type)]
+    ids = {"findings": [s.code for s in findings], "reasons": [t.id for t in order]}
+    slices: list[_Slice] = []
+
+    def column(name: str) -> pl.Series:
+        if name in ids:
+            return joined_texts(np.concatenate([getattr(s, name) for s in slices]), ids[name], name)
+        return _column(name, [s.fields[name] for s in slices], kinds[name])
+
+    def columns_of(names: list[str]) -> list[pl.Series]:
+        return [column(n) for n in names]
+
+    names = [*fields, "findings", "reasons"]
+    # The calling thread takes a share of the work too: a thread handed work and waited for
+    # costs a scheduling delay each time, which on a busy machine adds up.
+    with ThreadPoolExecutor(max(1, len(spans) - 1)) as pool:
+        later = [pool.submit(work, span) for span in spans[1:]]
+        done = [work(spans[0]), *(f.result() for f in later)]
         run.use([c for c, _ in done])
-        slices = [s for _, s in done]
-        hh = run.households
-        kinds = {f: _kind(rs.symbol(f).type) for f in fields}
-        required = [f for f in fields if not _nullable(rs.symbol(f).type)]
-        ids = {"findings": [s.code for s in findings], "reasons": [t.id for t in order]}
-
-        def text(name: str) -> pl.Series:
-            words = np.concatenate([getattr(s, name) for s in slices])
-            return joined_texts(words, ids[name], name)
-
-        # each text column is built once per distinct value; the columns build side by side
-        tasks = [pool.submit(_column, f, [s.fields[f] for s in slices], kinds[f]) for f in fields]
-        tasks += [pool.submit(text, name) for name in ("findings", "reasons")]
-        columns: list[pl.Series] = [hh.get_column("household_id"), hh.get_column("decision_date")]
-        columns.append(pl.repeat(rs.ruleset_version, hh.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"))
-        columns += [t.result() for t in tasks]
+        slices.extend(s for _, s in done)
+        # each text column is made once per distinct value; the columns are built side by side
+        groups = [names[i :: len(spans)] for i in range(len(spans))]
+        built_later = [pool.submit(columns_of, g) for g in groups[1:]]
+        built = {s.name: s for s in columns_of(groups[0])}
+        built.update({s.name: s for f in built_later for s in f.result()})
+    hh = run.households
+    columns: list[pl.Series] = [hh.get_column("household_id"), hh.get_column("decision_date")]
+    columns.append(pl.repeat(rs.ruleset_version, hh.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"))
+    columns += [built[n] for n in names]
     frame = pl.DataFrame(columns)
     frame = frame.select([c for c in rs.decision_fields if c in frame.columns])
     if not required or not any(frame.get_column(f).null_count() for f in required):
