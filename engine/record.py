@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.errors import Problem, did_you_mean
 from engine.source import Pos, YMap, pos_of
-from engine.types import INPUT_KINDS, BadValue, Type, parse_value
+from engine.types import INPUT_KINDS, MONEY_DIGITS, BadValue, Type, parse_value
 from engine.validation import Coverage, repeated_household_ids
 from engine.validation_row import RowValidator, compile_row_validator
 
@@ -115,7 +115,8 @@ class RecordSchema:
                 props[spec.name] = {"type": "array", "items": member, "minItems": 1}
             elif spec.kind == "group":
                 group = _object_schema(spec.fields)
-                props[spec.key] = {"anyOf": [group, {"type": "null"}]} if spec.nullable else group
+                nullable = spec.nullable or spec.has_default
+                props[spec.key] = {"anyOf": [group, {"type": "null"}]} if nullable else group
             else:
                 props[spec.key] = _field_schema(spec)
             if not spec.has_default and not spec.nullable:
@@ -153,7 +154,12 @@ class RecordSchema:
 _JSON_TYPES: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
     "resident_id": {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$"},
-    "money": {"anyOf": [{"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"}, {"type": "number", "minimum": 0}]},
+    "money": {
+        "anyOf": [
+            {"type": "string", "pattern": "^[0-9]{1,12}(\\.[0-9]{1,2})?$"},
+            {"type": "number", "minimum": 0, "exclusiveMaximum": 10**MONEY_DIGITS},
+        ]
+    },
     "int": {"type": "integer"},
     "decimal": {"type": "number"},
     "bool": {"type": "boolean"},
@@ -173,7 +179,7 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
         schema["maximum"] = spec.max
     if spec.title:
         schema["title"] = spec.title.get("zh", "") + (" / " + spec.title["en"] if "en" in spec.title else "")
-    if spec.nullable or spec.required_when:
+    if spec.nullable or spec.required_when or spec.has_default:  # null is the same as absent
         return {"anyOf": [schema, {"type": "null"}], **({"title": schema["title"]} if "title" in schema else {})}
     return schema
 
