@@ -155,6 +155,7 @@ class _Screening:
             self.chunk_size,
             self.work / "buckets",
         )
+        shutil.rmtree(self.work / "buckets", ignore_errors=True)
         _write_atomic(pl.concat([bad, orphans], how="vertical"), self.work / "rejects-prepare.parquet")
         manifest = {
             "key": key,
