@@ -39,6 +39,7 @@ __all__ = ["LINK", "REJECT_SCHEMA", "SHAPE", "cell_text", "group_marker", "valid
 
 REJECT_SCHEMA = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
 LINK = "~row"  # links members to their household when a table came from JSON objects
+_TEXT = "~t:"
 SHAPE = "~shape"  # a household's problems of shape (JSON [[field, reason], ...]), found while flattening
 _MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
@@ -57,6 +58,8 @@ class _Field:
 
 def cell_text(frame: pl.DataFrame, column: str) -> pl.Expr:
     """The canonical text of a column: trimmed, blank = null."""
+    if _TEXT + column in frame.columns:
+        return pl.col(_TEXT + column)
     if column not in frame.columns:
         return pl.lit(None, dtype=pl.Utf8)
     dtype = frame.schema[column]
@@ -156,6 +159,13 @@ def _resident_id(up: pl.Expr, body: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     good = up.str.contains(f"^{ID_PATTERN}$") & ((_weighted_digit_sum(body) + check) % 11 == 1)
     good = good & (y >= 1) & (d >= 1) & (d <= days)
     return pl.when(good).then(up), up.is_not_null() & ~good.fill_null(False)
+
+
+def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the canonical text of each text column computed once (``~t:<column>``):
+    every check of a column reads it, and Polars would trim the strings again for each."""
+    texts = [cell_text(frame, c).alias(_TEXT + c) for c, t in frame.schema.items() if t == pl.Utf8 and c[0] != "~"]
+    return frame.with_columns(texts) if texts else frame
 
 
 def id_helpers(frame: pl.DataFrame, fields: list[_Field]) -> pl.DataFrame:
@@ -266,8 +276,8 @@ def validate_columns(
     id_key, members_field = schema.id_field, schema.members_field
     if decision_date is not None:
         households = households.with_columns(pl.lit(decision_date).alias("decision_date"))
-    households = id_helpers(households.with_row_index("~i"), hh_fields)
-    members = id_helpers(members, mm_fields).with_row_index("~j")
+    households = id_helpers(with_texts(households.with_row_index("~i")), hh_fields)
+    members = id_helpers(with_texts(members), mm_fields).with_row_index("~j")
     json_origin = LINK in households.columns and LINK in members.columns
     h_unknown = _unknown(households, {f.column for f in hh_fields})
     m_unknown = _unknown(members, {f.column for f in mm_fields} | {id_key})
