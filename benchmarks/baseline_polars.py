@@ -12,6 +12,7 @@ values are constants here; only this benchmark uses them.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -328,6 +329,7 @@ def decide(
     duplicates: frozenset[str],
     version: str = "",
     threads: int = 1,
+    max_slice: int = 1 << 17,
 ) -> pl.DataFrame:
     reg = {
         "relatives": pl.Series(sorted(relatives), dtype=pl.Utf8),
@@ -335,17 +337,27 @@ def decide(
         "caseload_duplicates": pl.Series(sorted(duplicates), dtype=pl.Utf8),
     }
     hm_all = m["_h"].to_numpy()
-    bounds = [h.height * i // threads for i in range(threads + 1)]
+    k = max(1, threads, -(-h.height // max_slice))  # slices small enough for the CPU caches
+    bounds = [h.height * i // k for i in range(k + 1)]
     mb = np.searchsorted(hm_all, bounds).tolist()
+    todo, lock = iter(range(k)), threading.Lock()
+    parts: list[dict[str, Any]] = [{} for _ in range(k)]
 
-    def one(i: int) -> dict[str, Any]:
-        a, b = bounds[i], bounds[i + 1]
-        hm = hm_all[mb[i] : mb[i + 1]].astype(np.intp) - a
-        return _slice(h.slice(a, b - a), m.slice(mb[i], mb[i + 1] - mb[i]), hm, reg)
+    def drain() -> None:  # threads (the calling one too) take the next slice until none is left
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            a, b = bounds[i], bounds[i + 1]
+            hm = hm_all[mb[i] : mb[i + 1]].astype(np.intp) - a
+            parts[i] = _slice(h.slice(a, b - a), m.slice(mb[i], mb[i + 1] - mb[i]), hm, reg)
 
-    with ThreadPoolExecutor(max(1, threads - 1)) as pool:  # the calling thread does slice 0
-        later = [pool.submit(one, i) for i in range(1, threads)]
-        parts = [one(0), *(f.result() for f in later)]
+    with ThreadPoolExecutor(max(1, threads - 1)) as pool:
+        others = [pool.submit(drain) for _ in range(threads - 1)]
+        drain()
+        for f in others:
+            f.result()
     col = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def fen(x: int) -> str:

@@ -10,6 +10,8 @@ reason lists and amounts), never per row.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +134,31 @@ def _column(name: str, parts: list[V], kind: str) -> pl.Series:
     return s.alias(name)
 
 
+def _each(fn: Callable[[Any], Any], items: list[Any], workers: int) -> list[Any]:
+    """``[fn(x) for x in items]`` on ``workers`` threads, the calling one among them: a thread
+    handed work and waited for costs a scheduling delay, which on a busy machine adds up."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    results: list[Any] = [None] * len(items)
+    todo = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            results[i] = fn(items[i])
+
+    with ThreadPoolExecutor(workers - 1) as pool:
+        others = [pool.submit(drain) for _ in range(workers - 1)]
+        drain()
+        for f in others:
+            f.result()
+    return results
+
+
 def _kind(t: Type | None) -> str:
     assert t is not None
     return t.kind
@@ -153,9 +180,10 @@ def decide_frames(
     order = [t for t in tokens if t.sym.scope == "household"] + [t for t in tokens if t.sym.scope != "household"]
     spans = run.slices(threads)
 
-    def work(span: tuple[int, int, int, int]) -> tuple[Chunk, _Slice]:
-        ch = run.chunk(*span)
-        return ch, _decide_slice(ch, fields, findings, tokens)
+    def work(span: tuple[int, int, int, int]) -> _Slice:
+        # the slice's values are dropped once its decision columns are out: memory stays
+        # that of one slice per thread, and freed buffers are reused while they are warm
+        return _decide_slice(run.chunk(*span), fields, findings, tokens)
 
     kinds = {f: _kind(rs.symbol(f).type) for f in fields}
     required = [f for f in fields if not _nullable(rs.symbol(f).type)]
@@ -171,18 +199,12 @@ def decide_frames(
         return [column(n) for n in names]
 
     names = [*fields, "findings", "reasons"]
-    # The calling thread takes a share of the work too: a thread handed work and waited for
-    # costs a scheduling delay each time, which on a busy machine adds up.
-    with ThreadPoolExecutor(max(1, len(spans) - 1)) as pool:
-        later = [pool.submit(work, span) for span in spans[1:]]
-        done = [work(spans[0]), *(f.result() for f in later)]
-        run.use([c for c, _ in done])
-        slices.extend(s for _, s in done)
-        # each text column is made once per distinct value; the columns are built side by side
-        groups = [names[i :: len(spans)] for i in range(len(spans))]
-        built_later = [pool.submit(columns_of, g) for g in groups[1:]]
-        built = {s.name: s for s in columns_of(groups[0])}
-        built.update({s.name: s for f in built_later for s in f.result()})
+    workers = min(run.workers(threads), len(spans))
+    slices.extend(_each(work, spans, workers))
+    # each text column is made once per distinct value; the columns are built side by side
+    built = {
+        s.name: s for group in _each(columns_of, [names[i::workers] for i in range(workers)], workers) for s in group
+    }
     hh = run.households
     columns: list[pl.Series] = [hh.get_column("household_id"), hh.get_column("decision_date")]
     columns.append(pl.repeat(rs.ruleset_version, hh.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"))

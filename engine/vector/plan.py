@@ -27,6 +27,9 @@ __all__ = ["ColumnRun", "fen_to_text", "round_half_up"]
 
 _PLANS: weakref.WeakKeyDictionary[ParameterResolver, KernelPlan] = weakref.WeakKeyDictionary()
 _MIN_SLICE = 25_000  # households; below this a thread costs more than it saves
+# households; a slice's arrays then stay small enough for the CPU caches through the many
+# passes over them
+_MAX_SLICE = 1 << 17
 
 
 def fen_to_text(expr: pl.Expr) -> pl.Expr:
@@ -65,6 +68,7 @@ class ColumnRun:
         *,
         threads: int | None = None,
         min_slice: int = _MIN_SLICE,
+        max_slice: int = _MAX_SLICE,
     ) -> None:
         self.rs = ruleset
         self.plan = kernel_plan(ruleset, resolver)
@@ -73,16 +77,18 @@ class ColumnRun:
         self.registries = registries
         self.threads = threads
         self.min_slice = max(1, min_slice)
+        self.max_slice = max(self.min_slice, max_slice)
         self.scales: dict[tuple[str, str], int] = {}
         self._extra: dict[str, pl.Series] = {}
         self._chunks: list[Chunk] | None = None
         self._keys: dict[int, pl.Series] = {}
 
     def slices(self, threads: int | None = None) -> list[tuple[int, int, int, int]]:
-        """(household start, end, member start, end) of each slice, on household boundaries."""
+        """(household start, end, member start, end) of each slice, on household boundaries:
+        at least one per thread, none larger than ``max_slice``."""
         nh = self.households.height
         want = threads or self.threads or os.cpu_count() or 1
-        k = max(1, min(want, nh // self.min_slice))
+        k = max(1, min(want, nh // self.min_slice), -(-nh // self.max_slice))
         bounds = [nh * i // k for i in range(k + 1)]
         hm = self.members.get_column("_h").to_numpy()
         mb = np.searchsorted(hm, bounds).tolist()
@@ -99,20 +105,20 @@ class ColumnRun:
             self._keys,
         )
 
+    def workers(self, threads: int | None = None) -> int:
+        return threads or self.threads or os.cpu_count() or 1
+
     def chunks(self, threads: int | None = None) -> list[Chunk]:
         if self._chunks is None:
             self._chunks = [self.chunk(*s) for s in self.slices(threads)]
         return self._chunks
 
-    def use(self, chunks: list[Chunk]) -> None:
-        """Keep the slices a decision was made with, for values read afterwards."""
-        self._chunks = chunks
-
     # ------------------------------------------------------------ reading values
 
     def ensure(self, name: str, scope: str = "household") -> str:
         """Make a household value a column of ``hh``: money in fen, other numbers as scaled
-        integers (see ``scales``)."""
+        integers (see ``scales``). The slices are evaluated again for it (only what the
+        value needs): a decision keeps no slice's values."""
         if name in self._extra:
             return name
         parts = [widen(c.value(name, "household"), c.nh) for c in self.chunks()]
