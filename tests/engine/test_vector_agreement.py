@@ -83,11 +83,14 @@ def test_parameters_with_more_decimals(evaluator: Evaluator, caseload: list[dict
 def test_threads_split_on_household_boundaries(
     evaluator: Evaluator, caseload: list[dict[str, Any]], threads: int
 ) -> None:
-    """Slices of one household each (or none) give the frame one slice gives."""
+    """Slices of one household each (or none), or more slices than threads, give the frame
+    one slice gives."""
     hh, mm, _ = jsonl_to_tables([json.dumps(h) for h in caseload], evaluator.ruleset.record)
     h, m, _ = validate_frames(evaluator.ruleset.record, hh, mm, TODAY)
     registries = {n: r.keys for n, r in evaluator.registries.by_name.items()}
     rs, params = evaluator.ruleset, evaluator.params
     one, _ = decide_frames(evaluator, ColumnRun(rs, params, h, m, registries, threads=1))
     many, _ = decide_frames(evaluator, ColumnRun(rs, params, h, m, registries, threads=threads, min_slice=1))
+    small, _ = decide_frames(evaluator, ColumnRun(rs, params, h, m, registries, threads=2, max_slice=2))
     assert one.equals(many)
+    assert one.equals(small)
