@@ -118,8 +118,6 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
         value = t.str.to_date("%Y-%m-%d", strict=False)
         good = t.str.contains(f"^{DATE_PATTERN}$") & value.is_not_null() & (value.dt.year() >= 1)
         return pl.when(good).then(value), given & ~good.fill_null(False)
-    if kind == "resident_id":
-        raise ValueError("resident IDs are read by _resident_id from helper columns")
     raise InputError([FieldProblem(rule.path, f"type `{kind}` cannot be read from a table")])
 
 

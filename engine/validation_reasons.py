@@ -202,5 +202,6 @@ def all_field_reasons(
             known, key = flat, c
         out += unknown_reasons(c, key or c, known, h.filter(pl.col("~u:" + c)), members_field)
     for c in m_unknown:
-        out += unknown_reasons(c, c, schema.known["member"], m.filter(pl.col("~u:" + c)), members_field)
+        key = c.removeprefix(members_field + ".")  # a member's own key that is also a table column
+        out += unknown_reasons(key, key, schema.known["member"], m.filter(pl.col("~u:" + c)), members_field)
     return [reasons_frame(out)]

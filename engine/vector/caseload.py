@@ -75,20 +75,25 @@ def _cell(v: Any) -> str | None:
 
 
 def _misshapen(obj: dict[str, Any], schema: RecordSchema, groups: set[str], top: frozenset[str]) -> bool:
-    """Whether the object has a problem of shape (the row validator words it)."""
+    """Whether the row validator should word this object's problems: a problem of shape, or
+    a key that would pose as one of the tables' own ``~`` columns."""
     member = schema.known["member"]
     for key, value in obj.items():
+        if key.startswith("~"):
+            return True
         if key in groups:
             if value is None:
                 continue
             if not isinstance(value, dict):
                 return True
             known = schema.known[key]
-            if any(isinstance(v, dict | list) for k, v in value.items() if k in known):
+            if any(k.startswith("~") or (k in known and isinstance(v, dict | list)) for k, v in value.items()):
                 return True
         elif key == schema.members_field:
             for m in value if isinstance(value, list) else ():
-                if not isinstance(m, dict) or any(isinstance(v, dict | list) for k, v in m.items() if k in member):
+                if not isinstance(m, dict) or any(
+                    k.startswith("~") or (k in member and isinstance(v, dict | list)) for k, v in m.items()
+                ):
                     return True
         elif key in top and isinstance(value, dict | list):
             return True
@@ -135,6 +140,8 @@ def jsonl_to_tables(
                 continue
         row: dict[str, Any] = {LINK: i}
         for key, value in obj.items():
+            if key.startswith("~"):
+                continue  # null here: the row validator found nothing to say
             if key in groups:
                 if value is None:
                     continue
@@ -142,12 +149,23 @@ def jsonl_to_tables(
                     row[group_marker(key)] = "true"
                 known = schema.known[key]
                 for sub, v in value.items():
-                    row[f"{key}_{sub}" if sub in known else f"{key}.{sub}"] = _cell(v)
+                    if not sub.startswith("~"):
+                        row[f"{key}_{sub}" if sub in known else f"{key}.{sub}"] = _cell(v)
             elif key == schema.members_field:
                 if isinstance(value, list):
                     hid = _cell(obj.get(schema.id_field))
+                    own = f"{key}.{schema.id_field}"  # a member's own `household_id` key is unknown
                     members.extend(
-                        {LINK: i, **{k: _cell(v) for k, v in m.items()}, schema.id_field: hid} for m in value
+                        {
+                            LINK: i,
+                            **{
+                                own if k == schema.id_field else k: _cell(v)
+                                for k, v in m.items()
+                                if not k.startswith("~")
+                            },
+                            schema.id_field: hid,
+                        }
+                        for m in value
                     )
             else:
                 row[key] = _cell(value)

@@ -78,7 +78,7 @@ AWKWARD: list[Any] = [
 ]  # fmt: skip
 
 HOUSEHOLD_KEYS = ["household_id", "region", "township", "decision_date", "local_hukou", "members", "assets",
-                  "status", "request", "nonsense", "asets", "Region"]  # fmt: skip
+                  "status", "request", "nonsense", "asets", "Region", "~row", "~group:request", "~shape"]  # fmt: skip
 GROUP_KEYS = {
     "assets": ["financial_assets", "non_exempt_vehicles", "houses", "commercial_property", "registered_business",
                "house"],
@@ -88,7 +88,8 @@ GROUP_KEYS = {
 }  # fmt: skip
 MEMBER_KEYS = ["person_id", "name", "relation", "birth_date", "monthly_income", "labor_capacity", "disability",
                "serious_illness", "employed_recently", "empty_nest", "entitled_veteran_family", "fixed_income",
-               "has_supporter", "support_mode", "enrolling_in_school", "death_date", "monthy_income"]  # fmt: skip
+               "has_supporter", "support_mode", "enrolling_in_school", "death_date", "monthy_income", "household_id",
+               "~row"]  # fmt: skip
 DELETE = object()
 
 
