@@ -5,8 +5,9 @@ by ``_h``, the household's row in ``H``). The IR compiles to a NumPy kernel
 (``engine.vector.kernel``); money is int64 fen, and every number carries a decimal scale
 (money at least 2, whole numbers 0, ``0.25`` is 25 at scale 2; a parameter such as
 1.5 × 791.35 keeps its 3 decimals), so all arithmetic and comparisons are exact integer
-operations. Households are split into contiguous ranges (members follow, being sorted),
-one per thread; NumPy releases the GIL, so the slices run on every core.
+operations. Households are split into contiguous slices (members follow, being sorted) of
+at most ``max_slice``, at least one per thread; NumPy releases the GIL, so the threads
+taking slices run on every core.
 """
 
 from __future__ import annotations
@@ -23,18 +24,11 @@ from engine.ruleset import Ruleset
 from engine.vector.kernel import Chunk, KernelPlan
 from engine.vector.kernel_values import NUMERIC, V, full, recode, text_codes
 
-__all__ = ["ColumnRun", "fen_to_text", "round_half_up"]
+__all__ = ["ColumnRun", "round_half_up"]
 
 _PLANS: weakref.WeakKeyDictionary[ParameterResolver, KernelPlan] = weakref.WeakKeyDictionary()
 _MIN_SLICE = 25_000  # households; below this a thread costs more than it saves
-# households; a slice's arrays then stay small enough for the CPU caches through the many
-# passes over them
-_MAX_SLICE = 1 << 17
-
-
-def fen_to_text(expr: pl.Expr) -> pl.Expr:
-    """int64 fen -> "1234.50" (non-negative amounts)."""
-    return pl.concat_str([(expr // 100).cast(pl.Utf8), pl.lit("."), (expr % 100).cast(pl.Utf8).str.zfill(2)])
+_MAX_SLICE = 1 << 17  # households; a slice's arrays stay in the CPU caches through the passes
 
 
 def round_half_up(data: np.ndarray[Any, Any], scale: int, to: int) -> np.ndarray[Any, Any]:
