@@ -40,16 +40,19 @@ RowValidator = Callable[
 ]
 
 
+# month-day texts of every calendar day but 29 February, for the date inside a resident ID
+_MONTH_DAYS = frozenset(f"{d:%m%d}" for d in (dt.date(2001, 1, 1) + dt.timedelta(n) for n in range(365)))
+
+
 def _id_ok(v: str) -> bool:
     """The common case of a valid resident ID, already upper-case and trimmed."""
     body = v[:17]
     if len(v) != 18 or not v.isascii() or not body.isdigit() or ID_CHECK[2 * int(body, 13) % 11] != v[17]:
         return False
-    month, day = int(v[10:12]), int(v[12:14])
-    if 1 <= month <= 12 and 1 <= day <= 28 and v[6:10] != "0000":
-        return True
+    if v[10:14] in _MONTH_DAYS:
+        return v[6:10] != "0000"
     try:
-        dt.date(int(v[6:10]), month, day)
+        dt.date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
     except ValueError:
         return False
     return True

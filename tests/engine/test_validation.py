@@ -242,3 +242,21 @@ def test_typed_columns_read_like_their_text(ruleset: Ruleset) -> None:
     assert typed[2].height > 0
     for a, b in zip(typed, text, strict=True):
         assert a.equals(b)
+
+
+@given(
+    st.sampled_from(["0000", "1900", "2000", "2019", "2020"]),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 999),
+    st.sampled_from(["", *"0123456789X"]),
+)
+def test_fast_resident_id_check_agrees_with_the_canonical_one(
+    year: str, month: int, day: int, seq: int, check: str
+) -> None:
+    from engine.types import check_resident_id
+    from engine.validation_row import _id_ok
+
+    first = f"320684{year}{month:02d}{day:02d}{seq:03d}"
+    value = first + (check or resident_id_check_digit(first))
+    assert _id_ok(value) == (check_resident_id(value) is None)
