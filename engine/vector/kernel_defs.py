@@ -142,6 +142,18 @@ def _k_table(ch: Chunk, sym: Symbol) -> V:
         cells = [ch.compile(r.cells[table.max_by or ""], sym.scope) for r in table.rows]
         scale = max(c.scale for c in cells)
         when = [full(ch.compile(r.cond, sym.scope).filled(), n) for r in table.rows if r.cond is not None]
+        if all(c.data.ndim == 0 and c.valid is None for c in cells):
+            # constant cells: the rows in order of value (ties: the earlier row) and the
+            # first that holds wins, one pass per row
+            values = [int(rescale(c, scale)) for c in cells]
+            order = sorted(range(len(when)), key=lambda i: (-values[i], i))
+            index = np.full(n, -1 if other is None else other, dtype=np.int32)
+            for i in reversed(order):
+                index = np.where(when[i], np.int32(i), index)
+            valid = (index >= 0) if other is None else None
+            if applies is not None:
+                valid = applies if valid is None else applies & valid
+            return V(index, _INT, 0, valid)
         vals = [full(rescale(c, scale), n) for c in cells]
         best = np.full(n, np.iinfo(np.int64).min)
         for w, v in zip(when, vals, strict=True):
