@@ -66,6 +66,8 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
                 birth = on.replace(year=on.year - years, day=28)
             if birth_kind == "60th-1":
                 birth += dt.timedelta(days=1)
+        if deaths[i] == "before":  # born by the day of death: a death before the birth is rejected
+            birth = min(birth, on - dt.timedelta(days=1))
         # The target is the counted members' total; a member who died keeps any income.
         if i not in counted:
             income = draw(st.integers(0, std))
