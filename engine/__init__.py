@@ -29,7 +29,7 @@ from engine.errors import (
     register_error,
 )
 from engine.evaluator import Evaluator
-from engine.loader import load
+from engine.loading import load
 from engine.monitor import Monitor
 from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset

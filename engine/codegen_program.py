@@ -27,13 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.codegen import table_rows
-from engine.codegen_defs import Builder, Node
-from engine.ruleset import Ruleset, Symbol
+from engine.codegen_defs import LEAVES, Builder, Node
+from engine.plan import Table, Traced, applies_of
+from engine.ruleset import Ruleset
 
-__all__ = ["TRACE_KINDS", "Program", "compile_ruleset"]
+__all__ = ["Program", "compile_ruleset"]
 
-TRACE_KINDS = ("rule", "case", "table", "finding")
 _H, _M = "household", "member"
 Decide = Callable[
     [dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any]],
@@ -49,8 +48,8 @@ class Program:
     decide: Decide
     explain: Callable[..., Any]
     fields: list[str]
-    household_trace: list[Symbol]
-    member_trace: list[Symbol]
+    household_trace: list[Traced]
+    member_trace: list[Traced]
     namespace: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -60,11 +59,11 @@ class _Emit:
         self.b = Builder(rs)
         self.fields = fields
         self.lines: list[str] = []
-        self.hh_trace = [s for (sc, _), s in rs.symbols.items() if sc == _H and s.kind in TRACE_KINDS]
-        self.mm_trace = [s for (sc, _), s in rs.symbols.items() if sc == _M and s.kind in TRACE_KINDS]
+        self.hh_trace = rs.plan.traced(_H)
+        self.mm_trace = rs.plan.traced(_M)
 
     def leaf(self, n: Node) -> bool:
-        return n[2] == "" and self.b.sym(n).kind in ("input", "parameter", "registry")
+        return n[2] == "" and isinstance(self.b.sym(n), LEAVES)
 
     def assign(self, indent: str, target: str, n: Node, m: str) -> None:
         body = self.b.statements(n, m, target)
@@ -183,16 +182,15 @@ class _Emit:
             return b.val(n, m)
         text = f"_try({'M' if scope == _M else 'L'}{b.ident(n)}, {b.params(n, m if scope == _M else '')})"
         sym = b.sym(n)
-        if sym.kind == "table":
-            assert sym.table is not None
-            return f"_row_id({text}, {b.ns.obj(tuple(r.id for r in table_rows(sym.table)))})"
+        if isinstance(sym, Table):
+            return f"_row_id({text}, {b.ns.obj(tuple(r.id for r in sym.all_rows))})"
         return text
 
-    def _traced(self, s: Symbol, m: str) -> str:
+    def _traced(self, s: Traced, m: str) -> str:
         b = self.b
         scope = _M if m else _H
         value = b.raw((scope, s.name, ""), m)
-        na = f"(not {b.raw((scope, s.name, 'applies'), m)})" if s.applies is not None else "False"
+        na = f"(not {b.raw((scope, s.name, 'applies'), m)})" if applies_of(s) is not None else "False"
         shown = "".join(f"{self._shown(sc, name, m)}, " for sc, name in s.shown)
         return f"({value}, {na}, ({shown}))"
 
@@ -236,9 +234,9 @@ class _Emit:
             self.lines.append(f"        _F.append({s.code!r})")
         out = []
         for f in self.fields:
-            t = self.rs.symbols[(_H, f)].type
+            t = self.rs.symbol(f).type
             text = b.val((_H, f, ""), "")
-            out.append(f"{f!r}: " + (f"_money({text})" if t is not None and t.kind == "money" else text))
+            out.append(f"{f!r}: " + (f"_money({text})" if t.kind == "money" else text))
         b.main = False
         self.lines[start:start] = [f"    v{b.ident(n)} = _U" for n in lazy if n in b.memo] + [
             f"    _c{b.ident(n)} = {{}}" for n in members if n in b.member_memo

@@ -13,14 +13,13 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from engine.codegen import table_rows
-from engine.codegen_program import TRACE_KINDS, Program, compile_ruleset
+from engine.codegen_program import Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
-from engine.loader import BUILTIN_FIELDS
 from engine.parameters import ParameterResolver, ParameterUse
+from engine.plan import BUILTIN_FIELDS, Rule, Table, Traced
 from engine.registries import Registries
-from engine.ruleset import Ruleset, Symbol
+from engine.ruleset import Ruleset
 from engine.scalar import NA_PREFIX, ROW_PREFIX, Fn, ScalarPlan
 
 __all__ = ["ClosureEvaluator", "Evaluator"]
@@ -76,10 +75,10 @@ class Evaluator:
                 self._closures_only = True
         return self._program
 
-    def _traced(self, scope: str) -> list[Symbol]:
-        return [s for (sc, _), s in self.ruleset.symbols.items() if sc == scope and s.kind in TRACE_KINDS]
+    def _traced(self, scope: str) -> list[Traced]:
+        return self.ruleset.plan.traced(scope)
 
-    def traced(self) -> list[Symbol]:
+    def traced(self) -> list[Traced]:
         """Every explained definition: household ones, then per-member ones (the bulk order)."""
         return self._traced("household") + self._traced("member")
 
@@ -163,13 +162,12 @@ class Evaluator:
             out += [self._entry(s, row, pid) for s, row in zip(program.member_trace, rows, strict=True)]
         return out
 
-    def _entry(self, sym: Symbol, kept: tuple[Any, ...], pid: str | None) -> RuleTrace:
+    def _entry(self, sym: Traced, kept: tuple[Any, ...], pid: str | None) -> RuleTrace:
         """A traced definition from what the generated code kept: (value, not applicable, shown)."""
         value, na, shown = kept
         row = None
-        if value is not None and sym.kind == "table":
-            assert sym.table is not None
-            row = table_rows(sym.table)[value].id
+        if value is not None and isinstance(sym, Table):
+            row = sym.all_rows[value].id
             value = row
         names = self._shown_names.get((sym.scope, sym.name))
         if names is None:
@@ -178,7 +176,7 @@ class Evaluator:
 
 
 def trace_entry(
-    sym: Symbol,
+    sym: Traced,
     value: Any,
     na: bool,
     row: str | None,
@@ -189,27 +187,20 @@ def trace_entry(
     """One traced definition as the explanation shows it."""
     if na:
         outcome = "not_applicable"
-    elif sym.kind == "rule":
+    elif isinstance(sym, Rule):
         outcome = "pass" if value else "fail"
-    elif sym.kind == "table":
+    elif isinstance(sym, Table):
         outcome = "fired" if row is not None else "not_fired"
     else:
         outcome = "fired" if value else "not_fired"
-    rule_id = row if sym.kind == "table" and row else sym.name
+    rule_id = row if isinstance(sym, Table) and row else sym.name
     title = sym.title
     row_index = 0
-    if sym.kind == "table" and row:
-        assert sym.table is not None
-        rows = table_rows(sym.table)
+    if isinstance(sym, Table) and row:
+        rows = sym.all_rows
         row_index = next((i for i, r in enumerate(rows) if r.id == row), 0)
         title = rows[row_index].title or sym.title
-    reported = sym.report == "always" or (
-        outcome == "fail"
-        if sym.report == "fail"
-        else outcome in ("pass", "fired")
-        if sym.report in ("fire", "pass")
-        else False
-    )
+    reported = sym.reported(outcome)
     key = (0 if sym.scope == "household" else 1, order[(sym.scope, sym.name)], row_index)
     return RuleTrace(
         rule_id, sym.kind, sym.program, outcome, vals, title, sym.legal_basis, sym.messages, pid, row, reported, key
@@ -227,9 +218,7 @@ class ClosureEvaluator(Evaluator):
         self._household_trace = [(s, self.plan.accessor(s.name)) for s in self._traced("household")]
         self._member_trace = [(s, self.plan.accessor(s.name, "member")) for s in self._traced("member")]
         self._explain = self.plan.accessor(ruleset.explain_members)
-        self._money_fields = [
-            f for f, _ in self._fields if (t := ruleset.symbol(f).type) is not None and t.kind == "money"
-        ]
+        self._money_fields = [f.name for f in ruleset.plan.fields if f.type.kind == "money"]
 
     def decide_record(
         self,
@@ -286,8 +275,8 @@ class ClosureEvaluator(Evaluator):
         except (EvaluateError, KeyError, TypeError, AttributeError):
             return None
 
-    def _one(self, sym: Symbol, value: Any, local: dict[str, Any], env: dict[str, Any], pid: str | None) -> RuleTrace:
-        r = local.get(ROW_PREFIX + sym.name) if sym.kind == "table" else None
+    def _one(self, sym: Traced, value: Any, local: dict[str, Any], env: dict[str, Any], pid: str | None) -> RuleTrace:
+        r = local.get(ROW_PREFIX + sym.name) if isinstance(sym, Table) else None
         vals = {name: self._shown(scope, name, local, env) for scope, name in sym.shown}
         na = bool(local.get(NA_PREFIX + sym.name))
         return trace_entry(sym, value, na, r.id if r is not None else None, vals, pid, self._order)

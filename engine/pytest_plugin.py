@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine.evaluator import Evaluator
-from engine.loader import load
+from engine.loading import load
 from engine.ruleset import RuleTest
 from engine.ruletests import run_test
 

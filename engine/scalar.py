@@ -20,7 +20,24 @@ from typing import Any
 
 from engine import ir
 from engine.errors import EvaluateError
-from engine.ruleset import Ruleset, Symbol, TableRow
+from engine.plan import (
+    Case,
+    CaseSet,
+    CaseValue,
+    Definition,
+    Derived,
+    Finding,
+    InputField,
+    Outcome,
+    Output,
+    ParameterRef,
+    RegistryRef,
+    Rule,
+    Table,
+    TableOutput,
+    TableRow,
+)
+from engine.ruleset import Ruleset
 
 __all__ = ["FUNCS", "Fn", "ScalarPlan", "add_months", "compile_expr", "years_between"]
 
@@ -279,13 +296,13 @@ class ScalarPlan:
     def _ref(self, r: ir.Ref) -> Fn:
         return self.accessor(r.name, r.scope)
 
-    def _build(self, sym: Symbol) -> Fn:
+    def _build(self, sym: Definition) -> Fn:
         name = sym.name
-        if sym.kind in ("input", "parameter", "registry"):
+        if isinstance(sym, _LEAVES):
             if sym.scope == "member":
                 return lambda env, m: m[name]
             return lambda env, m: env[name]
-        compute = getattr(self, f"_k_{sym.kind}")(sym)
+        compute = _KINDS[type(sym)](self, sym)
         # The try blocks cost nothing on the happy path (Python 3.11); on failure they name
         # the innermost definition that could not be evaluated.
         if sym.scope == "member":
@@ -317,7 +334,7 @@ class ScalarPlan:
     def _expr(self, e: ir.Expr) -> Fn:
         return compile_expr(e, self._ref)
 
-    def _with_applies(self, sym: Symbol, body: Fn, na_value: Any) -> Fn:
+    def _with_applies(self, sym: Rule | Table, body: Fn, na_value: Any) -> Fn:
         if sym.applies is None:
             return body
         applies = self._expr(sym.applies)
@@ -331,21 +348,15 @@ class ScalarPlan:
 
         return gated
 
-    def _k_derived(self, sym: Symbol) -> Fn:
-        assert sym.expr is not None
+    def _k_expr(self, sym: Derived | Output | Finding) -> Fn:
         return self._expr(sym.expr)
 
-    _k_output = _k_derived
-    _k_finding = _k_derived
-
-    def _k_rule(self, sym: Symbol) -> Fn:
-        assert sym.expr is not None
+    def _k_rule(self, sym: Rule) -> Fn:
         return self._with_applies(sym, self._expr(sym.expr), False)
 
-    def _k_outcome_index(self, sym: Symbol) -> Fn:
-        assert sym.outcome is not None
-        conds = [(i, self._expr(c.cond)) for i, c in enumerate(sym.outcome.cases) if c.cond is not None]
-        last = len(sym.outcome.cases) - 1
+    def _k_outcome(self, sym: Outcome) -> Fn:
+        conds = [(i, self._expr(c.cond)) for i, c in enumerate(sym.cases) if c.cond is not None]
+        last = len(sym.cases) - 1
 
         def choose(env: dict[str, Any], m: Any) -> int:
             for i, cond in conds:
@@ -355,30 +366,23 @@ class ScalarPlan:
 
         return choose
 
-    def _k_case(self, sym: Symbol) -> Fn:
-        owner = self.accessor(sym.owner, sym.scope)
-        outcome = self.ruleset.symbols[(sym.scope, sym.owner)].outcome
-        assert outcome is not None
-        index = next(i for i, c in enumerate(outcome.cases) if c.id == sym.name)
+    def _k_case(self, sym: Case) -> Fn:
+        owner = self.accessor(sym.outcome.name, sym.scope)
+        index = sym.index
         return lambda env, m: owner(env, m) == index
 
-    def _k_outcome(self, sym: Symbol) -> Fn:
-        owner = self.accessor(sym.owner, sym.scope)
-        outcome = self.ruleset.symbols[(sym.scope, sym.owner)].outcome
-        assert outcome is not None
-        values = [c.value for c in outcome.cases]
+    def _k_case_value(self, sym: CaseValue) -> Fn:
+        owner = self.accessor(sym.outcome.name, sym.scope)
+        values = [c.value for c in sym.outcome.cases]
         return lambda env, m: values[owner(env, m)]
 
-    def _k_set(self, sym: Symbol) -> Fn:
-        owner = self.accessor(sym.owner, sym.scope)
-        outcome = self.ruleset.symbols[(sym.scope, sym.owner)].outcome
-        assert outcome is not None
-        fns = [self._expr(c.sets[sym.column]) for c in outcome.cases]
+    def _k_case_set(self, sym: CaseSet) -> Fn:
+        owner = self.accessor(sym.outcome.name, sym.scope)
+        fns = [self._expr(c.sets[sym.column]) for c in sym.outcome.cases]
         return lambda env, m: fns[owner(env, m)](env, m)
 
-    def _k_table(self, sym: Symbol) -> Fn:
-        table = sym.table
-        assert table is not None
+    def _k_table(self, sym: Table) -> Fn:
+        table = sym
         row_key = ROW_PREFIX + sym.name
         other = table.otherwise
 
@@ -431,14 +435,12 @@ class ScalarPlan:
             body = best
         return self._with_applies(sym, body, None)
 
-    def _k_table_output(self, sym: Symbol) -> Fn:
-        owner = self.accessor(sym.owner, sym.scope)
-        table = self.ruleset.symbols[(sym.scope, sym.owner)].table
-        assert table is not None
-        rows = list(table.rows) + ([table.otherwise] if table.otherwise else [])
-        fns = {r.id: self._expr(r.cells[sym.column]) for r in rows if sym.column in r.cells}
-        row_key = ROW_PREFIX + sym.owner
-        table_name, column = sym.owner, sym.column
+    def _k_table_output(self, sym: TableOutput) -> Fn:
+        table = sym.table
+        owner = self.accessor(table.name, sym.scope)
+        fns = {r.id: self._expr(r.cells[sym.column]) for r in table.all_rows if sym.column in r.cells}
+        row_key = ROW_PREFIX + table.name
+        table_name, column = table.name, sym.column
 
         def cell(env: dict[str, Any], m: Any) -> Any:
             owner(env, m)
@@ -448,3 +450,20 @@ class ScalarPlan:
             return fns[row.id](env, m)
 
         return cell
+
+
+_LEAVES = (InputField, ParameterRef, RegistryRef)  # values the household or its date supplies
+
+# how each kind of definition computes its value
+_KINDS: dict[type[Definition], Callable[[ScalarPlan, Any], Fn]] = {
+    Derived: ScalarPlan._k_expr,
+    Output: ScalarPlan._k_expr,
+    Finding: ScalarPlan._k_expr,
+    Rule: ScalarPlan._k_rule,
+    Outcome: ScalarPlan._k_outcome,
+    Case: ScalarPlan._k_case,
+    CaseValue: ScalarPlan._k_case_value,
+    CaseSet: ScalarPlan._k_case_set,
+    Table: ScalarPlan._k_table,
+    TableOutput: ScalarPlan._k_table_output,
+}

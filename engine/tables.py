@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 
 from engine.errors import ProblemKind
-from engine.ruleset import Interval, TableRow
+from engine.plan import Interval, TableRow
 
 __all__ = ["check_unique", "parse_interval"]
 

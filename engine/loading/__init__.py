@@ -11,7 +11,8 @@ Layout of a rules folder::
 One module per phase, in the order ``load`` runs them: read the files (``files``), declare
 every name with its keys and shapes checked (``record``, ``parameters``, ``programs``,
 ``head``, ``rule_tests``), type-check them (``typecheck``), check the parameters' coverage,
-then build the rule tests. Each phase reads and extends one ``Declared`` object.
+build the rule tests, and freeze the checked drafts into the ruleset's ``Plan``
+(``freeze``). Each phase reads and extends one ``Declared`` object.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from pathlib import Path
 
 from engine.errors import Problem, ProblemKind, RuleLoadError
 from engine.events import load_events
+from engine.plan import BUILTIN_FIELDS
 from engine.record import load_record_schema
 from engine.ruleset import Ruleset
 from engine.source import YMap
 
 from .files import read_all
-from .head import BUILTIN_FIELDS, read_head
+from .freeze import freeze
+from .head import read_head
 from .parameters import check_coverage, check_regions, declare_parameters, parameter_order
 from .programs import declare_program
 from .record import declare_inputs, declare_registries
@@ -93,7 +96,7 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         version=head.version,
         digest=digest.hexdigest(),
         record=d.record,
-        symbols=d.symbols,
+        plan=freeze(d, head.decision),
         parameters=d.parameters,
         parameter_order=parameter_order(d.parameters),
         registries=d.registries,

@@ -13,10 +13,10 @@ from typing import Any
 from engine import ir
 from engine.errors import ProblemKind, did_you_mean
 from engine.expressions import ExprError, Resolver, parse_expression
-from engine.ruleset import Symbol
 from engine.source import Pos, YMap, YStr, pos_of
 from engine.types import Type
 
+from .draft import Draft
 from .state import Declared
 
 __all__ = ["PLACEHOLDER", "AlreadyReported", "Checker", "Handler"]
@@ -31,7 +31,7 @@ class AlreadyReported(Exception):
     """A dependency already failed and was reported; stop without a second error."""
 
 
-Handler = Callable[["Checker", Symbol], None]
+Handler = Callable[["Checker", Draft], None]
 
 
 class Checker:
@@ -53,7 +53,7 @@ class Checker:
         sym = self.symbols.get((scope, name))
         return None if sym is None else self.type_of(sym)
 
-    def type_of(self, sym: Symbol) -> Type | None:
+    def type_of(self, sym: Draft) -> Type | None:
         """The symbol's type, checking it first if need be."""
         key = (sym.scope, sym.name)
         if key in self.failed:
@@ -78,7 +78,7 @@ class Checker:
                 with contextlib.suppress(AlreadyReported):
                     self.check(sym)
 
-    def check(self, sym: Symbol) -> None:
+    def check(self, sym: Draft) -> None:
         key = (sym.scope, sym.name)
         if key in self.done:
             return
@@ -179,7 +179,7 @@ class Checker:
                 value = value.quantize(Decimal("0.01"))
         return value
 
-    def check_messages(self, sym: Symbol) -> None:
+    def check_messages(self, sym: Draft) -> None:
         """Every ``{name}`` in a message is a name the explanation can show."""
         for texts in sym.messages.values():
             for text in texts.values():

@@ -6,21 +6,21 @@ from __future__ import annotations
 from engine import ir
 from engine.errors import ProblemKind
 from engine.expressions import unify
+from engine.plan import Arm
 from engine.precedence import dead_cases
-from engine.ruleset import Case, Outcome, Symbol
 from engine.source import YMap, pos_of
 from engine.types import enum_type
 
 from .check import AlreadyReported, Checker
-from .state import refs
+from .draft import Draft, OutcomeBody
 
 __all__ = ["check_outcome", "check_owned"]
 
 
-def check_outcome(ck: Checker, sym: Symbol) -> None:
+def check_outcome(ck: Checker, sym: Draft) -> None:
     """An outcome (its case index symbol): cases in order, `otherwise` last."""
     cases = [s for s in ck.symbols.values() if s.kind == "case" and s.owner == sym.name and s.scope == sym.scope]
-    compiled: list[Case] = []
+    compiled: list[Arm] = []
     for c in cases:
         item = c.raw
         cond = ck.condition(item, "when", sym.scope, c.name) if "when" in item else None
@@ -30,8 +30,7 @@ def check_outcome(ck: Checker, sym: Symbol) -> None:
             e = ck.expr(written, pos_of(s, k), sym.scope, c.name)
             if e is not None:
                 sets[str(k)] = e
-        compiled.append(Case(c.name, item.get("value"), cond, sets, c.title, c.legal_basis, c.messages, c.pos))
-        c.deps = refs(cond) if cond else ()
+        compiled.append(Arm(c.name, item.get("value"), cond, sets, c.title, c.legal_basis, c.messages, c.pos))
         ck.check_messages(c)
     otherwise = [case for case in compiled if case.cond is None]
     ordered = [case for case in compiled if case.cond is not None] + otherwise
@@ -68,12 +67,10 @@ def check_outcome(ck: Checker, sym: Symbol) -> None:
         if t is not None and t.kind == "null":
             t = None
         set_sym.type = t
-        set_sym.deps = (sym.name,)
-    sym.outcome = Outcome(field_sym.name, ordered)
-    field_sym.deps = (sym.name,)
+    sym.outcome = OutcomeBody(field_sym.name, tuple(ordered))
 
 
-def _check_precedence(ck: Checker, ordered: list[Case]) -> None:
+def _check_precedence(ck: Checker, ordered: list[Arm]) -> None:
     """Report each case that earlier cases always pre-empt."""
     for i, covers in dead_cases([c.cond for c in ordered]):
         case = ordered[i]
@@ -88,6 +85,6 @@ def _check_precedence(ck: Checker, ordered: list[Case]) -> None:
         ck.problems.append(case.pos.problem(ProblemKind.UNREACHABLE_CASE, why + hint, case.id))
 
 
-def check_owned(ck: Checker, sym: Symbol) -> None:
+def check_owned(ck: Checker, sym: Draft) -> None:
     """A case, outcome field or set field is checked with the outcome that owns it."""
     ck.lookup(sym.owner, sym.scope)

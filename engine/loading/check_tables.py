@@ -8,19 +8,19 @@ from typing import Any
 
 from engine import ir
 from engine.errors import ProblemKind, did_you_mean
-from engine.ruleset import Interval, Symbol, Table, TableRow
+from engine.plan import Interval, TableRow
 from engine.source import Pos, YList, YMap, pos_of
 from engine.tables import check_unique, parse_interval
 from engine.types import Type
 
 from .check import AlreadyReported, Checker
+from .draft import Draft, TableBody
 from .shapes import text
-from .state import refs
 
 __all__ = ["check_table", "check_table_output"]
 
 
-def check_table(ck: Checker, sym: Symbol) -> None:
+def check_table(ck: Checker, sym: Draft) -> None:
     item, rid, scope = sym.raw, sym.name, sym.scope
     outputs = {
         s.column: s.type
@@ -63,10 +63,8 @@ def check_table(ck: Checker, sym: Symbol) -> None:
         )
     if policy == "unique" and inp is not None:
         _check_domain(ck, item, rid, inp, rows)
-    sym.table = Table(policy, inp, dict(outputs), rows, other, max_by if policy == "max" else None)  # type: ignore[arg-type]
-    sym.deps = tuple(
-        sorted(set(refs(inp) if inp else ()) | {d for r in rows for d in (refs(r.cond) if r.cond else ())})
-    )
+    typed = {k: t for k, t in outputs.items() if t is not None}  # a column without a type failed the load
+    sym.table = TableBody(policy, inp, typed, tuple(rows), other, max_by if policy == "max" else None)
 
 
 def _check_domain(ck: Checker, item: YMap, rid: str, inp: ir.Expr, rows: list[TableRow]) -> None:
@@ -147,8 +145,6 @@ def _cell(ck: Checker, value: Any, pos: Pos, t: Type | None, scope: str, rid: st
     return ir.Const(t, ck.literal(value, t, pos, rid))
 
 
-def check_table_output(ck: Checker, sym: Symbol) -> None:
+def check_table_output(ck: Checker, sym: Draft) -> None:
     if sym.type is None:
         raise AlreadyReported
-    owner = ck.symbols[(sym.scope, sym.owner)]
-    sym.deps = (owner.name,)

@@ -4,10 +4,10 @@ values to (a table's output columns; an outcome's field, its cases and the field
 from __future__ import annotations
 
 from engine.errors import ProblemKind
-from engine.ruleset import Symbol
 from engine.source import Pos, YList, YMap, pos_of
 from engine.types import BOOL, INT, STR
 
+from .draft import Draft
 from .items import messages, report, scope
 from .shapes import check_keys, declared_type, text
 from .state import Declared
@@ -21,7 +21,7 @@ def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
     """A table, and one name per output column (``table.column``)."""
     rid = str(item["id"])
     per = scope(d, item, rid)
-    sym = Symbol(
+    sym = Draft(
         rid,
         per,
         "table",
@@ -43,7 +43,7 @@ def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
     for col, tname in outputs.items():
         t = declared_type(tname, outputs.value_pos[col], d.problems, rid)
         d.add(
-            Symbol(
+            Draft(
                 f"{rid}.{col}",
                 per,
                 "table_output",
@@ -63,7 +63,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
     per = scope(d, item, rid)
     basis = str(item.get("legal_basis", basis))
     d.add(
-        Symbol(
+        Draft(
             rid,
             per,
             "outcome_index",
@@ -77,7 +77,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
     )
     field = str(item.get("field"))
     d.add(
-        Symbol(
+        Draft(
             field,
             per,
             "outcome",
@@ -114,7 +114,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
         _declare_case(d, c, cid, c is other, per, rid, program, basis, sets)
     for k, kpos in sets.items():
         d.add(
-            Symbol(
+            Draft(
                 k,
                 per,
                 "set",
@@ -145,7 +145,7 @@ def _declare_case(
     if is_other and "when" in c:
         d.problems.append(pos_of(c, "when").problem(ProblemKind.BAD_VALUE, "`otherwise` has no `when`", cid))
     d.add(
-        Symbol(
+        Draft(
             cid,
             per,
             "case",

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ProblemKind, did_you_mean
+from engine.plan import BUILTIN_FIELDS
 from engine.source import Pos, YList, YMap, pos_of
 
 from .shapes import check_keys, plain
 from .state import Declared
 
 __all__ = ["BUILTIN_FIELDS", "Head", "read_head"]
-
-BUILTIN_FIELDS = ("household_id", "decision_date", "ruleset_version", "findings", "reasons")
 
 
 @dataclass

@@ -7,10 +7,11 @@ import datetime as dt
 from typing import Any
 
 from engine.errors import Problem, ProblemKind
-from engine.ruleset import Parameter, ParameterVersion, Symbol
+from engine.ruleset import Parameter, ParameterVersion
 from engine.source import YMap, YStr, pos_of
 from engine.types import STR
 
+from .draft import Draft
 from .shapes import check_keys, declared_type, text
 from .state import Declared, refs
 
@@ -52,7 +53,7 @@ def declare_parameters(d: Declared, display: str, doc: Any) -> None:
             regions[str(region)] = _versions(d, name, str(region), dated)
         p = Parameter(name, text(spec, "title", d.problems), t or STR, regions, spec.pos)
         d.parameters[name] = p
-        sym = Symbol(name, "household", "parameter", None, title=p.title, pos=p.pos, raw={"param": p})
+        sym = Draft(name, "household", "parameter", None, title=p.title, pos=p.pos, raw={"param": p})
         sym.type = None if t else STR
         d.add(sym)
 

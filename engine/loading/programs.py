@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import ProblemKind
-from engine.ruleset import Symbol
 from engine.source import Pos, YList, YMap, pos_of
 from engine.types import BOOL
 
 from .decisions import declare_outcome, declare_table
+from .draft import Draft
 from .items import messages, report, scope
 from .shapes import check_keys, declared_type, text
 from .state import Declared
@@ -46,7 +46,7 @@ def declare_program(d: Declared, display: str, doc: Any) -> None:
 def _derived(d: Declared, item: YMap, program: str, basis: str) -> None:
     rid = str(item["id"])
     d.add(
-        Symbol(
+        Draft(
             rid,
             scope(d, item, rid),
             "derived",
@@ -61,7 +61,7 @@ def _derived(d: Declared, item: YMap, program: str, basis: str) -> None:
 
 def _rule(d: Declared, item: YMap, program: str, basis: str) -> None:
     rid = str(item["id"])
-    sym = Symbol(
+    sym = Draft(
         rid,
         scope(d, item, rid),
         "rule",
@@ -80,7 +80,7 @@ def _output(d: Declared, item: YMap, program: str, basis: str) -> None:
     rid = str(item["id"])
     t = declared_type(item.get("type"), pos_of(item, "type"), d.problems, rid)
     d.add(
-        Symbol(
+        Draft(
             rid,
             "household",
             "output",
@@ -97,7 +97,7 @@ def _output(d: Declared, item: YMap, program: str, basis: str) -> None:
 def _finding(d: Declared, item: YMap, program: str, basis: str) -> None:
     rid = str(item["id"])
     d.add(
-        Symbol(
+        Draft(
             rid,
             "household",
             "finding",

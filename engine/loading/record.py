@@ -6,10 +6,11 @@ from typing import Any
 
 from engine.errors import ProblemKind
 from engine.record import RecordSchema
-from engine.ruleset import RegistrySpec, Symbol
+from engine.ruleset import RegistrySpec
 from engine.source import YMap, pos_of
 from engine.types import registry_type
 
+from .draft import Draft
 from .shapes import check_keys, text
 from .state import Declared
 
@@ -19,9 +20,9 @@ __all__ = ["declare_inputs", "declare_registries"]
 def declare_inputs(d: Declared, record: RecordSchema) -> None:
     """One input symbol per record field, titled as the record titles it."""
     for name, t in record.household_types().items():
-        d.add(Symbol(name, "household", "input", t, title={}))
+        d.add(Draft(name, "household", "input", t, title={}))
     for name, t in record.member_types().items():
-        d.add(Symbol(name, "member", "input", t, title={}))
+        d.add(Draft(name, "member", "input", t, title={}))
     titles = {s.name: s.title for s in record.household}
     titles.update({sub.name: sub.title for s in record.household for sub in s.fields})
     for (scope, name), sym in d.symbols.items():
@@ -67,4 +68,4 @@ def declare_registries(d: Declared, doc: Any) -> None:
                 )
             )
         d.registries[reg.name] = reg
-        d.add(Symbol(f"registry.{name}", "household", "registry", registry_type(), title=reg.title, pos=spec.pos))
+        d.add(Draft(f"registry.{name}", "household", "registry", registry_type(), title=reg.title, pos=spec.pos))

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Problem, ProblemKind, did_you_mean
+from engine.plan import BUILTIN_FIELDS
 from engine.ruleset import RuleTest
 from engine.source import Pos, YList, YMap, pos_of
 
-from .head import BUILTIN_FIELDS
 from .shapes import check_keys, plain
 from .state import Declared
 

@@ -4,9 +4,9 @@ then the values its messages name."""
 from __future__ import annotations
 
 from engine import ir
-from engine.ruleset import Symbol
 
 from .check import PLACEHOLDER
+from .draft import Draft
 from .state import Declared, ref_nodes
 
 __all__ = ["set_shown"]
@@ -24,7 +24,7 @@ def set_shown(d: Declared) -> None:
         sym.shown = _shown(d, sym, exprs)
 
 
-def _shown(d: Declared, sym: Symbol, exprs: list[ir.Expr | None]) -> tuple[tuple[str, str], ...]:
+def _shown(d: Declared, sym: Draft, exprs: list[ir.Expr | None]) -> tuple[tuple[str, str], ...]:
     shown: dict[tuple[str, str], None] = {}
     for e in exprs:
         for ref in ref_nodes(e):

@@ -9,8 +9,10 @@ from typing import Any
 from engine import ir
 from engine.errors import Problem, ProblemKind
 from engine.record import RecordSchema
-from engine.ruleset import Parameter, RegistrySpec, Symbol
+from engine.ruleset import Parameter, RegistrySpec
 from engine.source import YStr
+
+from .draft import Draft
 
 __all__ = ["Declared", "ref_nodes", "refs"]
 
@@ -21,13 +23,13 @@ class Declared:
 
     problems: list[Problem]
     record: RecordSchema | None = None
-    symbols: dict[tuple[str, str], Symbol] = field(default_factory=dict)
+    symbols: dict[tuple[str, str], Draft] = field(default_factory=dict)
     parameters: dict[str, Parameter] = field(default_factory=dict)
     registries: dict[str, RegistrySpec] = field(default_factory=dict)
     programs: list[dict[str, Any]] = field(default_factory=list)
     formulas: dict[tuple[str, str, dt.date], YStr] = field(default_factory=dict)  # parameter formulas as written
 
-    def add(self, sym: Symbol) -> None:
+    def add(self, sym: Draft) -> None:
         """Declare ``sym``, unless its name is taken in its scope (then say where)."""
         key = (sym.scope, sym.name)
         other = self.symbols.get(key)

@@ -20,9 +20,7 @@ import numpy as np
 import polars as pl
 
 from engine.evaluator import Evaluator
-from engine.loader import BUILTIN_FIELDS
-from engine.ruleset import Symbol
-from engine.types import Type
+from engine.plan import Finding, Rule, Table, Traced
 from engine.vector.kernel import Chunk
 from engine.vector.kernel_text import fen_texts, joined_texts, pack
 from engine.vector.kernel_values import V, full, recode
@@ -38,7 +36,7 @@ class _Token:
     """One reason: a traced definition (or one row of a traced table)."""
 
     id: str
-    sym: Symbol
+    sym: Traced
     row: int | None
 
 
@@ -46,38 +44,40 @@ def _tokens(evaluator: Evaluator) -> list[_Token]:
     """The reasons that can be reported, in the scalar backend's order."""
     out: list[_Token] = []
     for sym in evaluator.traced():
-        if sym.report == "never":
+        if not sym.reported_on:
             continue
-        if sym.kind == "table":
-            t = sym.table
-            assert t is not None
-            rows = [*t.rows, *([t.otherwise] if t.otherwise else [])]
-            out.extend(_Token(r.id, sym, i) for i, r in enumerate(rows))
+        if isinstance(sym, Table):
+            out.extend(_Token(r.id, sym, i) for i, r in enumerate(sym.all_rows))
         else:
             out.append(_Token(sym.name, sym, None))
     return out
 
 
+def _outcomes(sym: Traced, v: V, na: Array | None, n: int) -> dict[str, Array]:
+    """Where the definition has each outcome it can have (``engine.plan.OUTCOMES``)."""
+    if isinstance(sym, Table):
+        fired = np.ones(n, dtype=bool) if v.valid is None else full(v.valid, n)
+        yes, no = "fired", "not_fired"
+    else:
+        fired = full(v.filled(), n)
+        yes, no = ("pass", "fail") if isinstance(sym, Rule) else ("fired", "not_fired")
+    if na is None:
+        return {yes: fired, no: ~fired}
+    na = full(na, n)
+    return {yes: fired & ~na, no: ~fired & ~na, "not_applicable": na}
+
+
 def _flag(ch: Chunk, tok: _Token) -> Array:
-    """Whether a reason is reported, in its own scope (the scalar rules)."""
+    """Whether a reason is reported, in its own scope: where it has an outcome for which
+    ``Traced.reported_on`` makes it a reason (the scalar backend's rule)."""
     sym = tok.sym
     n = ch.n(sym.scope)
-    na = ch.na.get((sym.scope, sym.name))
     v = ch.value(sym.name, sym.scope)
-    if sym.kind == "rule":
-        value = full(v.filled(), n)
-        passed, failed = (value, ~value) if na is None else (value & ~na, ~value & ~na)
-    elif sym.kind == "table":
-        passed = np.ones(n, dtype=bool) if v.valid is None else full(v.valid, n)
-        failed = np.zeros(n, dtype=bool)
-    else:
-        passed, failed = full(v.filled(), n), np.zeros(n, dtype=bool)
-    if sym.report == "always":
-        flag = np.ones(n, dtype=bool)
-    elif sym.report == "fail":
-        flag = failed
-    else:
-        flag = passed
+    outcomes = _outcomes(sym, v, ch.na.get((sym.scope, sym.name)), n)
+    flag = np.zeros(n, dtype=bool)
+    for outcome in sym.reported_on:
+        if outcome in outcomes:
+            flag |= outcomes[outcome]
     if tok.row is not None:
         flag = flag & (v.data == tok.row) if v.valid is None else flag & (v.data == tok.row) & v.valid
     return flag
@@ -90,7 +90,7 @@ class _Slice:
     reasons: Array
 
 
-def _decide_slice(ch: Chunk, fields: list[str], findings: list[Symbol], tokens: list[_Token]) -> _Slice:
+def _decide_slice(ch: Chunk, fields: list[str], findings: list[Finding], tokens: list[_Token]) -> _Slice:
     out: dict[str, V] = {}
     for f in fields:
         v = ch.value(f, "household")
@@ -159,22 +159,12 @@ def _each(fn: Callable[[Any], Any], items: list[Any], workers: int) -> list[Any]
     return results
 
 
-def _kind(t: Type | None) -> str:
-    assert t is not None
-    return t.kind
-
-
-def _nullable(t: Type | None) -> bool:
-    assert t is not None
-    return t.nullable
-
-
 def decide_frames(
     evaluator: Evaluator, run: ColumnRun, *, threads: int | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(decisions, undecided) for the households of one run."""
     rs = run.rs
-    fields = [f for f in rs.decision_fields if f not in BUILTIN_FIELDS]
+    fields = [f.name for f in rs.plan.fields]
     findings = rs.findings()
     tokens = _tokens(evaluator)
     order = [t for t in tokens if t.sym.scope == "household"] + [t for t in tokens if t.sym.scope != "household"]
@@ -185,8 +175,8 @@ def decide_frames(
         # that of one slice per thread, and freed buffers are reused while they are warm
         return _decide_slice(run.chunk(*span), fields, findings, tokens)
 
-    kinds = {f: _kind(rs.symbol(f).type) for f in fields}
-    required = [f for f in fields if not _nullable(rs.symbol(f).type)]
+    kinds = {f.name: f.type.kind for f in rs.plan.fields}
+    required = [f.name for f in rs.plan.fields if not f.type.nullable]
     ids = {"findings": [s.code for s in findings], "reasons": [t.id for t in order]}
     slices: list[_Slice] = []
 

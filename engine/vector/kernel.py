@@ -19,7 +19,8 @@ import polars as pl
 
 from engine import ir
 from engine.parameters import ParameterResolver
-from engine.ruleset import Ruleset, Symbol
+from engine.plan import InputField, ParameterRef, RegistryRef, Table, expressions
+from engine.ruleset import Ruleset
 from engine.types import Type
 from engine.vector.kernel_defs import KINDS, row_ids
 from engine.vector.kernel_nodes import NODES
@@ -50,19 +51,6 @@ def _per_member(ref: ir.Ref) -> bool:
     return ref.scope == "member" or ref.type.kind == "members"
 
 
-def symbol_exprs(sym: Symbol) -> list[ir.Expr]:
-    """Every expression a definition evaluates."""
-    out = [e for e in (sym.expr, sym.applies) if e is not None]
-    if sym.table is not None:
-        rows = [*sym.table.rows, *([sym.table.otherwise] if sym.table.otherwise else [])]
-        out += [e for e in (sym.table.input, *(r.cond for r in rows)) if e is not None]
-        out += [c for r in rows for c in r.cells.values()]
-    if sym.outcome is not None:
-        out += [c.cond for c in sym.outcome.cases if c.cond is not None]
-        out += [x for c in sym.outcome.cases for x in c.sets.values()]
-    return out
-
-
 class KernelPlan:
     """What a ruleset compiles to once: the aggregations to batch, parameter scales."""
 
@@ -75,7 +63,7 @@ class KernelPlan:
         for sym in ruleset.symbols.values():
             if sym.scope != "household":
                 continue
-            for root in symbol_exprs(sym):
+            for root in expressions(sym):
                 for node in walk(root):
                     if isinstance(node, ir.Agg) and self._ready(node, "member"):
                         aggs[node] = None
@@ -88,16 +76,14 @@ class KernelPlan:
             if not isinstance(node, ir.Ref):
                 continue
             sym = self.rs.symbols[(node.scope, node.name)]
-            if sym.kind in ("input", "parameter", "registry"):
+            if isinstance(sym, InputField | ParameterRef | RegistryRef):
                 continue
             if node.scope == "household" and node.type.kind != "members":
                 return False
             key = f"{node.scope}:{node.name}"
             if key not in self._member_ready:
                 self._member_ready[key] = True  # definitions are acyclic; this only guards recursion
-                exprs = symbol_exprs(sym)
-                if sym.owner:  # a case, outcome, set or table column: its table's or outcome's too
-                    exprs += symbol_exprs(self.rs.symbols[(sym.scope, sym.owner)])
+                exprs = expressions(sym)  # a case or table column: with its table's or outcome's
                 self._member_ready[key] = all(self._ready(x, "member") for x in exprs)
             if not self._member_ready[key]:
                 return False
@@ -184,18 +170,18 @@ class Chunk:
         v = self.values.get(key)
         if v is None:
             sym = self.rs.symbols[key]
-            v = self.values[key] = KINDS[sym.kind](self, sym)
+            v = self.values[key] = KINDS[type(sym)](self, sym)
         return v
 
     def ref(self, e: ir.Ref, scope: str) -> V:
         sym = self.rs.symbols[(e.scope, e.name)]
-        if sym.kind == "registry":
+        if isinstance(sym, RegistryRef):
             raise TypeError("registries are only used with `in`")
-        if sym.kind == "table" and e.scope == scope:
+        if isinstance(sym, Table) and e.scope == scope:
             row = self.value(e.name, scope)
             return V(row.data.astype(np.int32), e.type, 0, row.valid, row_ids(sym))
         if e.type.kind == "members":
-            if sym.kind == "input":  # `members` itself: every member
+            if isinstance(sym, InputField):  # `members` itself: every member
                 return V(np.ones(self.nm, dtype=bool), e.type)
             return self.value(e.name, "household")
         if e.scope == scope:

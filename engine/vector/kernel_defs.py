@@ -8,7 +8,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from engine.ruleset import Symbol, TableRow
+from engine.plan import (
+    Case,
+    CaseSet,
+    CaseValue,
+    Definition,
+    Derived,
+    Finding,
+    InputField,
+    Outcome,
+    Output,
+    ParameterRef,
+    Rule,
+    Table,
+    TableOutput,
+    TableRow,
+)
 from engine.types import Type
 from engine.vector.kernel_values import V, dec_scale, full, rescale, scaled, select
 
@@ -41,18 +56,16 @@ def column(s: pl.Series, t: Type) -> V:
     return V(s.to_numpy(), t, 2 if t.kind == "money" else 0, valid)
 
 
-def _k_input(ch: Chunk, sym: Symbol) -> V:
-    assert sym.type is not None
+def _k_input(ch: Chunk, sym: InputField) -> V:
     frame = ch.hh if sym.scope == "household" else ch.mm
     return column(frame.get_column(sym.name), sym.type)
 
 
-def _k_expr(ch: Chunk, sym: Symbol) -> V:
-    assert sym.expr is not None
+def _k_expr(ch: Chunk, sym: Derived | Output | Finding) -> V:
     return ch.compile(sym.expr, sym.scope)
 
 
-def _applies(ch: Chunk, sym: Symbol) -> Array | None:
+def _applies(ch: Chunk, sym: Rule | Table) -> Array | None:
     if sym.applies is None:
         return None
     a = ch.compile(sym.applies, sym.scope).filled()
@@ -60,8 +73,7 @@ def _applies(ch: Chunk, sym: Symbol) -> Array | None:
     return a
 
 
-def _k_rule(ch: Chunk, sym: Symbol) -> V:
-    assert sym.expr is not None
+def _k_rule(ch: Chunk, sym: Rule) -> V:
     applies = _applies(ch, sym)
     v = ch.compile(sym.expr, sym.scope)
     if applies is None:
@@ -79,35 +91,31 @@ def _first(ch: Chunk, conds: list[Array], scope: str, other: int | None) -> V:
     return V(idx, _INT, 0, (idx >= 0) if other is None else None)
 
 
-def _k_outcome_index(ch: Chunk, sym: Symbol) -> V:
-    assert sym.outcome is not None
-    cases = sym.outcome.cases
+def _k_outcome(ch: Chunk, sym: Outcome) -> V:
+    cases = sym.cases
     conds = [ch.compile(c.cond, sym.scope).filled() for c in cases if c.cond is not None]
     return _first(ch, [full(c, ch.n(sym.scope)) for c in conds], sym.scope, len(cases) - 1)
 
 
-def _outcome_of(ch: Chunk, sym: Symbol) -> Any:
-    owner = ch.rs.symbols[(sym.scope, sym.owner)].outcome
-    assert owner is not None
-    return owner
+def _k_case(ch: Chunk, sym: Case) -> V:
+    return V(ch.value(sym.outcome.name, sym.scope).data == sym.index, _BOOL)
 
 
-def _k_case(ch: Chunk, sym: Symbol) -> V:
-    index = next(i for i, c in enumerate(_outcome_of(ch, sym).cases) if c.id == sym.name)
-    return V(ch.value(sym.owner, sym.scope).data == index, _BOOL)
-
-
-def _k_outcome(ch: Chunk, sym: Symbol) -> V:
-    values = [str(c.value) for c in _outcome_of(ch, sym).cases]
+def _k_case_value(ch: Chunk, sym: CaseValue) -> V:
+    values = [str(c.value) for c in sym.outcome.cases]
     cats = tuple(dict.fromkeys(values))
     lut = np.array([cats.index(v) for v in values], dtype=np.int32)
-    return V(lut[ch.value(sym.owner, sym.scope).data], sym.type or Type("enum"), 0, None, cats)
+    return V(lut[ch.value(sym.outcome.name, sym.scope).data], sym.type, 0, None, cats)
 
 
-def _k_set(ch: Chunk, sym: Symbol) -> V:
-    cases = _outcome_of(ch, sym).cases
-    branches = [ch.compile(c.sets[sym.column], sym.scope) for c in cases]
-    return select(ch.value(sym.owner, sym.scope), branches, ch.n(sym.scope), sym.type or branches[0].type)
+def _k_case_set(ch: Chunk, sym: CaseSet) -> V:
+    branches = [ch.compile(c.sets[sym.column], sym.scope) for c in sym.outcome.cases]
+    return select(ch.value(sym.outcome.name, sym.scope), branches, ch.n(sym.scope), _typed(sym, branches))
+
+
+def _typed(sym: Definition, branches: list[V]) -> Type:
+    """A column's type: the definition's, or its branches' where every case sets None."""
+    return branches[0].type if sym.type.kind == "null" else sym.type
 
 
 def _contains(ch: Chunk, inp: V, row: TableRow) -> Array:
@@ -126,9 +134,8 @@ def _contains(ch: Chunk, inp: V, row: TableRow) -> Array:
     return cond if inp.valid is None else cond & inp.valid
 
 
-def _k_table(ch: Chunk, sym: Symbol) -> V:
-    table = sym.table
-    assert table is not None
+def _k_table(ch: Chunk, sym: Table) -> V:
+    table = sym
     applies = _applies(ch, sym)
     n = ch.n(sym.scope)
     other = len(table.rows) if table.otherwise else None
@@ -166,37 +173,32 @@ def _k_table(ch: Chunk, sym: Symbol) -> V:
     return idx
 
 
-def _k_table_output(ch: Chunk, sym: Symbol) -> V:
-    owner = ch.rs.symbols[(sym.scope, sym.owner)]
-    table = owner.table
-    assert table is not None
-    rows = [*table.rows, *([table.otherwise] if table.otherwise else [])]
-    branches = [ch.compile(r.cells[sym.column], sym.scope) for r in rows]
-    index = ch.value(sym.owner, sym.scope)
-    return select(index, branches, ch.n(sym.scope), sym.type or branches[0].type)
+def _k_table_output(ch: Chunk, sym: TableOutput) -> V:
+    branches = [ch.compile(r.cells[sym.column], sym.scope) for r in sym.table.all_rows]
+    index = ch.value(sym.table.name, sym.scope)
+    return select(index, branches, ch.n(sym.scope), _typed(sym, branches))
 
 
-def _k_parameter(ch: Chunk, sym: Symbol) -> V:
+def _k_parameter(ch: Chunk, sym: ParameterRef) -> V:
     raise KeyError(sym.name)  # parameters are set when the chunk starts
 
 
-def row_ids(sym: Symbol) -> tuple[str, ...]:
-    t = sym.table
-    assert t is not None
-    return tuple(r.id for r in [*t.rows, *([t.otherwise] if t.otherwise else [])])
+def row_ids(sym: Table) -> tuple[str, ...]:
+    return tuple(r.id for r in sym.all_rows)
 
 
-KINDS: dict[str, Callable[[Chunk, Symbol], V]] = {
-    "input": _k_input,
-    "parameter": _k_parameter,
-    "derived": _k_expr,
-    "output": _k_expr,
-    "finding": _k_expr,
-    "rule": _k_rule,
-    "outcome_index": _k_outcome_index,
-    "case": _k_case,
-    "outcome": _k_outcome,
-    "set": _k_set,
-    "table": _k_table,
-    "table_output": _k_table_output,
+# how each kind of definition is computed for a chunk
+KINDS: dict[type[Definition], Callable[[Chunk, Any], V]] = {
+    InputField: _k_input,
+    ParameterRef: _k_parameter,
+    Derived: _k_expr,
+    Output: _k_expr,
+    Finding: _k_expr,
+    Rule: _k_rule,
+    Outcome: _k_outcome,
+    Case: _k_case,
+    CaseValue: _k_case_value,
+    CaseSet: _k_case_set,
+    Table: _k_table,
+    TableOutput: _k_table_output,
 }
