@@ -35,12 +35,13 @@ from engine.validation_reasons import (
 if TYPE_CHECKING:
     from engine.record import RecordSchema
 
-__all__ = ["LINK", "REJECT_SCHEMA", "SHAPE", "cell_text", "group_marker", "validate_columns"]
+__all__ = ["LINK", "REJECT_SCHEMA", "REPEATED", "SHAPE", "cell_text", "group_marker", "validate_columns"]
 
 REJECT_SCHEMA = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
 LINK = "~row"  # links members to their household when a table came from JSON objects
 _TEXT = "~t:"
 SHAPE = "~shape"  # a household's problems of shape (JSON [[field, reason], ...]), found while flattening
+REPEATED = "~repeated"  # true: this household's ID is found again elsewhere in the input (beyond this frame)
 _MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 
@@ -290,6 +291,7 @@ def validate_columns(
             *(b.fill_null(False).alias("~b:" + k) for k, b in h_bads.items()),
             *(cell_text(households, c).is_not_null().alias("~u:" + c) for c in h_unknown),
             *([pl.col(LINK)] if json_origin else []),
+            *([pl.col(REPEATED).fill_null(False)] if REPEATED in households.columns else []),
         )
         .collect()
     )
@@ -321,7 +323,8 @@ def validate_columns(
     )
     m = cross_flags(m, h, [f.rule for f in mm_fields])
     reasons = all_field_reasons(schema, households, members, h, m, h_unknown, m_unknown, json_origin, today)
-    repeated = h.filter(pl.col("~id").is_not_null() & pl.col("~id").is_duplicated())
+    again = pl.col("~id").is_duplicated() | (pl.col(REPEATED) if REPEATED in h.columns else False)
+    repeated = h.filter(pl.col("~id").is_not_null() & again)
     with_members = m.get_column(MEMBER_OF).unique().implode()
     reasons += [
         coverage_reasons(h, coverage),
@@ -336,6 +339,11 @@ def validate_columns(
     if SHAPE in households.columns:  # a household of the wrong shape is rejected for its shape alone
         shaped = households.filter(pl.col(SHAPE).is_not_null()).select("~i", SHAPE).join(h.select("~i", "~id"), on="~i")
         rows = [(i, hid, f, r) for i, text, hid in shaped.iter_rows() for f, r in json.loads(text)]
+        # the row validator's reasons hold "repeated" (the flattening supposed it) when it got
+        # past the shape checks: kept where the ID is repeated indeed
+        again = set(repeated.get_column("~i").to_list())
+        said = (id_key, say("repeated_household"))
+        rows = [r for r in rows if (r[2], r[3]) != said or r[0] in again]
         found = pl.concat([found.filter(~pl.col("~i").is_in(shaped.get_column("~i").implode())), reasons_frame(rows)])
     found = found.sort("~i", maintain_order=True)
     rejects = [found.drop("~i")]

@@ -112,6 +112,7 @@ def jsonl_to_tables(
     only its ID and its reasons (``~shape``), which ``validate_frames`` reports.
     """
     groups = {s.name: s for s in schema.household if s.kind == "group"}
+    again = say("repeated_household")
     top = frozenset(s.name for s in schema.household if s.kind not in ("group", "members"))
     households: list[dict[str, Any]] = []
     members: list[dict[str, Any]] = []
@@ -128,16 +129,20 @@ def jsonl_to_tables(
             rejects.append({"household_id": f"(line {i})", "field": "(household)", "reason": say("household")})
             continue
         if _misshapen(obj, schema, set(groups), top):
+            hid = obj.get(schema.id_field)
+            text = _id_text(hid)
             try:
-                schema.validate(obj)
+                # as if its ID were repeated: the reasons then say so where the row validator
+                # would (past its shape checks), and the column validator keeps it if it is
+                schema.validate(obj, repeated=frozenset({text}) if text else frozenset())
             except InputError as exc:
-                # kept as a row, so that its household ID still counts as seen in this input
                 reasons = [[p.field, p.message] for p in exc.problems]
-                hid = obj.get(schema.id_field)
-                households.append(
-                    {LINK: i, schema.id_field: _cell(hid) if _id_text(hid) else None, SHAPE: json.dumps(reasons)}
-                )
-                continue
+                if any(r != [schema.id_field, again] for r in reasons):
+                    # kept as a row, so that its household ID still counts as seen in this input
+                    households.append(
+                        {LINK: i, schema.id_field: _cell(hid) if text else None, SHAPE: json.dumps(reasons)}
+                    )
+                    continue
         row: dict[str, Any] = {LINK: i}
         for key, value in obj.items():
             if key.startswith("~"):

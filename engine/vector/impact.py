@@ -86,9 +86,19 @@ def with_settings(ruleset: Ruleset, settings: Sequence[str], field: str = "--set
 
 
 def _read(caseload: Path, ruleset: Ruleset) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The households and members, members in their households' order. From JSON Lines they
+    are linked by line (``~row``) and keep the group markers, as the validator expects."""
     if caseload.is_dir():
         src = find_tables(caseload)
-        return read_table(src.households), read_table(src.members)
+        hh, mm = read_table(src.households), read_table(src.members)
+        order = hh.select(pl.col("household_id").cast(pl.Utf8)).with_row_index("_r").unique("household_id")
+        mm = (
+            mm.with_columns(pl.col("household_id").cast(pl.Utf8))
+            .join(order, on="household_id", how="left")
+            .sort("_r", nulls_last=True, maintain_order=True)
+            .drop("_r")
+        )
+        return hh, mm
     with caseload.open(encoding="utf-8") as f:
         hh, mm, _ = jsonl_to_tables(f, ruleset.record)
     return hh, mm
@@ -134,13 +144,6 @@ def impact(
     """Write transitions.csv, changes.<fmt>, budget.csv and report.html to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     hh, mm = _read(caseload, base.ruleset)
-    order = hh.select(pl.col("household_id").cast(pl.Utf8)).with_row_index("_r")
-    mm = (
-        mm.with_columns(pl.col("household_id").cast(pl.Utf8))
-        .join(order, on="household_id", how="left")
-        .sort("_r", nulls_last=True)
-        .drop("_r")
-    )
     h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
     dups = duplicate_persons(m.select("person_id", pl.col("_h").alias("household_id")))
     b, extra = _run(base, h, m, dups)

@@ -30,6 +30,7 @@ import polars as pl
 
 from engine.errors import FieldProblem, InputError, JiuzhuError, register_error
 from engine.evaluator import Evaluator
+from engine.validation_columns import LINK, REPEATED
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, validate_frames
 from engine.vector.decisions import decide_frames
 from engine.vector.plan import ColumnRun
@@ -154,6 +155,7 @@ class _Screening:
             self.person,
             self.chunk_size,
             self.work / "buckets",
+            linked=not self.caseload.is_dir(),
         )
         shutil.rmtree(self.work / "buckets", ignore_errors=True)
         _write_atomic(pl.concat([bad, orphans], how="vertical"), self.work / "rejects-prepare.parquet")
@@ -249,10 +251,12 @@ class _Screening:
         registries: dict[str, frozenset[str]],
     ) -> None:
         """Decide chunk ``k`` and write its parts; its frames are freed when it returns."""
-        households = hh_scan.slice(k * self.chunk_size, self.chunk_size).collect()
+        households = _mark_copies(hh_scan.slice(k * self.chunk_size, self.chunk_size).collect(), dup_ids)
         rows = households.height
-        households, copies = _drop_duplicate_ids(households, dup_ids)
-        if index.member_starts is not None:
+        if LINK in households.columns:  # JSON Lines: a member follows its household's line
+            lines = households.get_column(LINK)
+            members = mm_scan.filter(pl.col(LINK).is_between(lines.min(), lines.max())).collect()
+        elif index.member_starts is not None:
             start, end = index.member_starts[k], index.member_starts[k + 1]
             members = mm_scan.slice(start, end - start).collect()
         else:
@@ -263,7 +267,7 @@ class _Screening:
         del households, members  # the raw values are parsed: only the IDs are needed from here
         decisions, undecided = decide_frames(self.ev, ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries))
         del m
-        rejects = pl.concat([copies, rejects, undecided], how="vertical")
+        rejects = pl.concat([rejects, undecided], how="vertical")
         self._check_chunk(k, ids, decisions, rejects)
         result = chunk_counts(self.ev.ruleset.reports, h, decisions)
         result.rows = rows
@@ -333,20 +337,16 @@ class _Screening:
         os.replace(tmp, path)
 
 
-def _drop_duplicate_ids(households: pl.DataFrame, dup_ids: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The chunk without the copies of an ID found more than once in the caseload, and one
-    reject row per copy."""
+def _mark_copies(households: pl.DataFrame, dup_ids: pl.DataFrame) -> pl.DataFrame:
+    """The chunk with the copies of an ID found more than once in the caseload marked, so
+    the validator rejects each with every other reason it has, as `check` does."""
     if dup_ids.height == 0:
-        return households, pl.DataFrame(schema=REJECT_SCHEMA)
-    keyed = households.with_columns(hid_keys())
-    copy = keyed.join(dup_ids, on=["a", "b"], how="semi")
-    rejects = copy.select(
-        pl.col(HID).cast(pl.Utf8),
-        pl.lit(HID).alias("field"),
-        pl.lit("appears more than once in the households table").alias("reason"),
+        return households
+    keys = households.select(hid_keys())
+    again = keys.join(
+        dup_ids.with_columns(pl.lit(True).alias(REPEATED)), on=["a", "b"], how="left", maintain_order="left"
     )
-    kept = keyed.join(dup_ids, on=["a", "b"], how="anti", maintain_order="left").drop("a", "b")
-    return kept, rejects
+    return households.with_columns(again.get_column(REPEATED).fill_null(False))
 
 
 def _steady_heap() -> None:

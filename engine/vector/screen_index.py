@@ -23,16 +23,25 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["HID", "CaseloadIndex", "hid_keys", "index_caseload", "person_keys"]
+from engine.types import BLANKS
+from engine.validation_messages import say
+
+__all__ = ["HID", "CaseloadIndex", "hid_keys", "hid_text", "index_caseload", "person_keys"]
 
 HID = "household_id"
 _SEEDS = (0x5EED_0001, 0x5EED_0002)
 _REJECT = {"household_id": pl.Utf8, "field": pl.Utf8, "reason": pl.Utf8}
 
 
+def hid_text(column: str = HID) -> pl.Expr:
+    """The household ID as validation reads it: trimmed, blank = null."""
+    text = pl.col(column).cast(pl.Utf8).str.strip_chars(BLANKS)
+    return pl.when(text != "").then(text)
+
+
 def hid_keys(column: str = HID) -> list[pl.Expr]:
-    """The household ID as two hashes (`a`, `b`); nulls stay null."""
-    text = pl.col(column).cast(pl.Utf8)
+    """The household ID (as validation reads it) as two hashes (`a`, `b`); nulls stay null."""
+    text = hid_text(column)
     return [_hash(text, _SEEDS[0]).alias("a"), _hash(text, _SEEDS[1]).alias("b")]
 
 
@@ -113,8 +122,13 @@ def index_caseload(
     person: str | None,
     chunk_size: int,
     spill: Path,
+    *,
+    linked: bool = False,
 ) -> tuple[CaseloadIndex, pl.DataFrame]:
     """The caseload index, and one reject row per member without a household.
+
+    ``linked``: members are tied to their household by its line (JSON Lines), not by its
+    ID, so none is without a household and chunks find their members by line.
 
     Memory is a few batches of `2 × chunk_size` rows whatever the caseload's size: IDs are
     read batch by batch and what must be compared across the whole caseload is spilled to
@@ -134,7 +148,8 @@ def index_caseload(
         dup = maybe.filter(maybe.is_duplicated()).unique(maintain_order=True)
         index.duplicate_ids += [(int(a), int(b)) for a, b in dup.iter_rows()]
     chunks = max(1, -(-n_h // chunk_size))
-    ranges = _Ranges(keyed, chunk_size, chunks) if not index.duplicate_ids and not null_ids else None
+    in_order = not (index.duplicate_ids or null_ids or linked)
+    ranges = _Ranges(keyed, chunk_size, chunks) if in_order else None
     pairs = _Spill(spill / "persons", ("p", "q", "a", "row"), n_m, batch)
     scan = members.select([*hid_keys(), *([pl.col(person).alias("pid")] if person else [])])
     for start in range(0, n_m, batch):
@@ -148,13 +163,13 @@ def index_caseload(
             )
     if ranges is not None:
         index.member_starts = ranges.starts(n_m)
-        orphans = pl.DataFrame(schema=_REJECT)
-    else:
-        known = households.select(pl.col(HID).cast(pl.Utf8))
+    orphans = pl.DataFrame(schema=_REJECT)
+    if ranges is None and not linked:
+        known = households.select(hid_text().alias("~t"))
         orphans = (
-            members.select(pl.col(HID).cast(pl.Utf8))
-            .join(known, on=HID, how="anti")
-            .select(HID, pl.lit(HID).alias("field"), pl.lit("member without household").alias("reason"))
+            members.select(pl.col(HID).cast(pl.Utf8), hid_text().alias("~t"))
+            .join(known, on="~t", how="anti", nulls_equal=False)
+            .select(HID, pl.lit(HID).alias("field"), pl.lit(say("orphan")).alias("reason"))
             .collect()
         )
     index.orphan_rows = orphans.height

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from engine import Evaluator
+from engine.validation_messages import say
 from engine.vector.screen import screen
 from tests.conftest import FIXTURES
 
@@ -228,7 +229,7 @@ def test_duplicates_across_chunks_are_found_before_deciding(evaluator: Evaluator
     assert (summary["rows_in"], summary["decided"], summary["rejected"]) == (201, 199, 2)
     rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
     copies = rejects.filter(pl.col("household_id") == ids[180])
-    assert copies.get_column("reason").to_list() == ["appears more than once in the households table"] * 2
+    assert copies.get_column("reason").to_list() == [say("repeated_household")] * 2
     decisions = pl.read_parquet(tmp_path / "out" / "decisions.parquet")
     flagged = decisions.filter(pl.col("findings").str.contains("duplicate_person")).get_column("household_id")
     assert {first, last} <= set(flagged.to_list())
@@ -242,10 +243,7 @@ def test_members_without_household_in_a_table_in_order(evaluator: Evaluator, tmp
     summary = screen(evaluator, folder, tmp_path / "out", chunk_size=32, today=DATE)
     assert (summary["decided"], summary["member_rows_without_household"]) == (100, 2)
     rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
-    assert (
-        rejects.filter(pl.col("household_id") == "NO-SUCH").get_column("reason").to_list()
-        == ["member without household"] * 2
-    )
+    assert rejects.filter(pl.col("household_id") == "NO-SUCH").get_column("reason").to_list() == [say("orphan")] * 2
 
 
 def test_spilled_person_buckets_find_the_same_duplicates(tmp_path: Path) -> None:
