@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from engine.codegen_program import Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
 from engine.parameters import ParameterResolver, ParameterUse
-from engine.plan import BUILTIN_FIELDS, Rule, Table, Traced
+from engine.plan import BUILTIN_FIELDS, Table, TableRow, Text, Traced
 from engine.registries import Registries
 from engine.ruleset import Ruleset
 from engine.scalar import NA_PREFIX, ROW_PREFIX, Fn, ScalarPlan
@@ -48,12 +49,12 @@ class Evaluator:
         self.ruleset = ruleset
         self.params = ParameterResolver(ruleset)
         self._field_names = [f for f in ruleset.decision_fields if f not in BUILTIN_FIELDS]
-        self._order = {(s.scope, s.name): i for i, s in enumerate(self.traced())}
+        self._explained = {s.key: _Explained.of(s, i) for i, s in enumerate(self.traced())}
         self._region_default = ruleset.default_region
         self._computed = tuple(f"registry.{n}" for n, spec in ruleset.registries.items() if spec.computed)
         self._program: Program | None = None
         self._closures_only = False
-        self._shown_names: dict[tuple[str, str], list[str]] = {}
+        self._render_order: tuple[list[_Explained], list[_Explained]] | None = None
         self._version = ruleset.ruleset_version
         self._use(registries or Registries.empty(ruleset))
 
@@ -156,54 +157,80 @@ class Evaluator:
         program = self._program
         assert program is not None
         household, members = kept
-        out = [self._entry(s, row, None) for s, row in zip(program.household_trace, household, strict=True)]
+        if self._render_order is None:
+            self._render_order = (
+                [self._explained[s.key] for s in program.household_trace],
+                [self._explained[s.key] for s in program.member_trace],
+            )
+        house, each = self._render_order
+        out = [_entry(e, row, None) for e, row in zip(house, household, strict=True)]
         for m, rows in members:
             pid = m.get("person_id")
-            out += [self._entry(s, row, pid) for s, row in zip(program.member_trace, rows, strict=True)]
+            out += [_entry(e, row, pid) for e, row in zip(each, rows, strict=True)]
         return out
 
-    def _entry(self, sym: Traced, kept: tuple[Any, ...], pid: str | None) -> RuleTrace:
-        """A traced definition from what the generated code kept: (value, not applicable, shown)."""
-        value, na, shown = kept
-        row = None
-        if value is not None and isinstance(sym, Table):
-            row = sym.all_rows[value].id
-            value = row
-        names = self._shown_names.get((sym.scope, sym.name))
-        if names is None:
-            names = self._shown_names[(sym.scope, sym.name)] = [name for _, name in sym.shown]
-        return trace_entry(sym, value, na, row, dict(zip(names, shown, strict=True)), pid, self._order)
+
+@dataclass(frozen=True, slots=True)
+class _Explained:
+    """What an explanation shows of one traced definition, read from the plan once: one
+    shape for every kind, so the loop over a household's hundred entries stays cheap."""
+
+    name: str
+    kind: str
+    program: str
+    title: Text
+    legal_basis: str
+    messages: dict[str, Text]
+    outcomes: tuple[str, str]  # when it holds, when not
+    reported_on: frozenset[str]  # the outcomes for which it is a reason (``Traced.reported_on``)
+    rows: tuple[TableRow, ...] | None  # a table's rows, by the index its value is
+    shown: tuple[str, ...]  # names of the values shown with it
+    key: tuple[int, int]  # (scope, definition): the bulk `reasons` order
+
+    @classmethod
+    def of(cls, sym: Traced, order: int) -> _Explained:
+        rows = sym.all_rows if isinstance(sym, Table) else None
+        names = tuple(name for _, name in sym.shown)
+        key = (0 if sym.scope == "household" else 1, order)
+        return cls(
+            sym.name, sym.kind, sym.program, sym.title, sym.legal_basis, sym.messages, sym.outcomes,
+            sym.reported_on, rows, names, key,
+        )  # fmt: skip
+
+
+def _entry(e: _Explained, kept: tuple[Any, ...], pid: str | None) -> RuleTrace:
+    """A traced definition from what the generated code kept: (value, not applicable, shown)."""
+    value, na, shown = kept
+    row = None
+    if value is not None and e.rows is not None:
+        row = value = e.rows[value].id
+    return trace_entry(e, value, na, row, dict(zip(e.shown, shown, strict=True)), pid)
 
 
 def trace_entry(
-    sym: Traced,
-    value: Any,
-    na: bool,
-    row: str | None,
-    vals: dict[str, Any],
-    pid: str | None,
-    order: dict[tuple[str, str], int],
+    e: _Explained, value: Any, na: bool, row: str | None, vals: dict[str, Any], pid: str | None
 ) -> RuleTrace:
     """One traced definition as the explanation shows it."""
-    if na:
-        outcome = "not_applicable"
-    elif isinstance(sym, Rule):
-        outcome = "pass" if value else "fail"
-    elif isinstance(sym, Table):
-        outcome = "fired" if row is not None else "not_fired"
-    else:
-        outcome = "fired" if value else "not_fired"
-    rule_id = row if isinstance(sym, Table) and row else sym.name
-    title = sym.title
-    row_index = 0
-    if isinstance(sym, Table) and row:
-        rows = sym.all_rows
-        row_index = next((i for i, r in enumerate(rows) if r.id == row), 0)
-        title = rows[row_index].title or sym.title
-    reported = sym.reported(outcome)
-    key = (0 if sym.scope == "household" else 1, order[(sym.scope, sym.name)], row_index)
+    holds = row is not None if e.rows is not None else value
+    outcome = "not_applicable" if na else e.outcomes[0 if holds else 1]
+    rule_id, title, row_index = e.name, e.title, 0
+    if row and e.rows is not None:
+        row_index = next((i for i, r in enumerate(e.rows) if r.id == row), 0)
+        rule_id, title = row, e.rows[row_index].title or e.title
+    reported = outcome in e.reported_on
     return RuleTrace(
-        rule_id, sym.kind, sym.program, outcome, vals, title, sym.legal_basis, sym.messages, pid, row, reported, key
+        rule_id,
+        e.kind,
+        e.program,
+        outcome,
+        vals,
+        title,
+        e.legal_basis,
+        e.messages,
+        pid,
+        row,
+        reported,
+        (*e.key, row_index),
     )
 
 
@@ -279,4 +306,4 @@ class ClosureEvaluator(Evaluator):
         r = local.get(ROW_PREFIX + sym.name) if isinstance(sym, Table) else None
         vals = {name: self._shown(scope, name, local, env) for scope, name in sym.shown}
         na = bool(local.get(NA_PREFIX + sym.name))
-        return trace_entry(sym, value, na, r.id if r is not None else None, vals, pid, self._order)
+        return trace_entry(self._explained[sym.key], value, na, r.id if r is not None else None, vals, pid)

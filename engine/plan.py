@@ -170,6 +170,8 @@ class Output(Definition):
 class Traced(Definition):
     """A definition an explanation lists: a rule, a case, a table or a finding."""
 
+    # its outcome when it holds (a case or finding, a table row chosen), and when not
+    outcomes: ClassVar[tuple[str, str]] = ("fired", "not_fired")
     report: str = "never"  # fail | fire | pass | always | never: when it is a reason
     messages: dict[str, Text] = field(default_factory=dict)
     shown: tuple[Key, ...] = ()  # values its explanation shows
@@ -187,6 +189,7 @@ class Traced(Definition):
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Rule(Traced):
     kind: ClassVar[str] = "rule"
+    outcomes: ClassVar[tuple[str, str]] = ("pass", "fail")
     expr: ir.Expr
     applies: ir.Expr | None = None
 

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from engine.evaluator import Evaluator
-from engine.plan import Finding, Rule, Table, Traced
+from engine.plan import Finding, Table, Traced
 from engine.vector.kernel import Chunk
 from engine.vector.kernel_text import fen_texts, joined_texts, pack
 from engine.vector.kernel_values import V, full, recode
@@ -53,31 +53,33 @@ def _tokens(evaluator: Evaluator) -> list[_Token]:
     return out
 
 
-def _outcomes(sym: Traced, v: V, na: Array | None, n: int) -> dict[str, Array]:
-    """Where the definition has each outcome it can have (``engine.plan.OUTCOMES``)."""
-    if isinstance(sym, Table):
-        fired = np.ones(n, dtype=bool) if v.valid is None else full(v.valid, n)
-        yes, no = "fired", "not_fired"
+def _reported(sym: Traced, v: V, na: Array | None, n: int) -> Array:
+    """Where the definition has an outcome (``engine.plan.OUTCOMES``) for which it is a
+    reason (``Traced.reported_on``, the scalar backend's rule)."""
+    if isinstance(sym, Table):  # it holds where a row is chosen
+        done = np.ones(n, dtype=bool) if v.valid is None else full(v.valid, n)
     else:
-        fired = full(v.filled(), n)
-        yes, no = ("pass", "fail") if isinstance(sym, Rule) else ("fired", "not_fired")
-    if na is None:
-        return {yes: fired, no: ~fired}
-    na = full(na, n)
-    return {yes: fired & ~na, no: ~fired & ~na, "not_applicable": na}
+        done = full(v.filled(), n)
+    yes, no = sym.outcomes
+    want = sym.reported_on
+    applicable = None if na is None else ~full(na, n)
+    parts = []
+    if yes in want:
+        parts.append(done if applicable is None else done & applicable)
+    if no in want:
+        parts.append(~done if applicable is None else ~done & applicable)
+    if na is not None and "not_applicable" in want:
+        parts.append(full(na, n))
+    if not parts:
+        return np.zeros(n, dtype=bool)
+    return parts[0] if len(parts) == 1 else np.logical_or.reduce(parts)
 
 
 def _flag(ch: Chunk, tok: _Token) -> Array:
-    """Whether a reason is reported, in its own scope: where it has an outcome for which
-    ``Traced.reported_on`` makes it a reason (the scalar backend's rule)."""
+    """Whether a reason is reported, in its own scope."""
     sym = tok.sym
-    n = ch.n(sym.scope)
     v = ch.value(sym.name, sym.scope)
-    outcomes = _outcomes(sym, v, ch.na.get((sym.scope, sym.name)), n)
-    flag = np.zeros(n, dtype=bool)
-    for outcome in sym.reported_on:
-        if outcome in outcomes:
-            flag |= outcomes[outcome]
+    flag = _reported(sym, v, ch.na.get((sym.scope, sym.name)), ch.n(sym.scope))
     if tok.row is not None:
         flag = flag & (v.data == tok.row) if v.valid is None else flag & (v.data == tok.row) & v.valid
     return flag
