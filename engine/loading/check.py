@@ -13,6 +13,7 @@ from typing import Any
 from engine import ir
 from engine.errors import ProblemKind, did_you_mean
 from engine.expressions import ExprError, Resolver, parse_expression
+from engine.plan import Case, Definition, Derived, Finding, InputField, Outcome, ParameterRef, RegistryRef, Rule, Table
 from engine.source import Pos, YMap, YStr, pos_of
 from engine.types import Type
 
@@ -24,7 +25,7 @@ __all__ = ["PLACEHOLDER", "AlreadyReported", "Checker", "Handler"]
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 
 # kinds whose check does more than give a type: checked when first read even if typed
-_CHECKED_ON_READ = ("table", "outcome_index", "case", "rule", "finding", "derived")
+_CHECKED_ON_READ = (Table, Outcome, Case, Rule, Finding, Derived)
 
 
 class AlreadyReported(Exception):
@@ -37,7 +38,7 @@ Handler = Callable[["Checker", Draft], None]
 class Checker:
     """Resolves names for the expression parser, checking each definition when first read."""
 
-    def __init__(self, declared: Declared, checks: Mapping[str, Handler]) -> None:
+    def __init__(self, declared: Declared, checks: Mapping[type[Definition], Handler]) -> None:
         self.d = declared
         self.problems = declared.problems
         self.symbols = declared.symbols
@@ -74,7 +75,7 @@ class Checker:
 
     def check_all(self) -> None:
         for sym in list(self.symbols.values()):
-            if sym.kind not in ("input", "registry"):
+            if sym.kind not in (InputField, RegistryRef):
                 with contextlib.suppress(AlreadyReported):
                     self.check(sym)
 
@@ -216,10 +217,10 @@ class _ParametersOnly:
 
     def lookup(self, name: str, scope: str) -> Type | None:
         sym = self.checker.symbols.get((scope, name))
-        return self.checker.type_of(sym) if sym is not None and sym.kind == "parameter" else None
+        return self.checker.type_of(sym) if sym is not None and sym.kind is ParameterRef else None
 
     def names(self, scope: str) -> list[str]:
-        return [n for (sc, n), s in self.checker.symbols.items() if sc == scope and s.kind == "parameter"]
+        return [n for (sc, n), s in self.checker.symbols.items() if sc == scope and s.kind is ParameterRef]
 
     def is_registry(self, name: str) -> bool:
         return self.checker.is_registry(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine import ir
 from engine.errors import ProblemKind
 from engine.expressions import unify
-from engine.plan import Arm
+from engine.plan import Arm, Case, CaseValue
 from engine.precedence import dead_cases
 from engine.source import YMap, pos_of
 from engine.types import enum_type
@@ -19,7 +19,7 @@ __all__ = ["check_outcome", "check_owned"]
 
 def check_outcome(ck: Checker, sym: Draft) -> None:
     """An outcome (its case index symbol): cases in order, `otherwise` last."""
-    cases = [s for s in ck.symbols.values() if s.kind == "case" and s.owner == sym.name and s.scope == sym.scope]
+    cases = [s for s in ck.symbols.values() if s.kind is Case and s.owner == sym.name and s.scope == sym.scope]
     compiled: list[Arm] = []
     for c in cases:
         item = c.raw
@@ -48,7 +48,7 @@ def check_outcome(ck: Checker, sym: Draft) -> None:
                 )
             )
     field_sym = next(
-        (s for s in ck.symbols.values() if s.kind == "outcome" and s.owner == sym.name and s.scope == sym.scope),
+        (s for s in ck.symbols.values() if s.kind is CaseValue and s.owner == sym.name and s.scope == sym.scope),
         None,
     )
     if field_sym is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine import ir
 from engine.errors import ProblemKind, did_you_mean
-from engine.plan import Interval, TableRow
+from engine.plan import Interval, TableOutput, TableRow
 from engine.source import Pos, YList, YMap, pos_of
 from engine.tables import check_unique, parse_interval
 from engine.types import Type
@@ -23,9 +23,7 @@ __all__ = ["check_table", "check_table_output"]
 def check_table(ck: Checker, sym: Draft) -> None:
     item, rid, scope = sym.raw, sym.name, sym.scope
     outputs = {
-        s.column: s.type
-        for s in ck.symbols.values()
-        if s.kind == "table_output" and s.owner == rid and s.scope == scope
+        s.column: s.type for s in ck.symbols.values() if s.kind is TableOutput and s.owner == rid and s.scope == scope
     }
     policy = str(item.get("hit_policy", "unique"))
     if policy not in ("unique", "first", "max"):

@@ -4,6 +4,7 @@ values to (a table's output columns; an outcome's field, its cases and the field
 from __future__ import annotations
 
 from engine.errors import ProblemKind
+from engine.plan import Case, CaseSet, CaseValue, Outcome, Table, TableOutput
 from engine.source import Pos, YList, YMap, pos_of
 from engine.types import BOOL, INT, STR
 
@@ -24,7 +25,7 @@ def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
     sym = Draft(
         rid,
         per,
-        "table",
+        Table,
         STR,
         title=text(item, "title", d.problems),
         legal_basis=str(item.get("legal_basis", basis)),
@@ -46,7 +47,7 @@ def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
             Draft(
                 f"{rid}.{col}",
                 per,
-                "table_output",
+                TableOutput,
                 t,
                 title=sym.title,
                 program=program,
@@ -66,7 +67,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
         Draft(
             rid,
             per,
-            "outcome_index",
+            Outcome,
             INT,
             title=text(item, "title", d.problems),
             legal_basis=basis,
@@ -80,7 +81,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
         Draft(
             field,
             per,
-            "outcome",
+            CaseValue,
             None,
             title=text(item, "title", d.problems),
             legal_basis=basis,
@@ -117,7 +118,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
             Draft(
                 k,
                 per,
-                "set",
+                CaseSet,
                 None,
                 title=text(item, "title", d.problems),
                 program=program,
@@ -148,7 +149,7 @@ def _declare_case(
         Draft(
             cid,
             per,
-            "case",
+            Case,
             BOOL,
             title=text(c, "title", d.problems),
             legal_basis=str(c.get("legal_basis", basis)),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import ir
-from engine.plan import Arm, TableRow, Text
+from engine.plan import Arm, Definition, TableRow, Text
 from engine.source import Pos
 from engine.types import Type
 
@@ -32,11 +32,11 @@ class OutcomeBody:
 
 @dataclass
 class Draft:
-    """A name being checked; ``kind`` says which section declared it (the loader's own business)."""
+    """A name being checked; ``kind`` is the plan class it is frozen into."""
 
     name: str
     scope: str  # household | member
-    kind: str  # input parameter registry derived rule case table table_output outcome outcome_index output set finding
+    kind: type[Definition]
     type: Type | None = None
     title: Text = field(default_factory=dict)
     legal_basis: str = ""

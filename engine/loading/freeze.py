@@ -79,7 +79,7 @@ def _reads(d: Declared, draft: Draft) -> tuple[Key, ...]:
         exprs += [t.input, *(r.cond for r in rows), *(x for r in rows for x in r.cells.values())]
     if draft.outcome is not None:
         exprs += [c.cond for c in draft.outcome.cases] + [x for c in draft.outcome.cases for x in c.sets.values()]
-    if draft.kind == "parameter":
+    if draft.kind is ParameterRef:
         exprs += [v.formula for vs in d.parameters[draft.name].regions.values() for v in vs]
     keys = [(draft.scope, draft.owner)] if draft.owner else []
     keys += [(r.scope, r.name) for e in exprs for r in ref_nodes(e)]
@@ -174,18 +174,18 @@ def _table_output(s: Draft, deps: tuple[Key, ...], frozen: dict[Key, Definition]
     return TableOutput(**_common(s, deps), table=table, column=s.column)
 
 
-_FREEZE: dict[str, Freeze] = {
-    "input": lambda s, deps, f: InputField(**_common(s, deps)),
-    "parameter": lambda s, deps, f: ParameterRef(**_common(s, deps)),
-    "registry": lambda s, deps, f: RegistryRef(**_common(s, deps)),
-    "derived": lambda s, deps, f: Derived(**_common(s, deps), expr=_expr(s)),
-    "output": lambda s, deps, f: Output(**_common(s, deps), expr=_expr(s)),
-    "rule": lambda s, deps, f: Rule(**_common(s, deps), **_traced(s), expr=_expr(s), applies=s.applies),
-    "finding": lambda s, deps, f: Finding(**_common(s, deps), **_traced(s), expr=_expr(s), code=s.code),
-    "table": _table,
-    "table_output": _table_output,
-    "outcome_index": _outcome,
-    "case": _case,
-    "outcome": lambda s, deps, f: CaseValue(**_common(s, deps), outcome=_outcome_of(s, f)),
-    "set": lambda s, deps, f: CaseSet(**_common(s, deps), outcome=_outcome_of(s, f), column=s.column),
+_FREEZE: dict[type[Definition], Freeze] = {
+    InputField: lambda s, deps, f: InputField(**_common(s, deps)),
+    ParameterRef: lambda s, deps, f: ParameterRef(**_common(s, deps)),
+    RegistryRef: lambda s, deps, f: RegistryRef(**_common(s, deps)),
+    Derived: lambda s, deps, f: Derived(**_common(s, deps), expr=_expr(s)),
+    Output: lambda s, deps, f: Output(**_common(s, deps), expr=_expr(s)),
+    Rule: lambda s, deps, f: Rule(**_common(s, deps), **_traced(s), expr=_expr(s), applies=s.applies),
+    Finding: lambda s, deps, f: Finding(**_common(s, deps), **_traced(s), expr=_expr(s), code=s.code),
+    Table: _table,
+    TableOutput: _table_output,
+    Outcome: _outcome,
+    Case: _case,
+    CaseValue: lambda s, deps, f: CaseValue(**_common(s, deps), outcome=_outcome_of(s, f)),
+    CaseSet: lambda s, deps, f: CaseSet(**_common(s, deps), outcome=_outcome_of(s, f), column=s.column),
 }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ProblemKind, did_you_mean
-from engine.plan import BUILTIN_FIELDS
+from engine.plan import BUILTIN_FIELDS, CaseSet, CaseValue, Output
 from engine.source import Pos, YList, YMap, pos_of
 
 from .shapes import check_keys, plain
@@ -40,7 +40,7 @@ def read_head(d: Declared, display: str, doc: Any) -> Head:
             pos_of(doc, "decision").problem(ProblemKind.BAD_TYPE, "`decision` must list the decision fields in order")
         )
         return head
-    known = [n for (sc, n), s in d.symbols.items() if sc == "household" and s.kind in ("output", "outcome", "set")]
+    known = [n for (sc, n), s in d.symbols.items() if sc == "household" and s.kind in (Output, CaseValue, CaseSet)]
     for i, f in enumerate(fields):
         f = str(f)
         if f not in BUILTIN_FIELDS and ("household", f) not in d.symbols:

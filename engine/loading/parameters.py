@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from engine.errors import Problem, ProblemKind
+from engine.plan import ParameterRef
 from engine.ruleset import Parameter, ParameterVersion
 from engine.source import YMap, YStr, pos_of
 from engine.types import STR
@@ -53,7 +54,7 @@ def declare_parameters(d: Declared, display: str, doc: Any) -> None:
             regions[str(region)] = _versions(d, name, str(region), dated)
         p = Parameter(name, text(spec, "title", d.problems), t or STR, regions, spec.pos)
         d.parameters[name] = p
-        sym = Draft(name, "household", "parameter", None, title=p.title, pos=p.pos, raw={"param": p})
+        sym = Draft(name, "household", ParameterRef, None, title=p.title, pos=p.pos, raw={"param": p})
         sym.type = None if t else STR
         d.add(sym)
 

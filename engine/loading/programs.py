@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import ProblemKind
+from engine.plan import Derived, Finding, Output, Rule
 from engine.source import Pos, YList, YMap, pos_of
 from engine.types import BOOL
 
@@ -49,7 +50,7 @@ def _derived(d: Declared, item: YMap, program: str, basis: str) -> None:
         Draft(
             rid,
             scope(d, item, rid),
-            "derived",
+            Derived,
             title=text(item, "title", d.problems),
             legal_basis=basis,
             program=program,
@@ -64,7 +65,7 @@ def _rule(d: Declared, item: YMap, program: str, basis: str) -> None:
     sym = Draft(
         rid,
         scope(d, item, rid),
-        "rule",
+        Rule,
         title=text(item, "title", d.problems),
         legal_basis=str(item.get("legal_basis", basis)),
         program=program,
@@ -83,7 +84,7 @@ def _output(d: Declared, item: YMap, program: str, basis: str) -> None:
         Draft(
             rid,
             "household",
-            "output",
+            Output,
             None,
             title=text(item, "title", d.problems),
             legal_basis=basis,
@@ -100,7 +101,7 @@ def _finding(d: Declared, item: YMap, program: str, basis: str) -> None:
         Draft(
             rid,
             "household",
-            "finding",
+            Finding,
             BOOL,
             title=text(item, "title", d.problems),
             legal_basis=str(item.get("legal_basis", basis)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import ProblemKind
+from engine.plan import InputField, RegistryRef
 from engine.record import RecordSchema
 from engine.ruleset import RegistrySpec
 from engine.source import YMap, pos_of
@@ -20,9 +21,9 @@ __all__ = ["declare_inputs", "declare_registries"]
 def declare_inputs(d: Declared, record: RecordSchema) -> None:
     """One input symbol per record field, titled as the record titles it."""
     for name, t in record.household_types().items():
-        d.add(Draft(name, "household", "input", t, title={}))
+        d.add(Draft(name, "household", InputField, t, title={}))
     for name, t in record.member_types().items():
-        d.add(Draft(name, "member", "input", t, title={}))
+        d.add(Draft(name, "member", InputField, t, title={}))
     titles = {s.name: s.title for s in record.household}
     titles.update({sub.name: sub.title for s in record.household for sub in s.fields})
     for (scope, name), sym in d.symbols.items():
@@ -68,4 +69,4 @@ def declare_registries(d: Declared, doc: Any) -> None:
                 )
             )
         d.registries[reg.name] = reg
-        d.add(Draft(f"registry.{name}", "household", "registry", registry_type(), title=reg.title, pos=spec.pos))
+        d.add(Draft(f"registry.{name}", "household", RegistryRef, registry_type(), title=reg.title, pos=spec.pos))

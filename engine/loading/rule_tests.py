@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Problem, ProblemKind, did_you_mean
-from engine.plan import BUILTIN_FIELDS
+from engine.plan import BUILTIN_FIELDS, CaseSet, CaseValue, Output
 from engine.ruleset import RuleTest
 from engine.source import Pos, YList, YMap, pos_of
 
@@ -60,7 +60,7 @@ def read_test_file(into: TestSources, problems: list[Problem], display: str, doc
 
 def build_tests(d: Declared, sources: TestSources) -> list[RuleTest]:
     decision = {
-        n for (sc, n), s in d.symbols.items() if sc == "household" and s.kind in ("output", "outcome", "set")
+        n for (sc, n), s in d.symbols.items() if sc == "household" and s.kind in (Output, CaseValue, CaseSet)
     } | set(BUILTIN_FIELDS)
     out = []
     for display, t in sources.tests:

@@ -4,6 +4,7 @@ then the values its messages name."""
 from __future__ import annotations
 
 from engine import ir
+from engine.plan import Case, Table
 
 from .check import PLACEHOLDER
 from .draft import Draft
@@ -15,11 +16,11 @@ __all__ = ["set_shown"]
 def set_shown(d: Declared) -> None:
     for sym in d.symbols.values():
         exprs: list[ir.Expr | None] = [sym.expr, sym.applies]
-        if sym.kind == "case":
+        if sym.kind is Case:
             owner = d.symbols.get((sym.scope, sym.owner))
             case = next((c for c in owner.outcome.cases if c.id == sym.name), None) if owner and owner.outcome else None
             exprs = [case.cond] if case else []
-        if sym.kind == "table" and sym.table is not None:
+        if sym.kind is Table and sym.table is not None:
             exprs = [sym.table.input, *(r.cond for r in sym.table.rows)]
         sym.shown = _shown(d, sym, exprs)
 

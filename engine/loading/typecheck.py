@@ -3,6 +3,21 @@ what each traced definition shows."""
 
 from __future__ import annotations
 
+from engine.plan import (
+    Case,
+    CaseSet,
+    CaseValue,
+    Definition,
+    Derived,
+    Finding,
+    Outcome,
+    Output,
+    ParameterRef,
+    Rule,
+    Table,
+    TableOutput,
+)
+
 from .check import Checker, Handler
 from .check_defs import check_derived, check_finding, check_output, check_parameter, check_rule
 from .check_outcomes import check_outcome, check_owned
@@ -12,18 +27,18 @@ from .state import Declared
 
 __all__ = ["CHECKS", "typecheck"]
 
-CHECKS: dict[str, Handler] = {
-    "parameter": check_parameter,
-    "derived": check_derived,
-    "rule": check_rule,
-    "finding": check_finding,
-    "output": check_output,
-    "table": check_table,
-    "table_output": check_table_output,
-    "outcome_index": check_outcome,
-    "case": check_owned,
-    "outcome": check_owned,
-    "set": check_owned,
+CHECKS: dict[type[Definition], Handler] = {
+    ParameterRef: check_parameter,
+    Derived: check_derived,
+    Rule: check_rule,
+    Finding: check_finding,
+    Output: check_output,
+    Table: check_table,
+    TableOutput: check_table_output,
+    Outcome: check_outcome,
+    Case: check_owned,
+    CaseValue: check_owned,
+    CaseSet: check_owned,
 }
 
 
