@@ -22,7 +22,6 @@ from pathlib import Path
 
 from engine.errors import Problem, ProblemKind, RuleLoadError
 from engine.events import load_events
-from engine.plan import BUILTIN_FIELDS
 from engine.record import load_record_schema
 from engine.ruleset import Ruleset
 from engine.source import YMap
@@ -37,7 +36,7 @@ from .rule_tests import TestSources, build_tests, read_test_file
 from .state import Declared
 from .typecheck import typecheck
 
-__all__ = ["BUILTIN_FIELDS", "load"]
+__all__ = ["load"]
 
 
 def load(path: str | Path) -> Ruleset:
