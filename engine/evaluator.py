@@ -2,7 +2,7 @@
 
 ``Evaluator`` runs the generated function of ``engine.codegen_program``; the explanation is
 built from what that function kept, only when asked for. ``ClosureEvaluator`` decides the
-same way through ``engine.scalar``'s closures: the reference the generated code is checked
+same way through ``engine.scalar_plan``'s closures: the reference the generated code is checked
 against, and a baseline for the benchmarks.
 """
 
@@ -21,7 +21,8 @@ from engine.parameters import ParameterResolver, ParameterUse
 from engine.plan import BUILTIN_FIELDS, Table, TableRow, Text, Traced
 from engine.registries import Registries
 from engine.ruleset import Ruleset
-from engine.scalar import NA_PREFIX, ROW_PREFIX, Fn, ScalarPlan
+from engine.scalar import Fn
+from engine.scalar_plan import NA_PREFIX, ROW_PREFIX, ScalarPlan
 
 __all__ = ["ClosureEvaluator", "Evaluator"]
 
@@ -235,7 +236,7 @@ def trace_entry(
 
 
 class ClosureEvaluator(Evaluator):
-    """The same decisions through ``engine.scalar``'s closures: the reference backend."""
+    """The same decisions through ``engine.scalar_plan``'s closures: the reference backend."""
 
     def __init__(self, ruleset: Ruleset, registries: Registries | None = None) -> None:
         super().__init__(ruleset, registries)
