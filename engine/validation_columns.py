@@ -15,12 +15,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from engine.errors import FieldProblem, InputError
-from engine.types import BLANKS, DATE_PATTERN, ID_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN
-from engine.types import weighted_digit_sum as _weighted_digit_sum
-from engine.validation import Coverage, FieldRule, schema_rules
+from engine.types import BLANKS, DATE_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN
+from engine.validation import Coverage, FieldRule, cross_rules, schema_rules
+from engine.validation_bytes import canonical_text, resident_id_ok
 from engine.validation_messages import say
 from engine.validation_reasons import (
     MEMBER_INDEX,
@@ -42,7 +43,6 @@ LINK = "~row"  # links members to their household when a table came from JSON ob
 _TEXT = "~t:"
 SHAPE = "~shape"  # a household's problems of shape (JSON [[field, reason], ...]), found while flattening
 REPEATED = "~repeated"  # true: this household's ID is found again elsewhere in the input (beyond this frame)
-_MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 
 def group_marker(group: str) -> str:
@@ -144,39 +144,27 @@ def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, 
     return None
 
 
-def _resident_id(up: pl.Expr, body: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(value, bad) of resident IDs from helper columns: the text and its first 17 digits
-    as an integer (Polars would recompute a shared expression 17 times)."""
-    last = up.str.slice(17, 1)
-    # the check character's value (X = 10) makes the sum of all 18 weighted positions 1 mod 11
-    check = pl.when(last == "X").then(10).otherwise(last.cast(pl.Int64, strict=False))
-    ymd = (body // 1000) % 100_000_000
-    y, m, d = ymd // 10_000, (ymd // 100) % 100, ymd % 100
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    days = m.replace_strict(list(range(1, 13)), _MONTH_DAYS, default=0, return_dtype=pl.Int64)
-    days = days + ((m == 2) & leap).cast(pl.Int64)
-    good = up.str.contains(f"^{ID_PATTERN}$") & ((_weighted_digit_sum(body) + check) % 11 == 1)
-    good = good & (y >= 1) & (d >= 1) & (d <= days)
-    return pl.when(good).then(up), up.is_not_null() & ~good.fill_null(False)
-
-
 def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with the canonical text of each text column computed once (``~t:<column>``):
-    every check of a column reads it, and Polars would trim the strings again for each."""
-    texts = [cell_text(frame, c).alias(_TEXT + c) for c, t in frame.schema.items() if t == pl.Utf8 and c[0] != "~"]
+    every check of a column reads it. Only cells that may hold blanks are trimmed."""
+    texts = [
+        canonical_text(s).alias(_TEXT + s.name) for s in frame.iter_columns() if s.dtype == pl.Utf8 and s.name[0] != "~"
+    ]
     return frame.with_columns(texts) if texts else frame
 
 
 def id_helpers(frame: pl.DataFrame, fields: list[_Field]) -> pl.DataFrame:
-    """``frame`` with the helper columns of its resident-ID fields."""
+    """``frame`` with its resident-ID fields checked on their bytes: the upper-cased text
+    (``~id:``) and whether it is a valid ID (``~ok:``)."""
     helpers = []
     for f in fields:
         if f.rule.kind == "resident_id":
-            up = cell_text(frame, f.column).str.to_uppercase()
-            helpers += [
-                up.alias("~id:" + f.column),
-                up.str.slice(0, 17).cast(pl.Int64, strict=False).alias("~body:" + f.column),
-            ]
+            text = frame.select(cell_text(frame, f.column)).to_series()
+            ok = pl.Series(resident_id_ok(text))
+            lower = (ok & text.str.ends_with("x")).arg_true()  # a lower-case check letter, rare
+            if lower.len():
+                text = text.scatter(lower, text.gather(lower).str.to_uppercase())
+            helpers += [text.alias("~id:" + f.column), ok.alias("~ok:" + f.column)]
     return frame.with_columns(helpers) if helpers else frame
 
 
@@ -191,7 +179,8 @@ def _field(f: _Field, frame: pl.DataFrame, parsed: dict[str, pl.Expr], today: dt
         t = pl.col("~id:" + f.column) if rule.kind == "resident_id" else cell_text(frame, f.column)
         dep = parsed[rule.by[0]].cast(pl.Utf8) if rule.by is not None and rule.by[0] in parsed else None
         if rule.kind == "resident_id":
-            value, bad = _resident_id(t, pl.col("~body:" + f.column))
+            ok = pl.col("~ok:" + f.column)
+            value, bad = pl.when(ok).then(t), t.is_not_null() & ~ok
         else:
             value, bad = _parse(rule, t, dep)
         absent = t.is_null()
@@ -226,8 +215,15 @@ def _fields(schema: RecordSchema) -> tuple[list[_Field], list[str], list[_Field]
     return hh, groups, [_Field(rule, rule.path) for rule in member_rules]
 
 
+def _given(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """Whether a cell holds a value (a typed cell: whether it is not null; no text made)."""
+    if column in frame.columns and frame.schema[column] != pl.Utf8 and _TEXT + column not in frame.columns:
+        return pl.col(column).is_not_null()
+    return cell_text(frame, column).is_not_null()
+
+
 def _group_present(frame: pl.DataFrame, group: str, fields: list[_Field]) -> pl.Expr:
-    cols = [cell_text(frame, f.column).is_not_null() for f in fields if f.group == group]
+    cols = [_given(frame, f.column) for f in fields if f.group == group]
     marker = group_marker(group)
     if marker in frame.columns:
         cols.append(pl.col(marker).cast(pl.Utf8).fill_null("") != "")
@@ -258,7 +254,59 @@ def _unknown(frame: pl.DataFrame, known: set[str]) -> list[str]:
 
 
 def _present_in(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
-    return pl.any_horizontal([cell_text(frame, c).is_not_null() for c in columns]) if columns else pl.lit(False)
+    return pl.any_horizontal([_given(frame, c) for c in columns]) if columns else pl.lit(False)
+
+
+def _link(h: pl.DataFrame, m: pl.DataFrame, link: str, *, unique: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(members of a household with its row, ``~id`` and index among its members, sorted by
+    household; members without one). ``unique``: no household key is repeated."""
+    keys = h.get_column(link)
+    ours = m.get_column("~link")
+    heads = ours.ne_missing(ours.shift(1))
+    starts = heads.arg_true()
+    if (
+        unique
+        and keys.null_count() == 0
+        and ours.null_count() == 0
+        and starts.len() == keys.len()
+        and ours.gather(starts).equals(keys, check_names=False)
+    ):
+        # the members come in their households' order, each household with members (as most
+        # exports and every JSON Lines conversion): the links are the runs, no join or sort
+        of = np.cumsum(heads.to_numpy(), dtype=np.int64) - 1
+        index = np.arange(m.height, dtype=np.int64) - starts.to_numpy()[of]
+        linked = m.with_columns(
+            pl.Series(MEMBER_OF, of, dtype=pl.UInt32),
+            h.get_column("~id").gather(pl.Series(of, dtype=pl.UInt32)).alias("~id"),
+            pl.Series(MEMBER_INDEX, index, dtype=pl.UInt32),
+        )
+        return linked, linked.clear()
+    pairs = h.select(pl.col(link).alias("~link"), pl.col("~i").alias(MEMBER_OF), pl.col("~id"))
+    m = m.join(pairs, on="~link", how="left")
+    # sorted by household, a member's index is its row less the row its household starts at
+    row = pl.int_range(pl.len(), dtype=pl.UInt32)
+    start = pl.when(pl.col(MEMBER_OF) != pl.col(MEMBER_OF).shift(1).fill_null(-1)).then(row).forward_fill()
+    linked = (
+        m.filter(pl.col(MEMBER_OF).is_not_null())
+        .sort([MEMBER_OF, "~j"])
+        .with_columns((row - start).alias(MEMBER_INDEX))
+    )
+    return linked, m.filter(pl.col(MEMBER_OF).is_null())
+
+
+def _cross_flagged(m: pl.DataFrame, h: pl.DataFrame, rules: list[FieldRule]) -> pl.DataFrame:
+    """``m`` with the flags of ``cross_flags``, computed on the few columns they read (its
+    joins would otherwise copy every column of ``m``)."""
+    crossing = cross_rules(rules)
+    if not crossing:
+        return m
+    read = {r.path for r in crossing} | {ref for r in crossing for ref in (r.date_lo, r.date_hi) if ref is not None}
+    narrow = ["~j", MEMBER_OF, MEMBER_INDEX, *(c for c in m.columns if c in read)]
+    flagged = cross_flags(m.select(narrow), h, rules)
+    added = [c for c in flagged.columns if c not in narrow]
+    if flagged.get_column("~j").equals(m.get_column("~j")):
+        return m.with_columns(flagged.select(added))
+    return m.join(flagged.select("~j", *added), on="~j", how="left", maintain_order="left")
 
 
 def validate_columns(
@@ -289,7 +337,7 @@ def validate_columns(
             cell_text(households, id_key).alias("~id"),
             *(v.alias(k) for k, v in h_values.items()),
             *(b.fill_null(False).alias("~b:" + k) for k, b in h_bads.items()),
-            *(cell_text(households, c).is_not_null().alias("~u:" + c) for c in h_unknown),
+            *(_given(households, c).alias("~u:" + c) for c in h_unknown),
             *([pl.col(LINK)] if json_origin else []),
             *([pl.col(REPEATED).fill_null(False)] if REPEATED in households.columns else []),
         )
@@ -297,7 +345,6 @@ def validate_columns(
     )
     # members: link each to its household row, number them within it
     link = LINK if json_origin else "~id"
-    keys = h.select(pl.col(link).alias("~link"), pl.col("~i").alias(MEMBER_OF), pl.col("~id"))
     m_values, m_bads = _parsed(members, mm_fields, [], today)
     m = (
         members.lazy()
@@ -307,23 +354,19 @@ def validate_columns(
             cell_text(members, id_key).alias("~hid"),
             *(v.alias(k) for k, v in m_values.items()),
             *(b.fill_null(False).alias("~b:" + k) for k, b in m_bads.items()),
-            *(cell_text(members, c).is_not_null().alias("~u:" + c) for c in m_unknown),
+            *(_given(members, c).alias("~u:" + c) for c in m_unknown),
         )
         .collect()
-        .join(keys, on="~link", how="left")
     )
-    orphans = m.filter(pl.col(MEMBER_OF).is_null())
-    # sorted by household, a member's index is its row less the row its household starts at
-    row = pl.int_range(pl.len(), dtype=pl.UInt32)
-    start = pl.when(pl.col(MEMBER_OF) != pl.col(MEMBER_OF).shift(1).fill_null(-1)).then(row).forward_fill()
-    m = (
-        m.filter(pl.col(MEMBER_OF).is_not_null())
-        .sort([MEMBER_OF, "~j"])
-        .with_columns((row - start).alias(MEMBER_INDEX))
-    )
-    m = cross_flags(m, h, [f.rule for f in mm_fields])
+    repeated_id = h.get_column("~id").is_duplicated()
+    m, orphans = _link(h, m, link, unique=json_origin or not repeated_id.any())
+    rules = [f.rule for f in mm_fields]
+    for ref in {r for rule in cross_rules(rules) for r in (rule.date_lo, rule.date_hi) if r is not None}:
+        if ref not in m.columns and ref in h.columns:  # the household's value beside each member
+            m = m.with_columns(h.get_column(ref).gather(m.get_column(MEMBER_OF)).alias(ref))
+    m = _cross_flagged(m, h, rules)
     reasons = all_field_reasons(schema, households, members, h, m, h_unknown, m_unknown, json_origin, today)
-    again = pl.col("~id").is_duplicated() | (pl.col(REPEATED) if REPEATED in h.columns else False)
+    again = pl.lit(repeated_id) | (pl.col(REPEATED) if REPEATED in h.columns else False)
     repeated = h.filter(pl.col("~id").is_not_null() & again)
     with_members = m.get_column(MEMBER_OF).unique().implode()
     reasons += [
@@ -355,10 +398,14 @@ def validate_columns(
                 pl.lit(say("orphan")).alias("reason"),
             )
         )
-    good_h = h.filter(~pl.col("~i").is_in(found.get_column("~i").implode()))
+    keep = np.ones(h.height, dtype=bool)
+    keep[found.get_column("~i").to_numpy()] = False
+    good_h = h.filter(keep)
+    of = m.get_column(MEMBER_OF).to_numpy()
+    kept = keep[of]
     good_m = (
-        m.join(good_h.select(pl.col("~i").alias(MEMBER_OF)).with_row_index("_h"), on=MEMBER_OF, how="inner")
-        .sort(["_h", MEMBER_INDEX])
-        .select(*(f.rule.path for f in mm_fields), "_h")
+        m.filter(kept)
+        .select(*(f.rule.path for f in mm_fields))
+        .with_columns(pl.Series("_h", (np.cumsum(keep, dtype=np.int64) - 1)[of[kept]], dtype=pl.UInt32))
     )
     return good_h.select(*h_values), good_m, pl.concat(rejects, how="vertical")

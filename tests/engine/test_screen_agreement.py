@@ -14,8 +14,12 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine import Evaluator, InputError
+from engine.types import BLANKS, check_resident_id, resident_id_check_digit
+from engine.validation_bytes import canonical_text, resident_id_ok
 from engine.validation_messages import say
 from engine.vector.screen import screen
 from tests.conftest import FIXTURES
@@ -29,6 +33,12 @@ TOP_KEYS = ["region", "township", "decision_date", "local_hukou", "nonsense", "R
 GROUPS = {g: [k for k in keys if k not in ("house", "dibao_amount", "tyep")] for g, keys in GROUP_KEYS.items()}
 MEMBER = [k for k in MEMBER_KEYS if k not in ("household_id", "~row")]
 Verdict = tuple[str, frozenset[tuple[str, str]]]
+
+
+def _resident_id(parts: tuple[str, int, int, int, str]) -> str:
+    year, month, day, seq, check = parts
+    first = f"320684{year}{month:02d}{day:02d}{seq:03d}"
+    return first + (check or resident_id_check_digit(first))
 
 
 def _base() -> list[dict[str, Any]]:
@@ -182,3 +192,30 @@ def test_jsonl_rows_in_are_decided_plus_rejected(
     assert {f for f, _ in verdicts[json.loads(lines[10])["household_id"]][1]} == {"region"}
     rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
     assert rejects.filter(pl.col("household_id") == json.loads(lines[2])["household_id"]).height == 2
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(["0000", "1900", "2000", "2019", "2100"]),
+                st.integers(0, 13),
+                st.integers(0, 32),
+                st.integers(0, 999),
+                st.sampled_from(["", *"0123456789Xx"]),
+            ).map(_resident_id),
+            st.text(alphabet="0123456789Xx \u3000a", max_size=20),
+            st.none(),
+        ),
+        max_size=30,
+    )
+)
+def test_byte_level_checks_agree_with_the_canonical_ones(cells: list[str | None]) -> None:
+    """Trimming on the bytes and the resident-ID check on a byte matrix, against the
+    row validator's own functions, on nulls, blanks, lower-case x and impossible dates."""
+    column = pl.Series(cells, dtype=pl.Utf8)
+    text = canonical_text(column)
+    want = [None if c is None or not c.strip(BLANKS) else c.strip(BLANKS) for c in cells]
+    assert text.to_list() == want
+    ok = resident_id_ok(text)
+    assert ok.tolist() == [t is not None and check_resident_id(t.upper()) is None for t in want]
