@@ -449,7 +449,7 @@ def lint(directory: Path, as_json: bool) -> None:
                 click.echo(str(p))
             click.echo(f"{len(exc.problems)} problem(s)", err=True)
         sys.exit(error_codes(exc).exit_code)
-    n_rules = sum(1 for s in ruleset.symbols.values() if s.kind in ("rule", "case", "table", "finding"))
+    n_rules = len(ruleset.rules())
     click.echo(
         f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests"
     )

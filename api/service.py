@@ -307,8 +307,7 @@ class Service:
                 "title": s.title,
                 "legal_basis": s.legal_basis,
             }
-            for s in rs.symbols.values()
-            if s.kind in ("rule", "case", "table", "finding")
+            for s in rs.rules()
         ]
 
     # ------------------------------------------------------------ registries

@@ -8,6 +8,7 @@ against, and a baseline for the benchmarks.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,8 +86,10 @@ class Evaluator:
         return self._traced("household") + self._traced("member")
 
     def with_registries(self, registries: Registries) -> Evaluator:
-        other = self.__class__.__new__(self.__class__)
-        other.__dict__.update(self.__dict__)
+        """The same compiled ruleset deciding against other registries: a shallow copy shares
+        the generated program, the parameter cache and the explanation tables (~2 µs, where a
+        new Evaluator costs ~160 µs)."""
+        other = copy.copy(self)
         other._use(registries)
         if self._program is None:  # compile once, for both
             other._program = self._program = self.program

@@ -115,3 +115,7 @@ class Ruleset:
 
     def findings(self) -> list[Finding]:
         return self.plan.findings()
+
+    def rules(self) -> list[Traced]:
+        """Every explained definition (rules, cases, tables, findings): household ones, then per-member ones."""
+        return self.plan.traced("household") + self.plan.traced("member")
