@@ -1,6 +1,6 @@
 """Decide one household with the ruleset compiled to Python source, and explain every rule.
 
-``Evaluator`` runs the generated function of ``engine.codegen_program``; the explanation is
+``Evaluator`` runs the generated function of ``engine.codegen.program``; the explanation is
 built from what that function kept, only when asked for. ``ClosureEvaluator`` decides the
 same way through ``engine.scalar_plan``'s closures: the reference the generated code is checked
 against, and a baseline for the benchmarks.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from engine.codegen_program import Program, compile_ruleset
+from engine.codegen import Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
 from engine.parameters import ParameterResolver, ParameterUse

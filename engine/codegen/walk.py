@@ -3,7 +3,7 @@
 For every definition (a ``Node``: scope, name, and ``applies`` for a definition's gate) the
 walk lists its dependencies in evaluation order, each marked *strict* (always evaluated when
 the definition is) or not; ``raises_itself`` says whether evaluating the definition itself
-may fail (an absent value, a division, a table with no row). ``engine.codegen_defs`` uses
+may fail (an absent value, a division, a table with no row). ``engine.codegen.defs`` uses
 both to decide what is a local variable and what stays lazy.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine import ir
-from engine.codegen import narrowed
+from engine.codegen.exprs import narrowed
 from engine.plan import (
     Case,
     CaseSet,

@@ -1,9 +1,9 @@
 """Definitions of a ruleset analysed for code generation, each rendered as one expression.
 
 For every definition (a ``Node``: scope, name, and ``applies`` for a definition's gate) the
-``Builder`` knows, from ``engine.codegen_walk``, its dependencies in evaluation order, which
+``Builder`` knows, from ``engine.codegen.walk``, its dependencies in evaluation order, which
 of them are *strict* (always evaluated when the definition is) and whether evaluating it may
-fail (an absent value, a division, a table with no row). ``engine.codegen_program`` uses this
+fail (an absent value, a division, a table with no row). ``engine.codegen.program`` uses this
 to decide what is a local variable and what stays lazy, exactly as lazy as the closure backend.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import ir
-from engine.codegen import ExprCompiler, Namespace
-from engine.codegen_walk import Node, Walk, raises_itself
+from engine.codegen.exprs import ExprCompiler, Namespace
+from engine.codegen.walk import Node, Walk, raises_itself
 from engine.plan import (
     Case,
     CaseSet,

@@ -2,7 +2,7 @@
 
 ``compile_ruleset`` writes the source of ``_decide(H, MEMBERS, P, R)`` (validated household
 values, its members, parameters in force, registry key sets) from the analysed definitions
-of ``engine.codegen_defs``:
+of ``engine.codegen.defs``:
 
 - a household value that a decision always needs, or that can never fail, is a local
   variable, computed once, in the order the closure backend meets it;
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.codegen_defs import LEAVES, Builder, Node
+from engine.codegen.defs import LEAVES, Builder, Node
 from engine.plan import Table, Traced, applies_of
 from engine.ruleset import Ruleset
 
