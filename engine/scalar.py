@@ -2,7 +2,7 @@
 ``fn(env, member)``; how each name is read is the caller's (``engine.scalar_plan`` for a
 household's named values, ``engine.parameters`` for parameter formulas).
 
-``Evaluator`` now runs generated source (``engine.codegen_program``); these closures stay as
+``Evaluator`` now runs generated source (``engine.codegen.program``); these closures stay as
 the reference it is tested against (``ClosureEvaluator``). The built-in functions (``FUNCS``)
 are shared with the generated code.
 """
