@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from engine.types import BLANKS, ID_WEIGHTS
 

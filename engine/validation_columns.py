@@ -22,14 +22,13 @@ from engine.errors import FieldProblem, InputError
 from engine.types import BLANKS, DATE_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN
 from engine.validation import Coverage, FieldRule, cross_rules, schema_rules
 from engine.validation_bytes import canonical_text, resident_id_ok
+from engine.validation_members import cross_flagged, link_members
 from engine.validation_messages import say
 from engine.validation_reasons import (
-    MEMBER_INDEX,
     MEMBER_OF,
     REASONS,
     all_field_reasons,
     coverage_reasons,
-    cross_flags,
     reasons_frame,
 )
 
@@ -257,58 +256,6 @@ def _present_in(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
     return pl.any_horizontal([_given(frame, c) for c in columns]) if columns else pl.lit(False)
 
 
-def _link(h: pl.DataFrame, m: pl.DataFrame, link: str, *, unique: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(members of a household with its row, ``~id`` and index among its members, sorted by
-    household; members without one). ``unique``: no household key is repeated."""
-    keys = h.get_column(link)
-    ours = m.get_column("~link")
-    heads = ours.ne_missing(ours.shift(1))
-    starts = heads.arg_true()
-    if (
-        unique
-        and keys.null_count() == 0
-        and ours.null_count() == 0
-        and starts.len() == keys.len()
-        and ours.gather(starts).equals(keys, check_names=False)
-    ):
-        # the members come in their households' order, each household with members (as most
-        # exports and every JSON Lines conversion): the links are the runs, no join or sort
-        of = np.cumsum(heads.to_numpy(), dtype=np.int64) - 1
-        index = np.arange(m.height, dtype=np.int64) - starts.to_numpy()[of]
-        linked = m.with_columns(
-            pl.Series(MEMBER_OF, of, dtype=pl.UInt32),
-            h.get_column("~id").gather(pl.Series(of, dtype=pl.UInt32)).alias("~id"),
-            pl.Series(MEMBER_INDEX, index, dtype=pl.UInt32),
-        )
-        return linked, linked.clear()
-    pairs = h.select(pl.col(link).alias("~link"), pl.col("~i").alias(MEMBER_OF), pl.col("~id"))
-    m = m.join(pairs, on="~link", how="left")
-    # sorted by household, a member's index is its row less the row its household starts at
-    row = pl.int_range(pl.len(), dtype=pl.UInt32)
-    start = pl.when(pl.col(MEMBER_OF) != pl.col(MEMBER_OF).shift(1).fill_null(-1)).then(row).forward_fill()
-    linked = (
-        m.filter(pl.col(MEMBER_OF).is_not_null())
-        .sort([MEMBER_OF, "~j"])
-        .with_columns((row - start).alias(MEMBER_INDEX))
-    )
-    return linked, m.filter(pl.col(MEMBER_OF).is_null())
-
-
-def _cross_flagged(m: pl.DataFrame, h: pl.DataFrame, rules: list[FieldRule]) -> pl.DataFrame:
-    """``m`` with the flags of ``cross_flags``, computed on the few columns they read (its
-    joins would otherwise copy every column of ``m``)."""
-    crossing = cross_rules(rules)
-    if not crossing:
-        return m
-    read = {r.path for r in crossing} | {ref for r in crossing for ref in (r.date_lo, r.date_hi) if ref is not None}
-    narrow = ["~j", MEMBER_OF, MEMBER_INDEX, *(c for c in m.columns if c in read)]
-    flagged = cross_flags(m.select(narrow), h, rules)
-    added = [c for c in flagged.columns if c not in narrow]
-    if flagged.get_column("~j").equals(m.get_column("~j")):
-        return m.with_columns(flagged.select(added))
-    return m.join(flagged.select("~j", *added), on="~j", how="left", maintain_order="left")
-
-
 def validate_columns(
     schema: RecordSchema,
     households: pl.DataFrame,
@@ -359,12 +306,12 @@ def validate_columns(
         .collect()
     )
     repeated_id = h.get_column("~id").is_duplicated()
-    m, orphans = _link(h, m, link, unique=json_origin or not repeated_id.any())
+    m, orphans = link_members(h, m, link, unique=json_origin or not repeated_id.any())
     rules = [f.rule for f in mm_fields]
     for ref in {r for rule in cross_rules(rules) for r in (rule.date_lo, rule.date_hi) if r is not None}:
         if ref not in m.columns and ref in h.columns:  # the household's value beside each member
             m = m.with_columns(h.get_column(ref).gather(m.get_column(MEMBER_OF)).alias(ref))
-    m = _cross_flagged(m, h, rules)
+    m = cross_flagged(m, h, rules)
     reasons = all_field_reasons(schema, households, members, h, m, h_unknown, m_unknown, json_origin, today)
     again = pl.lit(repeated_id) | (pl.col(REPEATED) if REPEATED in h.columns else False)
     repeated = h.filter(pl.col("~id").is_not_null() & again)
@@ -384,9 +331,9 @@ def validate_columns(
         rows = [(i, hid, f, r) for i, text, hid in shaped.iter_rows() for f, r in json.loads(text)]
         # the row validator's reasons hold "repeated" (the flattening supposed it) when it got
         # past the shape checks: kept where the ID is repeated indeed
-        again = set(repeated.get_column("~i").to_list())
+        seen_again = set(repeated.get_column("~i").to_list())
         said = (id_key, say("repeated_household"))
-        rows = [r for r in rows if (r[2], r[3]) != said or r[0] in again]
+        rows = [r for r in rows if (r[2], r[3]) != said or r[0] in seen_again]
         found = pl.concat([found.filter(~pl.col("~i").is_in(shaped.get_column("~i").implode())), reasons_frame(rows)])
     found = found.sort("~i", maintain_order=True)
     rejects = [found.drop("~i")]
