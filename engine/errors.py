@@ -54,9 +54,11 @@ class ProblemKind(StrEnum):
     YAML_SYNTAX = "yaml-syntax"
     TOO_DEEP = "too-deep"
     YAML_ALIAS = "yaml-alias"
+    TOO_LONG = "too-long"  # a number written with more digits than any rule needs
     # keys and shapes
     DUPLICATE_KEY = "duplicate-key"
     BAD_KEY = "bad-key"
+    BAD_NAME = "bad-name"  # an id or field name that is not a dotted name
     BAD_DATE = "bad-date"
     BAD_FILE = "bad-file"
     BAD_TYPE = "bad-type"
@@ -80,6 +82,8 @@ class ProblemKind(StrEnum):
     TABLE_OVERLAP = "table-overlap"
     UNREACHABLE_CASE = "unreachable-case"
     MISSING_PARAMETER_VERSION = "missing-parameter-version"
+    OUT_OF_RANGE = "out-of-range"  # a parameter value (written or computed) outside the engine's limits
+    TOO_COMPLEX = "too-complex"  # an expression nested too deep or too large
     # a check met a shape it did not expect (a bug: reported, never raised as another error)
     INTERNAL = "internal"
 
@@ -95,6 +99,7 @@ READ_KINDS = frozenset(
         ProblemKind.YAML_SYNTAX,
         ProblemKind.TOO_DEEP,
         ProblemKind.YAML_ALIAS,
+        ProblemKind.TOO_LONG,
     }
 )
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_FILES",
     "MAX_FILE_BYTES",
+    "MAX_NUMBER_CHARS",
     "Pos",
     "YList",
     "YMap",
@@ -42,6 +45,7 @@ __all__ = [
 MAX_FILE_BYTES = 1 << 20
 MAX_FILES = 500
 MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 40  # the longest number a rule file needs is ~15 characters (999999999999.99)
 
 try:
     _Loader: Any = yaml.CSafeLoader
@@ -100,6 +104,9 @@ def _text(text: str, pos: Pos, style: str | None) -> YStr:
     return out
 
 
+_TOO_LONG = object()  # a number longer than MAX_NUMBER_CHARS: the file is not read
+
+
 def _scalar(event: Any, pos: Pos, problems: list[Problem]) -> Any:
     """One scalar event as a value: the tag PyYAML's safe loader would give it, kept exact."""
     text, tag, style = event.value, event.tag, event.style
@@ -107,6 +114,8 @@ def _scalar(event: Any, pos: Pos, problems: list[Problem]) -> Any:
         return _text(text, pos, style)
     if tag is None or tag == "!":
         tag = _RESOLVER.resolve(yaml.ScalarNode, text, event.implicit)  # type: ignore[no-untyped-call]
+    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and len(text) > MAX_NUMBER_CHARS:
+        return _TOO_LONG  # int() of 4300+ digits raises; far fewer are never meant
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
@@ -135,6 +144,7 @@ class _Open:
     key: Any = None  # a mapping's key waiting for its value
     key_pos: Pos | None = None
     key_ok: bool = False
+    written: str = ""  # the text of a scalar key
 
 
 def _compose(file: str, text: str, problems: list[Problem]) -> tuple[Any, bool]:
@@ -178,7 +188,16 @@ def _compose(file: str, text: str, problems: list[Problem]) -> tuple[Any, bool]:
             return fatal(ProblemKind.YAML_ALIAS, f"anchor `&{anchor}`: {_NO_ALIASES}", event.start_mark)
         if isinstance(event, yaml.ScalarEvent):
             pos = _mark(file, event)
-            add(_scalar(event, pos, problems), pos)
+            value = _scalar(event, pos, problems)
+            if value is _TOO_LONG:
+                message = (
+                    f"a number of {len(event.value)} characters; rule files need at most {MAX_NUMBER_CHARS}"
+                    " (no value a rule uses is that large)"
+                )
+                return fatal(ProblemKind.TOO_LONG, message, event.start_mark)
+            if stack and isinstance(stack[-1].node, YMap) and stack[-1].key_pos is None:
+                stack[-1].written = event.value  # a key's text as written, for its problem
+            add(value, pos)
         elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
             if len(stack) >= MAX_DEPTH:
                 message = f"nested deeper than {MAX_DEPTH} levels; rule files need only a few"
@@ -211,8 +230,10 @@ def _take_key(top: _Open, m: YMap, key: Any, pos: Pos, problems: list[Problem]) 
     if isinstance(key, YStr):
         key = str(key)
     top.key, top.key_pos, top.key_ok = key, pos, True
-    if not isinstance(key, str | int | dt.date):
-        problems.append(pos.problem(ProblemKind.BAD_KEY, "keys must be plain text, numbers or dates"))
+    why = _bad_key(key, top.written)
+    top.written = ""
+    if why:
+        problems.append(pos.problem(ProblemKind.BAD_KEY, why))
         top.key_ok = False
         return
     if key in m:
@@ -221,6 +242,18 @@ def _take_key(top: _Open, m: YMap, key: Any, pos: Pos, problems: list[Problem]) 
             pos.problem(ProblemKind.DUPLICATE_KEY, f"key `{key}` appears twice (first at line {first.line})")
         )
         top.key_ok = False
+
+
+def _bad_key(key: Any, written: str) -> str:
+    """Why ``key`` cannot be a key: keys are text (or a date, which starts a parameter
+    version); YAML 1.1 reads ``yes``, ``on`` or ``0755`` as something else."""
+    if isinstance(key, str | dt.date):
+        return ""
+    if isinstance(key, bool):
+        return f'the key `{written}` is read as true/false in YAML; write it in quotes ("{written}":)'
+    if isinstance(key, int | Decimal):
+        return f'the key `{written}` is read as a number; write it in quotes ("{written}":)'
+    return "keys must be plain text (or a date YYYY-MM-DD where a parameter value starts)"
 
 
 def count_files(paths: Iterable[Path], display: str) -> tuple[list[Path], Problem | None]:
@@ -243,7 +276,13 @@ def read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[str | 
     false flag. A file that was read may still add problems such as a duplicate key.
     """
     try:
-        with path.open("rb") as f:
+        # non-blocking, so a FIFO named like a rule file is refused rather than waited on
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                message = "not a regular file (a FIFO, device or folder); a rule file is a plain text file"
+                problems.append(Problem(ProblemKind.UNREADABLE, message, display, 1, 1))
+                return None, None, False
             data = f.read(MAX_FILE_BYTES + 1)  # never more than the limit, whatever the file is
         if len(data) > MAX_FILE_BYTES:
             message = f"the file is larger than {MAX_FILE_BYTES} bytes, the most a rule file may have"
@@ -251,7 +290,7 @@ def read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[str | 
             return None, None, False
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(ProblemKind.UNREADABLE, str(exc), display, 1, 1))
+        problems.append(Problem(ProblemKind.UNREADABLE, _why_unreadable(exc), display, 1, 1))
         return None, None, False
     found: list[Problem] = []
     try:
@@ -265,11 +304,27 @@ def read_yaml(path: Path, display: str, problems: list[Problem]) -> tuple[str | 
             message += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
         problems.append(Problem(ProblemKind.YAML_SYNTAX, message, display, line, col))
         return text, None, False
+    except yaml.YAMLError as exc:  # the reader's errors (a control character) give an offset, not a mark
+        at = getattr(exc, "position", 0) or 0
+        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        char = getattr(exc, "character", None)
+        code = ord(char) if isinstance(char, str) and len(char) == 1 else char
+        what = f"the character U+{code:04X}" if isinstance(code, int) else "a character"
+        reason = getattr(exc, "reason", "") or "not allowed"
+        message = f"{what}: {reason} in a rule file; delete it"
+        problems.append(Problem(ProblemKind.YAML_SYNTAX, message, display, line, col))
+        return text, None, False
     if not ok:
         problems.append(found[-1])  # the reason it stopped; what came before would only distract
         return text, None, False
     problems.extend(found)
     return text, doc, True
+
+
+def _why_unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start}: {exc.reason}); save the file as UTF-8"
+    return f"cannot be read: {exc.strerror or exc} (a broken link, a link loop or no permission?)"
 
 
 def load_yaml(path: Path, display: str, problems: list[Problem]) -> Any:

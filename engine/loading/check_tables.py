@@ -15,7 +15,7 @@ from engine.types import Type
 
 from .check import AlreadyReported, Checker
 from .draft import Draft, TableBody
-from .shapes import text
+from .shapes import checked_name, text
 
 __all__ = ["check_table", "check_table_output"]
 
@@ -93,6 +93,7 @@ def _row(
         ck.problems.append(where.problem(ProblemKind.BAD_TYPE, "a table row is a mapping with an `id`", rid))
         return None
     row_id = str(raw["id"])
+    checked_name(raw["id"], pos_of(raw, "id"), ck.problems, "id", rid)
     for key in raw:
         if key not in ("id", "title", "when") and key not in outputs:
             ck.problems.append(

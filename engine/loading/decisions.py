@@ -10,7 +10,7 @@ from engine.types import BOOL, INT, STR
 
 from .draft import Draft
 from .items import messages, report, scope
-from .shapes import check_keys, declared_type, text
+from .shapes import check_keys, checked_name, declared_type, item_id, text
 from .state import Declared
 
 __all__ = ["declare_outcome", "declare_table"]
@@ -43,6 +43,7 @@ def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
         return
     for col, tname in outputs.items():
         t = declared_type(tname, outputs.value_pos[col], d.problems, rid)
+        checked_name(col, outputs.key_pos[col], d.problems, "column", rid, dotted=False)
         d.add(
             Draft(
                 f"{rid}.{col}",
@@ -77,6 +78,8 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
         )
     )
     field = str(item.get("field"))
+    if "field" in item:
+        checked_name(item["field"], pos_of(item, "field"), d.problems, "field", rid, dotted=False)
     d.add(
         Draft(
             field,
@@ -109,7 +112,7 @@ def declare_outcome(d: Declared, item: YMap, program: str, basis: str) -> None:
         all_cases.append((other, pos_of(item, "otherwise")))
     sets: dict[str, Pos] = {}
     for c, cpos in all_cases:
-        cid = str(c.get("id")) if isinstance(c, YMap) else None
+        cid = item_id(d.problems, c, cpos)
         if not check_keys(c, "case", d.problems, cid or rid, cpos) or not cid:
             continue
         _declare_case(d, c, cid, c is other, per, rid, program, basis, sets)
@@ -164,7 +167,8 @@ def _declare_case(
     s = c.get("set") or YMap()
     if isinstance(s, YMap):
         for k in s:
-            sets.setdefault(str(k), s.key_pos[k])
+            if checked_name(k, s.key_pos[k], d.problems, "field", cid, dotted=False):
+                sets.setdefault(str(k), s.key_pos[k])
     else:
         d.problems.append(
             pos_of(c, "set").problem(ProblemKind.BAD_TYPE, "`set` maps decision fields to expressions", cid)

@@ -32,13 +32,22 @@ class Sources:
 
 def _listing(root: Path, sub: str) -> list[Path]:
     """The folder's rule files, sorted; listing stops past the file limit (a folder of a
-    million files costs no more than one just over the limit)."""
+    million files costs no more than one just over the limit). Anything named ``*.yaml``
+    but a folder is listed, so that a FIFO, a broken link or a link loop is reported when
+    read, never skipped in silence."""
     folder = root / sub
     if not folder.is_dir():
         return []
     with os.scandir(folder) as entries:
-        yaml_files = (Path(e.path) for e in entries if e.name.endswith(".yaml") and e.is_file())
+        yaml_files = (Path(e.path) for e in entries if e.name.endswith(".yaml") and not _is_dir(e))
         return sorted(itertools.islice(yaml_files, MAX_FILES + 1))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop: not a folder, reported when read
+        return False
 
 
 def read_all(root: Path) -> Sources:
@@ -50,7 +59,7 @@ def read_all(root: Path) -> Sources:
     problems = [
         Problem(ProblemKind.MISSING_FILE, f"{name} is missing", name, 0, 0)
         for name in ("ruleset.yaml", "record.yaml")
-        if not (root / name).exists()
+        if not os.path.lexists(root / name)  # a broken link is there, and reported as unreadable
     ]
     if problems:
         raise RuleLoadError(problems)
@@ -73,7 +82,7 @@ def read_all(root: Path) -> Sources:
 
     head, record = read(singles[0]), read(singles[1])
     parameters, programs, tests = ([read(p) for p in listed[sub]] for sub in ("parameters", "programs", "tests"))
-    events = read(singles[2]) if singles[2].exists() else None
+    events = read(singles[2]) if os.path.lexists(singles[2]) else None
     if unread:
         # a file that could not be read defines nothing, so every later check would only
         # report what it lacks: report the reading problems alone

@@ -4,6 +4,7 @@ finds the values it uses, that every parameter covers every region, and their or
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from engine.errors import Problem, ProblemKind
@@ -13,7 +14,7 @@ from engine.source import YMap, YStr, pos_of
 from engine.types import STR
 
 from .draft import Draft
-from .shapes import check_keys, declared_type, text
+from .shapes import check_keys, checked_name, declared_type, text
 from .state import Declared, refs
 
 __all__ = ["check_coverage", "check_regions", "declare_parameters", "parameter_order"]
@@ -30,6 +31,8 @@ def declare_parameters(d: Declared, display: str, doc: Any) -> None:
         return
     params = doc["parameters"]
     for name, spec in params.items():
+        if checked_name(name, params.key_pos[name], d.problems, "parameter") is None:
+            continue
         name = str(name)
         if not check_keys(spec, "parameter", d.problems, name, params.value_pos[name]):
             continue
@@ -65,7 +68,12 @@ def _versions(d: Declared, name: str, region: str, dated: YMap) -> list[Paramete
     for start, v in dated.items():
         vpos = dated.key_pos[start]
         if not isinstance(start, dt.date):
-            d.problems.append(vpos.problem(ProblemKind.BAD_DATE, f"`{start}` is not a date YYYY-MM-DD", name))
+            why = (
+                f"`{start}` is in quotes, so it is text, not a date: write the date without quotes ({start}:)"
+                if _DATE.fullmatch(str(start))  # unquoted, it would have been read as a date
+                else f"`{start}` is not a date: a value starts on a date written YYYY-MM-DD"
+            )
+            d.problems.append(vpos.problem(ProblemKind.BAD_DATE, why, name))
             continue
         if not check_keys(v, "version", d.problems, name, dated.value_pos[start]):
             continue
@@ -80,6 +88,9 @@ def _versions(d: Declared, name: str, region: str, dated: YMap) -> list[Paramete
         reference = str(v.get("reference", ""))
         versions.append(ParameterVersion(start, v.get("value"), None, str(formula or ""), reference, v.pos))
     return sorted(versions, key=lambda x: x.start)
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def check_coverage(d: Declared) -> None:

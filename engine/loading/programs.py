@@ -14,7 +14,7 @@ from engine.types import BOOL
 from .decisions import declare_outcome, declare_table
 from .draft import Draft
 from .items import messages, report, scope
-from .shapes import check_keys, declared_type, text
+from .shapes import check_keys, checked_name, declared_type, item_id, text
 from .state import Declared
 
 __all__ = ["declare_program"]
@@ -29,6 +29,8 @@ def declare_program(d: Declared, display: str, doc: Any) -> None:
     if not check_keys(doc, "program", d.problems, where=Pos(display, 1, 1)):
         return
     program = str(doc.get("program"))
+    if "program" in doc:
+        checked_name(doc["program"], pos_of(doc, "program"), d.problems, "program")
     basis = str(doc.get("legal_basis", ""))
     d.programs.append({"id": program, "title": text(doc, "title", d.problems), "legal_basis": basis, "file": display})
     for section, (kind, declare) in _SECTIONS.items():
@@ -39,7 +41,7 @@ def declare_program(d: Declared, display: str, doc: Any) -> None:
             d.problems.append(pos_of(doc, section).problem(ProblemKind.BAD_TYPE, f"`{section}` must be a list"))
             continue
         for i, item in enumerate(items):
-            rid = str(item.get("id")) if isinstance(item, YMap) and "id" in item else None
+            rid = item_id(d.problems, item, items.item_pos[i])
             if check_keys(item, kind, d.problems, rid, items.item_pos[i]) and rid:
                 declare(d, item, program, basis)
 
@@ -108,11 +110,18 @@ def _finding(d: Declared, item: YMap, program: str, basis: str) -> None:
             program=program,
             pos=item.pos,
             report="fire",
-            code=str(item.get("code")),
+            code=_code(d, item, rid),
             messages=messages(d, item, rid),
             raw=item,
         )
     )
+
+
+def _code(d: Declared, item: YMap, rid: str) -> str:
+    """A finding's code: a plain name, as it is listed in bulk output."""
+    if "code" not in item:
+        return ""  # reported as a missing key
+    return checked_name(item["code"], pos_of(item, "code"), d.problems, "code", rid, dotted=False) or ""
 
 
 # section of a program file: (the key set its items follow, how each is declared)

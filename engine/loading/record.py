@@ -12,10 +12,32 @@ from engine.source import YMap, pos_of
 from engine.types import registry_type
 
 from .draft import Draft
-from .shapes import check_keys, text
+from .shapes import check_keys, checked_name, text
 from .state import Declared
 
-__all__ = ["declare_inputs", "declare_registries"]
+__all__ = ["check_record_names", "declare_inputs", "declare_registries"]
+
+
+def check_record_names(d: Declared, doc: Any) -> None:
+    """Every field of record.yaml has a plain name (``~row``, ``""`` or ``a-b`` would collide
+    with internal columns or never be nameable); a field with a bad name is reported and
+    left out, so nothing later reads it."""
+    if not isinstance(doc, YMap):
+        return
+    for section in ("household", "member"):
+        fields = doc.get(section)
+        if isinstance(fields, YMap):
+            _check_names(d, fields, section)
+
+
+def _check_names(d: Declared, fields: YMap, where: str) -> None:
+    for name in list(fields):
+        if checked_name(name, fields.key_pos[name], d.problems, f"{where} field", dotted=False) is None:
+            del fields[name]
+            continue
+        spec = fields[name]
+        if isinstance(spec, YMap) and isinstance(spec.get("fields"), YMap):
+            _check_names(d, spec["fields"], f"{where} field {name}:")
 
 
 def declare_inputs(d: Declared, record: RecordSchema) -> None:
@@ -44,10 +66,14 @@ def declare_registries(d: Declared, doc: Any) -> None:
     for name, spec in doc.items():
         if not check_keys(spec, "registry", d.problems, f"registry.{name}", doc.value_pos[name]):
             continue
+        if checked_name(name, doc.key_pos[name], d.problems, "registry", dotted=False) is None:
+            continue
         columns = []
         cols = spec.get("columns")
         if isinstance(cols, YMap):
             for col, raw in cols.items():
+                if checked_name(col, cols.key_pos[col], d.problems, "column", f"registry.{name}", dotted=False) is None:
+                    continue
                 fs = _spec(
                     str(col), raw, cols.value_pos[col], d.problems, {"str", "resident_id", "date", "enum", "int"}
                 )

@@ -4,6 +4,7 @@ for the values every section shares (a {zh, en} text, a declared type, plain dat
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from engine.errors import Problem, ProblemKind, did_you_mean
 from engine.source import Pos, YMap, YStr, pos_of
 from engine.types import Type
 
-__all__ = ["LANGS", "REPORTS", "check_keys", "declared_type", "plain", "text"]
+__all__ = ["LANGS", "REPORTS", "check_keys", "checked_name", "declared_type", "item_id", "plain", "text"]
 
 TYPE_NAMES = {"money", "decimal", "int", "bool", "date", "str", "enum"}
 REPORTS = {"fail", "fire", "pass", "always", "never"}
@@ -57,6 +58,38 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
     "registry": ({"title", "key", "columns", "computed"}, {"title", "key"}),
     "test": ({"name", "date", "household", "extends", "set", "registries", "expected"}, {"name", "expected"}),
 }
+
+# an id (`dibao.income_below_standard`) and a field name (`dibao_status`): what expressions can
+# name, and never a character (`;`, `,`, a newline) that would split or fake a reason in bulk output
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def checked_name(
+    value: Any, pos: Pos, problems: list[Problem], what: str, rule_id: str | None = None, dotted: bool = True
+) -> str | None:
+    """``value`` as a name if it is one (dotted: ``a.b_c``; else a plain identifier); otherwise
+    report it at ``pos`` and return None."""
+    pattern = _DOTTED if dotted else _PLAIN
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return str(value)
+    shown = "empty" if value is None or value == "" else f"`{plain(value)}`"
+    form = (
+        "letters, digits and `_`, in parts joined by `.` (like `dibao.income_below_standard`)"
+        if dotted
+        else "letters, digits and `_`, not starting with a digit (like `dibao_status`)"
+    )
+    problems.append(pos.problem(ProblemKind.BAD_NAME, f"{what} {shown} is not a name: write {form}", rule_id))
+    return None
+
+
+def item_id(problems: list[Problem], item: Any, where: Pos) -> str | None:
+    """An item's `id` when it is a valid dotted name; a bad one is reported (a missing one is
+    reported by ``check_keys``)."""
+    if not isinstance(item, YMap) or "id" not in item:
+        return None
+    return checked_name(item["id"], pos_of(item, "id") if "id" in item.value_pos else where, problems, "id")
+
 
 # why a required key matters, where the key's name alone does not say
 _WHY = {
