@@ -17,7 +17,26 @@ from engine import ir
 from engine.errors import ProblemKind, did_you_mean
 from engine.types import BOOL, DECIMAL, INT, MEMBERS, STR, Type
 
-__all__ = ["ExprError", "Resolver", "parse_expression"]
+__all__ = [
+    "MAX_EXPR_CHARS",
+    "MAX_EXPR_DEPTH",
+    "MAX_EXPR_NODES",
+    "MAX_LITERAL",
+    "ExprError",
+    "Resolver",
+    "parse_expression",
+]
+
+# limits of the engine, not of any rule: today's longest expression has 142 characters, 22
+# nodes, 7 levels. Deeper ones overflow Python's parser and compiler (the generated source
+# nests a few parentheses per level; Python allows 200), so they are refused here, where
+# the problem can point into the rule file.
+MAX_EXPR_CHARS = 4000
+MAX_EXPR_DEPTH = 64
+MAX_EXPR_NODES = 1000
+MAX_LITERAL = (
+    10**15
+)  # (10^15: `adjusted() >= 15` below) a number written in an expression is below this (money is below 10^12)
 
 NULL = Type("null", nullable=True)
 _ALLOWED = (
@@ -76,13 +95,44 @@ def parse_expression(text: str, resolver: Resolver, scope: str = "household") ->
     >>> parse_expression("T < 790", R()).type.kind
     'bool'
     """
+    text = text.strip()
+    if len(text) > MAX_EXPR_CHARS:
+        raise ExprError(f"the expression has {len(text)} characters, more than {MAX_EXPR_CHARS}; {_SPLIT}", None, _BIG)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         err = ExprError(f"cannot parse expression: {exc.msg}")
         err.line, err.col = exc.lineno or 1, max((exc.offset or 1) - 1, 0)
         raise err from None
-    return _expr(tree.body, _Ctx(text.strip(), resolver, scope))
+    except (RecursionError, MemoryError):  # Python's parser gives up on deep nesting this way
+        raise ExprError(f"the expression is nested too deeply for Python to read; {_SPLIT}", None, _BIG) from None
+    _check_size(tree.body)
+    return _expr(tree.body, _Ctx(text, resolver, scope))
+
+
+_BIG = ProblemKind.TOO_COMPLEX
+_SPLIT = "split it into named `derived` values"
+
+
+def _check_size(root: ast.expr) -> None:
+    """Refuse an expression nested deeper than ``MAX_EXPR_DEPTH`` or with more than
+    ``MAX_EXPR_NODES`` nodes, at the first node past the limit; without recursion, so the
+    check itself never overflows."""
+    stack: list[tuple[ast.AST, int]] = [(root, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_EXPR_DEPTH:
+            message = f"the expression is nested more than {MAX_EXPR_DEPTH} levels deep; {_SPLIT}"
+            raise ExprError(message, node, _BIG)
+        if count > MAX_EXPR_NODES:
+            raise ExprError(f"the expression has more than {MAX_EXPR_NODES} parts; {_SPLIT}", node, _BIG)
+        stack.extend(
+            (child, depth + 1)
+            for child in reversed(list(ast.iter_child_nodes(node)))
+            if isinstance(child, ast.expr | ast.comprehension)
+        )
 
 
 # ---------------------------------------------------------------- translators
@@ -104,13 +154,26 @@ def _constant(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     if isinstance(v, bool):
         return ir.Const(BOOL, v)
     if isinstance(v, int):
+        _in_range(v, node)
         return ir.Const(INT, v)
     if isinstance(v, float):
         src = ast.get_source_segment(ctx.text, node) or repr(v)
-        return ir.Const(DECIMAL, Decimal(src))
+        value = Decimal(src)
+        _in_range(value, node)
+        return ir.Const(DECIMAL, value)
     if isinstance(v, str):
         return ir.Const(STR, v)
     raise ExprError(f"literal {v!r} is not allowed", node)
+
+
+def _in_range(v: int | Decimal, node: ast.AST) -> None:
+    big = (not v.is_finite() or v.adjusted() >= 15) if isinstance(v, Decimal) else abs(v) >= MAX_LITERAL
+    if big:  # (abs() of a Decimal with a huge exponent would itself overflow)
+        raise ExprError(
+            f"the number {v} is too large: numbers in rule expressions are below 10^15",
+            node,
+            ProblemKind.OUT_OF_RANGE,
+        )
 
 
 def _dotted(node: ast.AST) -> list[str] | None:

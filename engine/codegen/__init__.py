@@ -5,6 +5,6 @@
 per definition, ``program`` assembles and compiles the household function.
 """
 
-from engine.codegen.program import Program, compile_ruleset
+from engine.codegen.program import Program, TooLargeToCompile, compile_ruleset
 
-__all__ = ["Program", "compile_ruleset"]
+__all__ = ["Program", "TooLargeToCompile", "compile_ruleset"]

@@ -31,7 +31,7 @@ from engine.codegen.defs import LEAVES, Builder, Node
 from engine.plan import Table, Traced, applies_of
 from engine.ruleset import Ruleset
 
-__all__ = ["Program", "compile_ruleset"]
+__all__ = ["Program", "TooLargeToCompile", "compile_ruleset"]
 
 _H, _M = "household", "member"
 Decide = Callable[
@@ -265,9 +265,20 @@ def compile_ruleset(rs: Ruleset, fields: list[str]) -> Program:
     return program
 
 
+class TooLargeToCompile(RecursionError):
+    """Python cannot compile the generated source (nested too deep, too many parentheses or
+    blocks, out of memory): the evaluator then decides with the closure backend, as it does
+    on a ``RecursionError``, which this is a kind of so that every caller falls back alike."""
+
+
 def _compile(rs: Ruleset, fields: list[str]) -> Program:
-    emit = _Emit(rs, fields)
-    source = emit.source()
-    namespace = emit.b.ns.values
-    exec(compile(source, "<jiuzhu generated ruleset>", "exec"), namespace)
+    try:
+        emit = _Emit(rs, fields)
+        source = emit.source()
+        namespace = emit.b.ns.values
+        code = compile(source, "<jiuzhu generated ruleset>", "exec")
+    except (RecursionError, SyntaxError, MemoryError) as exc:
+        # the loader's expression limits keep rule files far from this; a crafted plan is not
+        raise TooLargeToCompile(f"the generated ruleset cannot be compiled: {type(exc).__name__}: {exc}") from exc
+    exec(code, namespace)
     return Program(source, namespace["_decide"], namespace["_explain"], fields, emit.hh_trace, emit.mm_trace, namespace)

@@ -26,6 +26,7 @@ from engine.record import load_record_schema
 from engine.ruleset import Ruleset
 from engine.source import YMap
 
+from .bounds import check_computed
 from .files import read_all
 from .freeze import freeze
 from .head import read_head
@@ -81,6 +82,7 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
     typecheck(d)
     check_coverage(d)
     check_regions(d)
+    check_computed(d)
     rule_tests = build_tests(d, tests)
     events = {}
     if sources.events is not None and sources.events[1] is not None and d.record is not None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from engine.errors import ProblemKind
 from engine.ruleset import Parameter, ParameterVersion
 from engine.source import pos_of
 from engine.types import BOOL
 
+from .bounds import out_of_range
 from .check import AlreadyReported, Checker
 from .draft import Draft
 from .shapes import declared_type
@@ -29,6 +31,8 @@ def _checked(ck: Checker, p: Parameter) -> Parameter:
                 if expr is not None:
                     ck.expect_type(expr, p.type, v.pos, p.name)
                     v = replace(v, formula=expr)
+            elif (why := out_of_range(v.value, p.type)) is not None:
+                ck.problems.append(v.pos.problem(ProblemKind.OUT_OF_RANGE, why, p.name))
             else:
                 v = replace(v, value=ck.literal(v.value, p.type, v.pos, p.name))
             regions[region].append(v)
