@@ -11,13 +11,22 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine import Evaluator, InputError, JiuzhuError, Registries, RuleLoadError, error_codes, load, run_tests
+from engine import (
+    Evaluator,
+    InputError,
+    JiuzhuError,
+    Registries,
+    RuleLoadError,
+    Ruleset,
+    error_codes,
+    load,
+    run_tests,
+)
 
 __all__ = ["main"]
 
@@ -46,21 +55,17 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def _read_households(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object or the JSON error) for a .json or .jsonl file."""
+def _read_households(path: Path, ruleset: Ruleset) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object or why it is not JSON) for a .json or .jsonl file."""
     text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        for i, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    yield i, json.loads(line, parse_float=Decimal)
-                except json.JSONDecodeError as exc:
-                    yield i, exc
-    else:
-        try:
-            yield 1, json.loads(text, parse_float=Decimal)
-        except json.JSONDecodeError as exc:
-            yield 1, exc
+    # JSON Lines end at "\n" only (as `screen` reads them): U+2028 may sit inside a string
+    chunks = text.split("\n") if path.suffix == ".jsonl" else [text]
+    for i, chunk in enumerate(chunks, start=1):
+        if chunk.strip():
+            try:
+                yield i, ruleset.record.read_json(chunk)
+            except ValueError as exc:  # not JSON, or nested too deeply
+                yield i, exc
 
 
 def _duplicates(households: list[Any]) -> frozenset[str]:
@@ -107,13 +112,13 @@ def check(
     except JiuzhuError as exc:
         _fail(exc)
     evaluator = Evaluator(ruleset, registries)
-    rows = list(_read_households(file))
+    rows = list(_read_households(file, ruleset))
     duplicates = _duplicates([h for _, h in rows]) if file.suffix == ".jsonl" else frozenset()
     repeated = ruleset.record.repeated_ids(h for _, h in rows)
     rejected = 0
     for line, household in rows:
         try:
-            if isinstance(household, json.JSONDecodeError):
+            if isinstance(household, ValueError):
                 raise InputError([], None) from household
             if on is not None and isinstance(household, dict):
                 household = {**household, "decision_date": on.date().isoformat()}
@@ -123,7 +128,7 @@ def check(
         except InputError as exc:
             rejected += 1
             problems = [p.as_dict() for p in exc.problems]
-            if isinstance(exc.__cause__, json.JSONDecodeError):
+            if isinstance(exc.__cause__, ValueError):
                 problems = [{"field": "(json)", "message": str(exc.__cause__), "rule_id": None}]
             hid = household.get("household_id") if isinstance(household, dict) else None
             click.echo(_dumps({"household_id": hid, "line": line, "rejected": True, "errors": problems}))

@@ -10,6 +10,7 @@ shared with the caseload validator: ``engine.validation``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from engine.errors import Problem, did_you_mean
 from engine.source import Pos, YMap, pos_of
 from engine.types import INPUT_KINDS, MONEY_DIGITS, BadValue, Type, parse_value
-from engine.validation import Coverage, repeated_household_ids
+from engine.validation import Coverage, json_value, repeated_household_ids
 from engine.validation_row import RowValidator, compile_row_validator
 
 __all__ = ["FieldSpec", "RecordSchema", "load_record_schema"]
@@ -36,6 +37,9 @@ _SPEC_KEYS = {
     "fields",
 }
 _TODAY = "today"
+# a field name is a key of JSON, a column of a table and a name in formulas: an identifier
+# (never "", never a `~` name, which the caseload tables use for their own columns)
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -113,6 +117,8 @@ class RecordSchema:
         for spec in self.household:
             if spec.kind == "members":
                 props[spec.name] = {"type": "array", "items": member, "minItems": 1}
+                if isinstance(spec.max, int):
+                    props[spec.name]["maxItems"] = spec.max
             elif spec.kind == "group":
                 group = _object_schema(spec.fields)
                 nullable = spec.nullable or spec.has_default
@@ -142,6 +148,16 @@ class RecordSchema:
         if row is None:
             row = self._row = compile_row_validator(self)
         return row(raw, today, coverage or self.coverage, repeated)
+
+    def read_json(self, text: str) -> Any:
+        """One household's JSON text (a file, or a line of JSON Lines) as ``check`` reads it;
+        raises ``engine.validation.BadJson`` (a ValueError) when it is not JSON or too deep."""
+        return json_value(text)
+
+    def members_max(self) -> int | None:
+        """The most members a household may have (``max`` of the members field)."""
+        spec = next((s for s in self.household if s.kind == "members"), None)
+        return spec.max if spec is not None and isinstance(spec.max, int) else None
 
     def repeated_ids(self, households: Iterable[Any]) -> frozenset[str]:
         """Household IDs that appear more than once in one input: every copy is rejected."""
@@ -258,10 +274,22 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
             problems.append(raw.pos.problem("bad-field-spec", f"group `{name}` needs `fields`"))
         else:
             for sub_name, sub_raw in fields.items():
+                if not _named(sub_name, fields, problems):
+                    continue
                 sub = _spec(f"{name}.{sub_name}", sub_raw, fields.value_pos[sub_name], problems, set(INPUT_KINDS))
                 if sub:
                     spec.fields.append(sub)
     return spec
+
+
+def _named(name: Any, within: YMap, problems: list[Problem]) -> bool:
+    if isinstance(name, str) and _FIELD_NAME.fullmatch(name):
+        return True
+    where = within.key_pos.get(name, within.pos)
+    problems.append(
+        where.problem("bad-field-spec", f"field name `{name}` must be a name: letters, digits and _, not first a digit")
+    )
+    return False
 
 
 def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> RecordSchema | None:
@@ -280,6 +308,8 @@ def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> Recor
             problems.append(doc.pos.problem("missing-section", f"record.yaml needs a `{section}` mapping"))
             continue
         for name, spec_raw in raw.items():
+            if not _named(name, raw, problems):
+                continue
             spec = _spec(str(name), spec_raw, raw.value_pos[name], problems, allow)
             if spec:
                 target.append(spec)

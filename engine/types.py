@@ -101,6 +101,9 @@ _MONEY_RE = re.compile(MONEY_PATTERN)
 _DATE_RE = re.compile(DATE_PATTERN)
 _ID_RE = re.compile(ID_PATTERN)
 _DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+NEGATIVE_ZERO = r"-0+(\.0{1,2})?"  # "-0", "-0.00": zero, as JSON's -0 is
+_NEGATIVE_ZERO_RE = re.compile(NEGATIVE_ZERO)
+INT_DIGITS = 1000  # a whole number longer than this is refused before int() (Python refuses 4300)
 _FEN = Decimal("0.01")
 
 # GB 11643 resident IDs: the weights are 2^(17-i) mod 11, and the check character makes
@@ -209,10 +212,14 @@ def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
             return low == "true"
         raise BadValue(say("bool", got=text))
     if kind == "int":
+        if len(text) > INT_DIGITS and _INT_RE.fullmatch(text):
+            raise BadValue(say("int_digits", digits=len(text.lstrip("-")), bound=INT_DIGITS))
         if _INT_RE.fullmatch(text):
             return int(text)
         raise BadValue(say("int", got=text))
     if kind == "money":
+        if text.startswith("-") and _NEGATIVE_ZERO_RE.fullmatch(text):
+            text = text[1:]
         if text.startswith("-"):
             raise BadValue(say("negative", got=text))
         if not _MONEY_RE.fullmatch(text):

@@ -18,13 +18,15 @@ region without every parameter in force is rejected naming ``decision_date`` or 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import FieldProblem, did_you_mean
-from engine.types import BLANKS, BadValue, parse_text, value_text
+from engine.types import BLANKS, INT_DIGITS, BadValue, parse_text, value_text
 from engine.validation_messages import say
 
 if TYPE_CHECKING:
@@ -33,9 +35,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATE_FIELD",
+    "JSON_DEPTH",
     "REGION_FIELD",
+    "BadJson",
     "Coverage",
     "FieldRule",
+    "json_value",
     "parameter_coverage",
     "present",
     "repeated_household_ids",
@@ -46,6 +51,47 @@ __all__ = [
 DATE_FIELD = "decision_date"
 REGION_FIELD = "region"
 TODAY = "today"
+JSON_DEPTH = 64  # a household needs 3 levels; deeper input is refused before anything recurses into it
+
+
+class BadJson(ValueError):
+    """A JSON text that is not one value, or is nested too deeply; the message says why."""
+
+
+def _json_int(text: str) -> int | str:
+    # longer literals stay text, so the field they are in rejects them by name, as in a table
+    return int(text) if len(text) <= INT_DIGITS else text
+
+
+def json_value(text: str, *, ints_as_text: bool = False) -> Any:
+    """One JSON value (a household, or a line of JSON Lines) as every reader reads it:
+    decimals as ``Decimal``, whole numbers as ``int`` (or text), at most ``JSON_DEPTH``
+    levels deep; raises ``BadJson`` otherwise, never RecursionError or a digit limit."""
+    try:
+        value = json.loads(text, parse_float=Decimal, parse_int=str if ints_as_text else _json_int)
+    except RecursionError:
+        raise BadJson(say("json_depth", bound=JSON_DEPTH)) from None
+    except ValueError as exc:
+        raise BadJson(str(exc)) from None
+    # the count of brackets bounds the depth: most lines are never walked
+    if text.count("[") + text.count("{") > JSON_DEPTH and _depth(value) > JSON_DEPTH:
+        raise BadJson(say("json_depth", bound=JSON_DEPTH))
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion); stops past the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if items is None:
+            continue
+        deepest = max(deepest, d)
+        if d > JSON_DEPTH:
+            break
+        stack.extend((x, d + 1) for x in items if isinstance(x, dict | list))
+    return deepest
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from engine.errors import FieldProblem, InputError
-from engine.types import BLANKS, DATE_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN
+from engine.types import BLANKS, DATE_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN, NEGATIVE_ZERO
 from engine.validation import Coverage, FieldRule, cross_rules, schema_rules
 from engine.validation_bytes import canonical_text, resident_id_ok
 from engine.validation_members import cross_flagged, link_members
@@ -29,6 +29,7 @@ from engine.validation_reasons import (
     REASONS,
     all_field_reasons,
     coverage_reasons,
+    members_max_reasons,
     reasons_frame,
 )
 
@@ -108,8 +109,8 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
             bad = bad | (ok & value.is_null())  # beyond int64 and unbounded: refuse, not wrap
         return value, bad.fill_null(False)
     if kind == "money":
-        ok = t.str.contains(f"^{MONEY_PATTERN}$")
-        whole = t.str.extract(r"^([0-9]+)", 1)
+        ok = t.str.contains(f"^({MONEY_PATTERN}|{NEGATIVE_ZERO})$")  # "-0.00" is zero
+        whole = t.str.extract(r"^-?([0-9]+)", 1)
         big = whole.str.strip_chars_start("0").str.len_chars() > MONEY_DIGITS
         frac = t.str.extract(r"\.([0-9]{1,2})$", 1).fill_null("0").str.pad_end(2, "0").cast(pl.Int64)
         fen = whole.cast(pl.Int64, strict=False) * 100 + frac
@@ -147,7 +148,9 @@ def with_texts(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with the canonical text of each text column computed once (``~t:<column>``):
     every check of a column reads it. Only cells that may hold blanks are trimmed."""
     texts = [
-        canonical_text(s).alias(_TEXT + s.name) for s in frame.iter_columns() if s.dtype == pl.Utf8 and s.name[0] != "~"
+        canonical_text(s).alias(_TEXT + s.name)
+        for s in frame.iter_columns()
+        if s.dtype == pl.Utf8 and s.name[:1] != "~"
     ]
     return frame.with_columns(texts) if texts else frame
 
@@ -318,6 +321,7 @@ def validate_columns(
     with_members = m.get_column(MEMBER_OF).unique().implode()
     reasons += [
         coverage_reasons(h, coverage),
+        members_max_reasons(m, schema.members_max(), members_field),
         repeated.select("~i", pl.col("~id").alias("household_id"), pl.lit(id_key).alias("field"),
                         pl.lit(say("repeated_household")).alias("reason")),
         h.filter(~pl.col("~i").is_in(with_members)).select(

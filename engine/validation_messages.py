@@ -20,6 +20,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "members": {"en": "must be a non-empty list of members", "zh": "须为非空的成员列表"},
     "bool": {"en": "must be true or false (got '{got}')", "zh": "须为 true 或 false（实为 '{got}'）"},
     "int": {"en": "must be a whole number (got '{got}')", "zh": "须为整数（实为 '{got}'）"},
+    "int_digits": {
+        "en": "has {digits} digits, more than any plausible number (at most {bound})",
+        "zh": "有 {digits} 位数字，不合理（至多 {bound} 位）",
+    },
     "decimal": {"en": "must be a number (got '{got}')", "zh": "须为数字（实为 '{got}'）"},
     "min": {"en": "must be at least {bound} (got {got})", "zh": "不得小于 {bound}（实为 {got}）"},
     "max": {"en": "must be at most {bound} (got {got})", "zh": "不得大于 {bound}（实为 {got}）"},
@@ -61,6 +65,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "repeated_household": {
         "en": "appears more than once in this input; every copy is rejected",
         "zh": "在本次输入中出现多次；每一份都不予处理",
+    },
+    "members_max": {
+        "en": "must have at most {bound} members (got {got})",
+        "zh": "成员不得多于 {bound} 人（实为 {got} 人）",
+    },
+    "repeated_column": {
+        "en": "this column appears more than once in the table",
+        "zh": "该列在表中出现多次",
+    },
+    "json_depth": {
+        "en": "is nested too deeply to be a household (more than {bound} levels)",
+        "zh": "嵌套层数过多，不是一户的记录（超过 {bound} 层）",
     },
     "orphan": {"en": "member without household", "zh": "成员没有对应的家庭"},
     "unknown_region": {

@@ -27,16 +27,19 @@ __all__ = [
     "MEMBER_INDEX",
     "MEMBER_OF",
     "REASONS",
+    "UNKNOWN_KEY",
     "all_field_reasons",
     "bound_reasons",
     "coverage_reasons",
     "cross_flags",
     "field_reasons",
+    "members_max_reasons",
     "reasons_frame",
     "unique_reasons",
     "unknown_reasons",
 ]
 
+UNKNOWN_KEY = "."  # prefixes the column of a household's unknown top-level JSON key
 MEMBER_OF, MEMBER_INDEX = "~h", "~k"  # a member's household row and its index among the household's members
 REASONS = pl.Schema({"~i": pl.UInt32(), "household_id": pl.Utf8(), "field": pl.Utf8(), "reason": pl.Utf8()})
 _FALLBACK = "rejected by the caseload validator, though this value alone is accepted"
@@ -126,6 +129,26 @@ def coverage_reasons(h: pl.DataFrame, coverage: Coverage | None) -> pl.DataFrame
     )
 
 
+def members_max_reasons(m: pl.DataFrame, most: int | None, members_field: str) -> pl.DataFrame:
+    """Households with more members than ``most`` (``m`` linked: ``~h``, ``~k``, ``~id``)."""
+    if most is None or m.height == 0 or int(m.get_column(MEMBER_INDEX).max() or 0) < most:  # type: ignore[arg-type]
+        return pl.DataFrame(schema=REASONS)
+    many = m.group_by(MEMBER_OF).agg(pl.len().alias("n"), pl.col("~id").first()).filter(pl.col("n") > most)
+    return reasons_frame(
+        (i, hid, members_field, say("members_max", bound=most, got=n))
+        for i, n, hid in many.select(MEMBER_OF, "n", "~id").iter_rows()
+    )
+
+
+def _repeated_column(column: str, known: Iterable[str]) -> tuple[str, str] | None:
+    """(the column, why) for the second copy of a table column (Polars names it
+    ``<column>_duplicated_<n>``), or None."""
+    base, sep, n = column.rpartition("_duplicated_")
+    if sep and n.isdigit() and base in known:
+        return base, say("repeated_column")
+    return None
+
+
 def cross_flags(m: pl.DataFrame, h: pl.DataFrame, rules: list[FieldRule]) -> pl.DataFrame:
     """Flag members that repeat a unique value of their household (with the first one's
     index) or whose date is out of bounds set by another field (with the bound)."""
@@ -195,13 +218,28 @@ def all_field_reasons(
                 )
     flat = frozenset(r.path.replace(".", "_") for _, rs in household for r in rs)  # a table's columns
     for c in h_unknown:
-        group, _, key = c.partition(".")
-        if json_origin:
-            known = schema.known[group] if key and group in schema.known else schema.known[""]
+        if json_origin and c.startswith(UNKNOWN_KEY):  # a top-level key
+            field, key, known = c[1:], c[1:], schema.known[""]
+        elif json_origin:  # a group's key
+            group, _, key = c.partition(".")
+            field, known = c, schema.known[group]
         else:
-            known, key = flat, c
-        out += unknown_reasons(c, key or c, known, h.filter(pl.col("~u:" + c)), members_field)
+            field, key, known = c, c, flat
+        reason = _repeated_column(c, known) if not json_origin else None
+        bad = h.filter(pl.col("~u:" + c))
+        if reason is not None:
+            out += [(i, hid, reason[0], reason[1]) for i, hid in bad.select("~i", "~id").iter_rows()]
+        else:
+            out += unknown_reasons(field, key, known, bad, members_field)
     for c in m_unknown:
         key = c.removeprefix(members_field + ".")  # a member's own key that is also a table column
-        out += unknown_reasons(key, key, schema.known["member"], m.filter(pl.col("~u:" + c)), members_field)
+        bad = m.filter(pl.col("~u:" + c))
+        reason = _repeated_column(c, schema.known["member"]) if not json_origin else None
+        if reason is not None:
+            out += [
+                (i, hid, f"{members_field}[{k}].{reason[0]}", reason[1])
+                for i, hid, k in bad.select("~i", "~id", MEMBER_INDEX).iter_rows()
+            ]
+        else:
+            out += unknown_reasons(key, key, schema.known["member"], bad, members_field)
     return [reasons_frame(out)]

@@ -150,6 +150,7 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
         _BLANKS=BLANKS,
         _Decimal=Decimal,
         _Mapping=Mapping,
+        _len=len,
         _today=dt.date.today,
         _money2=re.compile(rf"[0-9]{{1,{MONEY_DIGITS}}}\.[0-9]{{2}}").fullmatch,
         _date_of=_date_of,
@@ -172,7 +173,7 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
     emit(2, f"_unknown(raw, {known}, '', P)")
     for spec, rules in household:
         if spec.kind == "members":
-            _members(g, spec.name, schema.known["member"], member_rules)
+            _members(g, spec.name, schema.known["member"], member_rules, schema.members_max())
         elif spec.kind == "group":
             _group(g, spec.name, spec.key, spec.nullable, schema.known[spec.name], rules)
         else:
@@ -253,12 +254,18 @@ def _group(g: _Gen, name: str, key: str, nullable: bool, known: frozenset[str], 
         g.field(d, rule, "g", "h", "''")
 
 
-def _members(g: _Gen, name: str, known: frozenset[str], rules: list[FieldRule]) -> None:
+def _members(g: _Gen, name: str, known: frozenset[str], rules: list[FieldRule], most: int | None) -> None:
     emit = g.emit
     k = g.const(known)
     g.ns["_mp"] = lambda i: f"{name}[{i}]."  # the prefix of a member's fields, built only to report
     emit(1, f"ms = raw.get({name!r})")
     emit(1, "if type(ms) is list and ms:")
+    if most is not None:
+        emit(2, f"if _len(ms) > {int(most)}:")
+        emit(
+            3,
+            f"P.append(_FP({name!r}, {g.const(MESSAGES['members_max']['en'])}.format(bound={int(most)}, got=_len(ms))))",
+        )
     emit(2, "for i, m in enumerate(ms):")
     emit(3, "if type(m) is not dict and not isinstance(m, _Mapping):")
     emit(4, "S.append(_FP(_mp(i)[:-1], _OBJECT))")

@@ -19,9 +19,10 @@ import polars as pl
 from engine.errors import FieldProblem, InputError
 from engine.record import FieldSpec, RecordSchema
 from engine.types import BadValue, number_text, value_text
-from engine.validation import Coverage
+from engine.validation import BadJson, Coverage, json_value
 from engine.validation_columns import LINK, REJECT_SCHEMA, SHAPE, group_marker, validate_columns
 from engine.validation_messages import say
+from engine.validation_reasons import UNKNOWN_KEY
 
 __all__ = [
     "REJECT_SCHEMA",
@@ -121,8 +122,8 @@ def jsonl_to_tables(
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, parse_float=Decimal, parse_int=str)
-        except json.JSONDecodeError as exc:
+            obj = json_value(line, ints_as_text=True)
+        except BadJson as exc:
             rejects.append({"household_id": f"(line {i})", "field": "(json)", "reason": str(exc)})
             continue
         if not isinstance(obj, dict):
@@ -173,7 +174,9 @@ def jsonl_to_tables(
                         for m in value
                     )
             else:
-                row[key] = _cell(value)
+                # an unknown key is kept apart (".key"), so that it never poses as a table's
+                # own column: `assets_houses` in JSON is an unknown field, not assets.houses
+                row[key if key in top else UNKNOWN_KEY + key] = _cell(value)
         households.append(row)
     hh_cols, mm_cols = flat_columns(schema)
     # every batch has the declared columns, the link and the group markers; only unknown fields vary
@@ -240,7 +243,8 @@ def load_households(caseload: Path, schema: RecordSchema) -> list[dict[str, Any]
 
         src = find_tables(caseload)
         return tables_to_households(schema, read_table(src.households), read_table(src.members))
-    return [json.loads(line) for line in caseload.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = caseload.read_text(encoding="utf-8").split("\n")  # only "\n" ends a line: U+2028 may be in a string
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def validate_frames(

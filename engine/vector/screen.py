@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from engine.validation_columns import LINK, REPEATED
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, validate_frames
 from engine.vector.decisions import decide_frames
 from engine.vector.plan import ColumnRun
-from engine.vector.screen_index import HID, CaseloadIndex, hid_keys, index_caseload
+from engine.vector.screen_index import HID, CaseloadIndex, hid_keys, hid_text, index_caseload
 from engine.vector.screen_parquet import join_parquet
 from engine.vector.screen_summary import ChunkCounts, add_up, chunk_counts
 
@@ -81,7 +82,8 @@ def _fingerprint(paths: list[Path], extra: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
     for p in paths:
         st = p.stat()
-        h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+        # inode and ctime too: an edit that keeps the size, with the mtime set back, changes them
+        h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}".encode())
     return h.hexdigest()
 
 
@@ -133,14 +135,16 @@ class _Screening:
                 "ruleset": self.ev.ruleset.ruleset_version,
                 "registries": self.ev.registries.versions(),
                 "date": self.date,
+                "today": self.today,  # the default decision date
                 "chunk": self.chunk_size,
                 "polars": pl.__version__,  # the ID hashes are stable within one Polars version
             },
         )
-        if self.manifest_path.exists():
-            manifest: dict[str, Any] = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            if manifest.get("key") == key and manifest.get("prepared"):
-                return manifest
+        manifest: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):  # absent or unreadable: start over
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and manifest.get("key") == key and manifest.get("prepared"):
+            return manifest
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
         bad = pl.DataFrame(schema=REJECT_SCHEMA)
@@ -168,7 +172,9 @@ class _Screening:
             "chunks": max(1, -(-index.household_rows // self.chunk_size)),
             "index": index.to_json(),
         }
-        self.manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        tmp = self.manifest_path.with_name(self.manifest_path.name + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        os.replace(tmp, self.manifest_path)
         return manifest
 
     def _parquet(self, path: Path) -> list[Path]:
@@ -260,8 +266,8 @@ class _Screening:
             start, end = index.member_starts[k], index.member_starts[k + 1]
             members = mm_scan.slice(start, end - start).collect()
         else:
-            wanted = households.get_column(HID).cast(pl.Utf8).drop_nulls()
-            members = mm_scan.filter(pl.col(HID).cast(pl.Utf8).is_in(wanted.implode())).collect()
+            wanted = households.select(hid_text()).to_series().drop_nulls()  # IDs as validation reads them
+            members = mm_scan.filter(hid_text().is_in(wanted.implode())).collect()
         h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
         ids = households.get_column(HID)
         del households, members  # the raw values are parsed: only the IDs are needed from here
@@ -277,12 +283,14 @@ class _Screening:
         tmp = counts.with_name(counts.name + ".tmp")
         tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
         os.replace(tmp, counts)
+        del h, decisions, rejects
+        _give_back_memory()
 
     def _check_chunk(self, k: int, ids: pl.Series, decisions: pl.DataFrame, rejects: pl.DataFrame) -> None:
         """Every household of the chunk is decided or has at least one reject row."""
         if decisions.height == ids.len():
             return  # decisions come from the chunk's households: every one was decided
-        ids = ids.cast(pl.Utf8)
+        ids = ids.to_frame(HID).select(hid_text()).to_series()  # as validation reads them: blank = null
         decided = decisions.get_column(HID).cast(pl.Utf8).implode()
         named = rejects.get_column(HID).drop_nulls().implode()
         present = ids.drop_nulls()
@@ -349,15 +357,16 @@ def _mark_copies(households: pl.DataFrame, dup_ids: pl.DataFrame) -> pl.DataFram
     return households.with_columns(again.get_column(REPEATED).fill_null(False))
 
 
-def _steady_heap() -> None:
-    """Fix glibc's mmap and trim thresholds at 128 KiB (their defaults). Left dynamic, glibc
-    raises them up to 32 MiB each time a large block is freed, after which each chunk's
-    NumPy buffers are carved from the heap and the heap keeps what it once held: a long
-    screening's memory creeps up chunk after chunk. A no-op where there is no `mallopt`."""
+def _give_back_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's `malloc_trim`), after each chunk.
+
+    glibc serves large NumPy buffers from the heap once its dynamic mmap threshold has
+    grown, and the heap keeps what it once held: a long screening's memory would creep up
+    chunk after chunk. Fixing the thresholds low instead makes every large buffer a fresh
+    mmap whose pages fault in one by one (about a third of a chunk's time). A no-op where
+    there is no `malloc_trim`."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def screen(
@@ -372,8 +381,27 @@ def screen(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary."""
-    _steady_heap()
     job = _Screening(evaluator, caseload, out, fmt, decision_date, chunk_size, today or dt.date.today())
-    manifest = job.prepare()
-    job.run_chunks(manifest, progress)
-    return job.finish(manifest)
+    with _locked(out):
+        # the last run's results go first: a run that fails leaves none that look current
+        for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:
+            (out / name).unlink(missing_ok=True)
+        manifest = job.prepare()
+        job.run_chunks(manifest, progress)
+        return job.finish(manifest)
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out/.lock`` (released when the process ends, however it ends)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = (out / ".lock").open("a")
+    except OSError as exc:
+        raise ScreenError(f"cannot write to {out}: {exc}") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ScreenError(f"another screening is writing to {out}; wait for it to finish") from None
+        yield
