@@ -176,6 +176,10 @@ class Checker:
             return value
         if t.kind in ("money", "decimal"):
             value = Decimal(value)
+            if not value.is_finite() or value.adjusted() >= 15:  # also keeps quantize() from overflowing
+                message = f"`{value}` is too large: numbers in rule files are below 10^15"
+                self.problems.append(pos.problem(ProblemKind.OUT_OF_RANGE, message, rule_id))
+                return value
             if t.kind == "money":
                 value = value.quantize(Decimal("0.01"))
         return value

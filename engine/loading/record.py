@@ -37,7 +37,7 @@ def _check_names(d: Declared, fields: YMap, where: str) -> None:
             continue
         spec = fields[name]
         if isinstance(spec, YMap) and isinstance(spec.get("fields"), YMap):
-            _check_names(d, spec["fields"], f"{where} field {name}:")
+            _check_names(d, spec["fields"], f"`{name}`")
 
 
 def declare_inputs(d: Declared, record: RecordSchema) -> None:
