@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from engine import Problem, ProblemKind, RuleLoadError, load
-from engine.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_FILES, YMap, read_yaml
+from engine.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_FILES, MAX_NUMBER_CHARS, YMap, read_yaml
 from tests.conftest import RULES
 
 # the classic "billion laughs": 387 bytes that PyYAML expands into ~10^9 list items
@@ -161,3 +163,87 @@ def test_every_rule_file_reads_as_the_safe_loader_reads_it(path: Path) -> None:
     assert isinstance(doc, YMap)
     want = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
     assert _exact(doc) == _exact(want)
+
+
+def test_a_fifo_named_like_a_rule_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: `rules lint` used to hang."""
+    rules = _rules(tmp_path)
+    (rules / "events.yaml").unlink()
+    os.mkfifo(rules / "events.yaml")
+    os.mkfifo(rules / "programs" / "zz.yaml")
+    with pytest.raises(RuleLoadError) as info:
+        load(rules)
+    assert [(p.kind, p.file, p.line, p.col) for p in info.value.problems] == [
+        (ProblemKind.UNREADABLE, "events.yaml", 1, 1),
+        (ProblemKind.UNREADABLE, "programs/zz.yaml", 1, 1),
+    ]
+    assert "not a regular file" in info.value.problems[0].message
+
+
+def test_a_link_loop_or_a_broken_link_is_one_problem_each(tmp_path: Path) -> None:
+    rules = _rules(tmp_path)
+    (rules / "programs" / "loop.yaml").symlink_to(rules / "programs" / "loop.yaml")
+    (rules / "tests" / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    (rules / "events.yaml").unlink()
+    (rules / "events.yaml").symlink_to(rules / "events.yaml")
+    with pytest.raises(RuleLoadError) as info:
+        load(rules)
+    assert [(p.kind, p.file) for p in info.value.problems] == [
+        (ProblemKind.UNREADABLE, "events.yaml"),
+        (ProblemKind.UNREADABLE, "programs/loop.yaml"),
+        (ProblemKind.UNREADABLE, "tests/gone.yaml"),
+    ]
+    assert "link loop" in info.value.problems[0].message
+
+
+def test_a_folder_named_like_a_rule_file_is_skipped(tmp_path: Path) -> None:
+    rules = _rules(tmp_path)
+    (rules / "programs" / "old.yaml").mkdir()
+    assert load(rules).name
+
+
+@pytest.mark.parametrize("digits", [MAX_NUMBER_CHARS + 1, 4301, 5000])
+def test_a_number_too_long_to_be_meant_is_one_problem(tmp_path: Path, digits: int) -> None:
+    """int() of more than 4300 digits raises ValueError: it must never reach it."""
+    doc, problems = _read(tmp_path, "a: 1\nb: [2, " + "9" * digits + "]\nc: 2019-02-30\n")
+    assert doc is None
+    assert [(p.kind, p.line, p.col) for p in problems] == [(ProblemKind.TOO_LONG, 2, 8)]
+
+
+def test_numbers_as_long_as_the_limit_are_read(tmp_path: Path) -> None:
+    doc, problems = _read(tmp_path, f"a: {'9' * MAX_NUMBER_CHARS}\nb: 0.{'1' * (MAX_NUMBER_CHARS - 2)}\n")
+    assert problems == []
+    assert doc["a"] == int("9" * MAX_NUMBER_CHARS)
+    assert doc["b"] == Decimal("0." + "1" * (MAX_NUMBER_CHARS - 2))
+
+
+@pytest.mark.parametrize(("char", "col"), [("\x07", 8), ("\x00", 8), ("\x1b", 8), ("\ufffe", 8)])
+def test_a_control_character_is_a_syntax_problem_at_its_place(tmp_path: Path, char: str, col: int) -> None:
+    doc, problems = _read(tmp_path, f"a: 1\nb: 'one{char}two'\n")
+    assert doc is None
+    assert [(p.kind, p.line, p.col) for p in problems] == [(ProblemKind.YAML_SYNTAX, 2, col)]
+    assert f"U+{ord(char):04X}" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("yes", "read as true/false"),
+        ("off", "read as true/false"),
+        ("320684", "read as a number"),
+        ("1.5", "read as a number"),
+        ("~", "keys must be plain text"),
+        ("[a, b]", "keys must be plain text"),
+    ],
+)
+def test_a_key_yaml_reads_as_no_text_is_refused_with_a_hint(tmp_path: Path, key: str, message: str) -> None:
+    doc, problems = _read(tmp_path, f"a: 1\n? {key}\n: 2\n")
+    assert [(p.kind, p.line, p.col) for p in problems] == [(ProblemKind.BAD_KEY, 2, 3)]
+    assert message in problems[0].message
+    assert doc == {"a": 1}  # the key is left out, so nothing later reads it
+
+
+def test_quoted_keys_and_date_keys_are_read(tmp_path: Path) -> None:
+    doc, problems = _read(tmp_path, "'yes': 1\n\"320684\": 2\n2019-07-01: 3\n")
+    assert problems == []
+    assert list(doc) == ["yes", "320684", dt.date(2019, 7, 1)]
