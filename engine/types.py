@@ -34,6 +34,7 @@ __all__ = [
     "parse_value",
     "registry_type",
     "resident_id_check_digit",
+    "shown",
     "value_text",
     "weighted_digit_sum",
 ]
@@ -197,6 +198,11 @@ def value_text(v: Any) -> str | None:
     raise BadValue(say("scalar"))
 
 
+def shown(text: str, most: int = 40) -> str:
+    """A value as a message quotes it: a long one cut short, with its length."""
+    return text if len(text) <= most else f"{text[: most // 2]}… ({len(text)} characters)"
+
+
 def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
     """Parse the (non-blank) text of one value of a declared kind; raises ``BadValue``."""
     if kind == "str":
@@ -205,27 +211,27 @@ def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
         if text in enum_values:
             return text
         hint = did_you_mean(text, enum_values)
-        raise BadValue(say("enum", values=", ".join(enum_values), got=text, hint=hint))
+        raise BadValue(say("enum", values=", ".join(enum_values), got=shown(text), hint=hint))
     if kind == "bool":
         low = text.lower()
         if low == "true" or low == "false":
             return low == "true"
-        raise BadValue(say("bool", got=text))
+        raise BadValue(say("bool", got=shown(text)))
     if kind == "int":
         if len(text) > INT_DIGITS and _INT_RE.fullmatch(text):
             raise BadValue(say("int_digits", digits=len(text.lstrip("-")), bound=INT_DIGITS))
         if _INT_RE.fullmatch(text):
             return int(text)
-        raise BadValue(say("int", got=text))
+        raise BadValue(say("int", got=shown(text)))
     if kind == "money":
         if text.startswith("-") and _NEGATIVE_ZERO_RE.fullmatch(text):
             text = text[1:]
         if text.startswith("-"):
-            raise BadValue(say("negative", got=text))
+            raise BadValue(say("negative", got=shown(text)))
         if not _MONEY_RE.fullmatch(text):
-            raise BadValue(say("money", got=text))
+            raise BadValue(say("money", got=shown(text)))
         if len(text.split(".")[0].lstrip("0")) > MONEY_DIGITS:
-            raise BadValue(say("money_max", got=text, bound=10**MONEY_DIGITS))
+            raise BadValue(say("money_max", got=shown(text), bound=10**MONEY_DIGITS))
         return Decimal(text).quantize(_FEN)
     if kind == "date":
         if _DATE_RE.fullmatch(text):
@@ -233,7 +239,7 @@ def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
                 return dt.date.fromisoformat(text)
             except ValueError:
                 pass
-        raise BadValue(say("date", got=text))
+        raise BadValue(say("date", got=shown(text)))
     if kind == "resident_id":
         upper = text.upper()
         why = check_resident_id(upper)
@@ -243,7 +249,7 @@ def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
     if kind == "decimal":
         if _DECIMAL_RE.fullmatch(text):
             return Decimal(text)
-        raise BadValue(say("decimal", got=text))
+        raise BadValue(say("decimal", got=shown(text)))
     raise KeyError(kind)
 
 

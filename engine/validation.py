@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import FieldProblem, did_you_mean
-from engine.types import BLANKS, INT_DIGITS, BadValue, parse_text, value_text
+from engine.types import BLANKS, INT_DIGITS, BadValue, parse_text, shown, value_text
 from engine.validation_messages import say
 
 if TYPE_CHECKING:
@@ -157,9 +157,9 @@ class FieldRule:
             problems.append(FieldProblem(prefix + self.path, str(exc)))
             return
         if self.lo is not None and parsed < self.lo:
-            problems.append(FieldProblem(prefix + self.path, say("min", bound=self.lo, got=text)))
+            problems.append(FieldProblem(prefix + self.path, say("min", bound=self.lo, got=shown(text))))
         elif self.hi is not None and parsed > self.hi:
-            problems.append(FieldProblem(prefix + self.path, say("max", bound=self.hi, got=text)))
+            problems.append(FieldProblem(prefix + self.path, say("max", bound=self.hi, got=shown(text))))
         else:
             out[self.path] = parsed
 
@@ -246,7 +246,7 @@ class Coverage:
         first = self.first_date(region)
         if first is None:
             known = ", ".join(sorted(r for r, d in self.first.items() if d is not None)) or "-"
-            return FieldProblem(REGION_FIELD, say("unknown_region", got=region, known=known))
+            return FieldProblem(REGION_FIELD, say("unknown_region", got=shown(region), known=known))
         if on < first:
             return FieldProblem(DATE_FIELD, say("too_early", first=first, region=region, got=on))
         return None

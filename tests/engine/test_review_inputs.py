@@ -275,3 +275,54 @@ def test_a_failed_run_leaves_no_summary_that_looks_current(
         screen(evaluator, _jsonl(tmp_path / "d.jsonl", [_one("S2")]), out, today=TODAY)
     assert not (out / "summary.json").exists()
     assert not (out / "decisions.parquet").exists()
+
+
+# ---------------------------------------------------------------- the declaration, long values
+
+
+@pytest.mark.parametrize("name", ["''", "'~row'", "yes", "2019-07-01", "'a b'"])
+def test_record_field_names_are_identifiers(tmp_path: Path, name: str) -> None:
+    import shutil
+
+    from engine import RuleLoadError, load
+    from tests.conftest import RULES
+
+    rules = shutil.copytree(RULES, tmp_path / "rules")
+    record = rules / "record.yaml"
+    text = record.read_text(encoding="utf-8")
+    record.write_text(text.replace("\nmember:\n", f"\nmember:\n  {name}: {{type: str}}\n", 1), encoding="utf-8")
+    with pytest.raises(RuleLoadError) as caught:
+        load(rules)
+    found = [p for p in caught.value.problems if p.file.endswith("record.yaml")]
+    assert len(found) == 1  # one problem, at the name (the loader's key checks or the record's)
+    assert found[0].kind in ("bad-name", "bad-key", "bad-field-spec")
+
+
+def test_a_household_at_every_bound_is_decided_alike(evaluator: Evaluator, tmp_path: Path) -> None:
+    most = evaluator.ruleset.record.members_max()
+    assert most is not None
+    h = _one("B1")
+    h["members"] = [
+        {**h["members"][1], "person_id": _pid(i), "relation": "head" if i == 0 else "other", "monthly_income": "0.00"}
+        for i in range(most)
+    ]
+    h["members"][-1]["monthly_income"] = "999999999999.99"
+    h["status"] = {**(h.get("status") or {}), "dibao": True, "dibao_monthly_amount": "999999999999.99"}
+    alone = evaluator.decide(json.loads(json.dumps(h)), today=TODAY).to_dict(explain=False)
+    screen(evaluator, _jsonl(tmp_path / "c.jsonl", [h]), tmp_path / "a", today=TODAY)
+    row = pl.read_parquet(tmp_path / "a" / "decisions.parquet").row(0, named=True)
+    for column in ("dibao_status", "dibao_amount", "low_income_status", "tekun_amount", "ta_amount"):
+        assert str(row[column]) == str(alone[column]), column
+
+
+def test_messages_quote_long_values_cut_short(evaluator: Evaluator) -> None:
+    from engine import InputError
+
+    h = _one("Q1")
+    h["members"][0]["monthly_income"] = "9" * 5000
+    with pytest.raises(InputError) as caught:
+        evaluator.ruleset.record.validate(h)
+    (problem,) = caught.value.problems
+    assert problem.field == "members[0].monthly_income"
+    assert "(5000 characters)" in problem.message
+    assert len(problem.message) < 200
