@@ -32,7 +32,7 @@ from .freeze import freeze
 from .head import read_head
 from .parameters import check_coverage, check_regions, declare_parameters, parameter_order
 from .programs import declare_program
-from .record import check_record_names, declare_inputs, declare_registries
+from .record import declare_inputs, declare_registries
 from .rule_tests import TestSources, build_tests, read_test_file
 from .state import Declared
 from .typecheck import typecheck
@@ -65,7 +65,6 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
     problems.extend(sources.problems)
     d = Declared(problems)
     record_file, record_doc = sources.record
-    check_record_names(d, record_doc)
     d.record = load_record_schema(record_doc, record_file, problems)
     if d.record:
         declare_inputs(d, d.record)

@@ -15,29 +15,7 @@ from .draft import Draft
 from .shapes import check_keys, checked_name, text
 from .state import Declared
 
-__all__ = ["check_record_names", "declare_inputs", "declare_registries"]
-
-
-def check_record_names(d: Declared, doc: Any) -> None:
-    """Every field of record.yaml has a plain name (``~row``, ``""`` or ``a-b`` would collide
-    with internal columns or never be nameable); a field with a bad name is reported and
-    left out, so nothing later reads it."""
-    if not isinstance(doc, YMap):
-        return
-    for section in ("household", "member"):
-        fields = doc.get(section)
-        if isinstance(fields, YMap):
-            _check_names(d, fields, section)
-
-
-def _check_names(d: Declared, fields: YMap, where: str) -> None:
-    for name in list(fields):
-        if checked_name(name, fields.key_pos[name], d.problems, f"{where} field", dotted=False) is None:
-            del fields[name]
-            continue
-        spec = fields[name]
-        if isinstance(spec, YMap) and isinstance(spec.get("fields"), YMap):
-            _check_names(d, spec["fields"], f"`{name}`")
+__all__ = ["declare_inputs", "declare_registries"]
 
 
 def declare_inputs(d: Declared, record: RecordSchema) -> None:
