@@ -58,7 +58,7 @@ def _dumps(obj: Any) -> str:
 def _read_households(path: Path, ruleset: Ruleset) -> Iterator[tuple[int, Any]]:
     """(line number, parsed object or why it is not JSON) for a .json or .jsonl file."""
     text = path.read_text(encoding="utf-8")
-    # JSON Lines end at "\n" only (as `screen` reads them): U+2028 may sit inside a string
+    # lines end at "\n" only once read as text (as `screen` reads them): U+2028 may sit in a string
     chunks = text.split("\n") if path.suffix == ".jsonl" else [text]
     for i, chunk in enumerate(chunks, start=1):
         if chunk.strip():
