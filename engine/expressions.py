@@ -15,6 +15,7 @@ from typing import Protocol
 
 from engine import ir
 from engine.errors import ProblemKind, did_you_mean
+from engine.expression_types import NULL, arith_type, comparable, is_literal, unify
 from engine.types import BOOL, DECIMAL, INT, MEMBERS, STR, Type
 
 __all__ = [
@@ -38,7 +39,6 @@ MAX_LITERAL = (
     10**15
 )  # (10^15: `adjusted() >= 15` below) a number written in an expression is below this (money is below 10^12)
 
-NULL = Type("null", nullable=True)
 _ALLOWED = (
     "arithmetic + - * /, comparisons, and/or/not, `in`, `is None`, `x if c else y`, "
     "min/max/roundup/rounddown/abs/years_between/add_months, sum/count/any/all over members"
@@ -245,45 +245,13 @@ def _unary(node: ast.AST, ctx: _Ctx) -> ir.Expr:
 _BINOPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
-def _is_literal(e: ir.Expr) -> bool:
-    return isinstance(e, ir.Const) and e.type.numeric
-
-
-def arith_type(op: str, lt: Type, rt: Type, l_lit: bool = False, r_lit: bool = False) -> Type | str:
-    """Result type of ``lt op rt``, or a message saying why the operation is not allowed."""
-    if not (lt.numeric and rt.numeric):
-        return f"`{op}` needs numbers, got {lt.describe()} and {rt.describe()}"
-    lk, rk = lt.kind, rt.kind
-    nullable = lt.nullable or rt.nullable
-    if op in "+-":
-        if lk == rk:
-            return Type(lk, nullable)
-        if "money" in (lk, rk):
-            if (lk == "money" and r_lit) or (rk == "money" and l_lit):
-                return Type("money", nullable)
-            return f"cannot {'add' if op == '+' else 'subtract'} money (yuan) and a plain number"
-        return Type("decimal", nullable)
-    if op == "*":
-        if lk == rk == "money":
-            return "cannot multiply money by money"
-        if "money" in (lk, rk):
-            return Type("money", nullable)
-        return Type("int" if lk == rk == "int" else "decimal", nullable)
-    # division
-    if rk == "money":
-        return "cannot divide by money; compare with multiplication instead (`T < standard * n`)"
-    if lk == "money":
-        return Type("money", nullable)
-    return Type("decimal", nullable)
-
-
 def _binop(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     assert isinstance(node, ast.BinOp)
     op = _BINOPS.get(type(node.op))
     if op is None:
         raise ExprError(f"operator `{type(node.op).__name__}` is not allowed; use + - * /", node)
     left, right = _expr(node.left, ctx), _expr(node.right, ctx)
-    t = arith_type(op, left.type, right.type, _is_literal(left), _is_literal(right))
+    t = arith_type(op, left.type, right.type, is_literal(left), is_literal(right))
     if isinstance(t, str):
         raise ExprError(t, node, _TYPE)
     return ir.BinOp(t, op, left, right)
@@ -297,20 +265,6 @@ _CMPOPS: dict[type[ast.cmpop], str] = {
     ast.Eq: "==",
     ast.NotEq: "!=",
 }
-
-
-def comparable(op: str, lt: Type, rt: Type, l_lit: bool, r_lit: bool) -> str | None:
-    """Why ``lt op rt`` is not allowed, or None."""
-    if lt.numeric and rt.numeric:
-        money = (lt.kind == "money", rt.kind == "money")
-        if money[0] != money[1] and not (l_lit or r_lit):
-            return f"cannot compare {lt.describe()} with {rt.describe()}"
-        return None
-    if op in ("==", "!=") and lt.kind == rt.kind and lt.kind in ("bool", "str", "enum", "date"):
-        return None
-    if lt.kind == rt.kind == "date":
-        return None
-    return f"cannot compare {lt.describe()} with {rt.describe()}"
 
 
 def _check_enum_literal(enum_t: Type, lit: ir.Expr, node: ast.AST) -> None:
@@ -358,7 +312,7 @@ def _compare_one(
     elif right.type.kind == "enum" and left.type.kind == "str":
         _check_enum_literal(right.type, left, left_node)
         left = ir.Const(right.type, getattr(left, "value", None))
-    why = comparable(op, left.type, right.type, _is_literal(left), _is_literal(right))
+    why = comparable(op, left.type, right.type, is_literal(left), is_literal(right))
     if why:
         raise ExprError(why, node, _TYPE)
     return ir.Compare(BOOL, op, left, right)
@@ -393,28 +347,6 @@ def _ifexp(node: ast.AST, ctx: _Ctx) -> ir.Expr:
     if isinstance(t, str):
         raise ExprError(f"both branches of `x if c else y` must have one type: {t}", node, _TYPE)
     return ir.IfElse(t, cond, then, other)
-
-
-def unify(exprs: list[ir.Expr]) -> Type | str:
-    """One type for several alternatives (branches, min/max arguments), or why not."""
-    real = [e for e in exprs if e.type.kind != "null"]
-    nullable = len(real) != len(exprs) or any(e.type.nullable for e in real)
-    if not real:
-        return NULL
-    non_lit = [e for e in real if not _is_literal(e)] or real
-    kinds = {e.type.kind for e in non_lit}
-    if len(kinds) > 1:
-        if kinds <= {"int", "decimal"}:
-            kinds = {"decimal"}
-        else:
-            return " and ".join(sorted(e.type.describe() for e in non_lit))
-    kind = kinds.pop()
-    if kind != "money" and any(_is_literal(e) and e.type.kind == "decimal" for e in real) and kind == "int":
-        kind = "decimal"
-    if kind in ("int", "decimal") and any(e.type.kind == "money" for e in real):
-        return "money (yuan) and a plain number"
-    base = next(e.type for e in non_lit)
-    return Type(kind, nullable, base.values)
 
 
 # ---------------------------------------------------------------- calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engine import ir
 from engine.errors import ProblemKind
-from engine.expressions import unify
+from engine.expression_types import unify
 from engine.plan import Arm, Case, CaseValue
 from engine.precedence import dead_cases
 from engine.source import YMap, pos_of
