@@ -102,8 +102,8 @@ def _resolve(
         return  # reported by the coverage check
     key, version = found
     if version.formula is None:
-        if version.formula_text or out_of_range(version.value, p.type):
-            return  # a formula that did not check, or a value already reported as written
+        if version.formula_text or not _usable(version.value, p.type):
+            return  # a formula or a value already reported (type check, or limits as written)
         values[p.name] = version.value
         return
     formula = version.formula
@@ -116,7 +116,7 @@ def _resolve(
         why = out_of_range(value, p.type, computed=True)
     except KeyError:
         return  # it reads a parameter that has no value here, or a bad one: reported already
-    except (EvaluateError, ArithmeticError) as exc:
+    except (EvaluateError, ArithmeticError, TypeError) as exc:
         why, value = f"cannot be computed ({exc})", None
     if why is None:
         values[p.name] = value
@@ -131,6 +131,13 @@ def _resolve(
                 p.name,
             )
         )
+
+
+def _usable(value: Any, t: Type) -> bool:
+    """A written value the type check and the limits accepted (others were reported)."""
+    if t.kind in LIMITS:
+        return isinstance(value, int | Decimal) and not isinstance(value, bool) and out_of_range(value, t) is None
+    return True
 
 
 def _read(ref: ir.Ref) -> Fn:

@@ -194,3 +194,16 @@ def test_a_table_row_id_and_an_outcome_field_must_be_names(tmp_path: Path) -> No
 
 def test_every_kind_named_here_exists() -> None:
     assert {ProblemKind("bad-name"), ProblemKind("out-of-range"), ProblemKind("too-complex")}
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "'NaN'", "abc", "[1]", "true", "2019-01-01"])
+def test_a_value_of_another_kind_is_one_problem_and_formulas_using_it_are_not_computed(
+    tmp_path: Path, value: str
+) -> None:
+    """dibao.standard feeds three formulas: none of them is computed from a bad value."""
+    rules = _rules(tmp_path)
+    path = rules / "parameters" / "dibao.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("{value: 790,", f"{{value: {value},", 1), "utf-8")
+    got = _problems(rules)
+    assert len(got) == 1, got
+    assert got[0].startswith(("type-error parameters/dibao.yaml:11:21", "out-of-range parameters/dibao.yaml:11:21"))
