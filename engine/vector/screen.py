@@ -348,7 +348,7 @@ def _mark_copies(households: pl.DataFrame, dup_ids: pl.DataFrame) -> pl.DataFram
     the validator rejects each with every other reason it has, as `check` does."""
     if dup_ids.height == 0:
         return households
-    keys = households.select(hid_keys())
+    keys = hid_keys(households.select(HID))
     again = keys.join(
         dup_ids.with_columns(pl.lit(True).alias(REPEATED)), on=["a", "b"], how="left", maintain_order="left"
     )

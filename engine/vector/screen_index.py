@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from engine.types import BLANKS
+from engine.validation_bytes import canonical_text
 from engine.validation_messages import say
 
 __all__ = ["HID", "CaseloadIndex", "hid_keys", "hid_text", "index_caseload", "person_keys"]
@@ -39,10 +40,16 @@ def hid_text(column: str = HID) -> pl.Expr:
     return pl.when(text != "").then(text)
 
 
-def hid_keys(column: str = HID) -> list[pl.Expr]:
-    """The household ID (as validation reads it) as two hashes (`a`, `b`); nulls stay null."""
-    text = hid_text(column)
-    return [_hash(text, _SEEDS[0]).alias("a"), _hash(text, _SEEDS[1]).alias("b")]
+def hid_keys(frame: pl.DataFrame, column: str = HID) -> pl.DataFrame:
+    """``frame`` with its household ID column (as validation reads it: trimmed, blank =
+    null) replaced by two hashes (`a`, `b`); nulls stay null. Only cells that may hold
+    blanks are trimmed (``canonical_text``): the IDs are hashed a few million times a run."""
+    text = canonical_text(frame.get_column(column).cast(pl.Utf8))
+    keys = [text.hash(seed).alias(name) for name, seed in zip("ab", _SEEDS, strict=True)]
+    if text.null_count():
+        keys = [pl.select(pl.when(pl.lit(text).is_not_null()).then(pl.lit(k))).to_series().alias(k.name) for k in keys]
+    at = frame.get_column_index(column)
+    return frame.drop(column).insert_column(at, keys[0]).insert_column(at + 1, keys[1])
 
 
 def _normal(text: pl.Expr) -> pl.Expr:
@@ -66,10 +73,6 @@ def person_keys(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     if text.null_count():
         keys = keys.with_columns(pl.when(text.is_not_null()).then(pl.col(c)).alias(c) for c in ("p", "q"))
     return keys
-
-
-def _hash(text: pl.Expr, seed: int) -> pl.Expr:
-    return pl.when(text.is_not_null()).then(text.hash(seed))
 
 
 @dataclass
@@ -136,11 +139,11 @@ def index_caseload(
     n_h, n_m = _rows(households), _rows(members)
     batch = max(2 * chunk_size, 65_536)
     index = CaseloadIndex(n_h, n_m)
-    keyed = households.select(hid_keys())
+    keyed = households.select(pl.col(HID))
     ids = _Spill(spill / "households", ("a", "b"), n_h, batch)
     null_ids = 0
     for start in range(0, n_h, batch):
-        frame = keyed.slice(start, batch).collect()
+        frame = hid_keys(keyed.slice(start, batch).collect())
         null_ids += frame.get_column("a").null_count()
         ids.add(frame.drop_nulls())
     for frame in ids.frames():
@@ -151,9 +154,9 @@ def index_caseload(
     in_order = not (index.duplicate_ids or null_ids or linked)
     ranges = _Ranges(keyed, chunk_size, chunks) if in_order else None
     pairs = _Spill(spill / "persons", ("p", "q", "a", "row"), n_m, batch)
-    scan = members.select([*hid_keys(), *([pl.col(person).alias("pid")] if person else [])])
+    scan = members.select(HID, *([pl.col(person).alias("pid")] if person else []))
     for start in range(0, n_m, batch):
-        frame = scan.slice(start, batch).collect().with_row_index("row", offset=start)
+        frame = hid_keys(scan.slice(start, batch).collect()).with_row_index("row", offset=start)
         if ranges is not None and not ranges.add(start, frame):
             ranges = None
         if person:
@@ -174,7 +177,7 @@ def index_caseload(
         )
     index.orphan_rows = orphans.height
     if person:
-        excluded = orphans.select(hid_keys()).get_column("a").to_list() + [a for a, _ in index.duplicate_ids]
+        excluded = hid_keys(orphans.select(HID)).get_column("a").to_list() + [a for a, _ in index.duplicate_ids]
         rows = _shared_rows(pairs, excluded)
         if rows:
             text = _normal(pl.col(person).cast(pl.Utf8))
@@ -239,12 +242,12 @@ class _Ranges:
     def _household_rows(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         """The household row of each run of members, in order; None if they are not in order."""
         lo = self.next_row
-        same = self.keyed.slice(lo, len(a)).collect()
+        same = hid_keys(self.keyed.slice(lo, len(a)).collect())
         usual = same.height == len(a) and np.array_equal(same.get_column("a").to_numpy(), a)
         if usual and np.array_equal(same.get_column("b").to_numpy(), b):
             return np.arange(lo, lo + len(a), dtype=np.int64)  # every household has members
         # a household without members may sit between two with members: look a little further
-        window = self.keyed.slice(lo, 2 * len(a) + 1024).collect().with_row_index("row", offset=lo)
+        window = hid_keys(self.keyed.slice(lo, 2 * len(a) + 1024).collect()).with_row_index("row", offset=lo)
         heads = pl.DataFrame({"a": a, "b": b})
         rows = heads.join(window, on=["a", "b"], how="left", maintain_order="left").get_column("row")
         if rows.null_count():
