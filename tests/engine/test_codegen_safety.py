@@ -1,9 +1,10 @@
 """Text from rule files reaches the generated source only as quoted literals.
 
-A copy of rules/ gets an outcome value, a finding code and a table row id made of quotes, a
-backslash, a newline and ``__import__('os')``: the ruleset still decides as the closure
-backend does, and in the generated source those strings are string constants (or objects
-the source names by a generated name), never code.
+Two layers. Names (rule and row ids, finding codes) must be plain names, so crafted text there
+is a load problem. Free text that does reach decisions (an outcome's value) is carried only
+as a quoted literal: a copy of rules/ gets two outcome values made of quotes, a backslash, a
+newline and ``__import__('os')``, still decides as the closure backend does, and in the
+generated source those strings are string constants, never code.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Evaluator, load
+from engine import Evaluator, RuleLoadError, load
 from engine.evaluator import ClosureEvaluator
 from tests.conftest import FIXTURES, RULES
 
@@ -34,14 +35,10 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(RULES, rules)
     low = rules / "programs" / "low_income.yaml"
     low.write_text(low.read_text(encoding="utf-8").replace("value: ineligible", f"value: {_yaml(CRAFTED)}", 1))
-    findings = rules / "programs" / "findings.yaml"
-    text = findings.read_text(encoding="utf-8")
-    assert "code: remove" in text
-    findings.write_text(text.replace("code: remove", f"code: {_yaml('remove' + CRAFTED)}", 1))
-    review = rules / "programs" / "review.yaml"
-    text = review.read_text(encoding="utf-8")
-    assert "id: review.interval.able" in text
-    review.write_text(text.replace("id: review.interval.able", f"id: {_yaml('review' + CRAFTED)}", 1))
+    temporary = rules / "programs" / "temporary.yaml"
+    text = temporary.read_text(encoding="utf-8")
+    assert "value: not_requested" in text
+    temporary.write_text(text.replace("value: not_requested", f"value: {_yaml('none' + CRAFTED)}", 1))
     shutil.rmtree(rules / "tests")  # the bundled rule tests expect the real values
     (rules / "tests").mkdir()
     return rules
@@ -50,18 +47,36 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_crafted_strings_decide_like_the_reference(crafted: Path) -> None:
     rs = load(crafted)
     ev, ref = Evaluator(rs), ClosureEvaluator(rs)
-    seen_value = seen_code = seen_row = False
+    seen_value = seen_other = False
     for path in sorted((FIXTURES / "households").glob("*.json")):
         h = json.loads(path.read_text(encoding="utf-8"))
         got, want = ev.decide(h), ref.decide(h)
         assert got.to_dict() == want.to_dict()
         assert got.explain_text("en") == want.explain_text("en")
         seen_value |= got.fields["low_income_status"] == CRAFTED
-        seen_code |= "remove" + CRAFTED in got.findings
-        seen_row |= any(r.rule_id == "review" + CRAFTED for r in got.rules)
+        seen_other |= got.fields["ta_status"] == "none" + CRAFTED
     assert seen_value
-    assert seen_code
-    assert seen_row
+    assert seen_other
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("findings.yaml", "code: remove", "code: {}"),
+        ("review.yaml", "id: review.interval.able", "id: {}"),
+    ],
+    ids=["finding-code", "row-id"],
+)
+def test_crafted_names_are_refused_at_load(tmp_path: Path, file: str, old: str, new: str) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    path = rules / "programs" / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new.format(_yaml("x" + CRAFTED)), 1))
+    with pytest.raises(RuleLoadError) as err:
+        load(rules)
+    assert [p.kind for p in err.value.problems] == ["bad-name"]
 
 
 def test_crafted_strings_are_only_literals_in_the_source(crafted: Path) -> None:
@@ -71,7 +86,7 @@ def test_crafted_strings_are_only_literals_in_the_source(crafted: Path) -> None:
     tree = ast.parse(source)
     constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert CRAFTED in constants
-    assert "remove" + CRAFTED in constants
+    assert "none" + CRAFTED in constants
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert "__import__" not in names
