@@ -53,16 +53,13 @@ def canonical_text(s: pl.Series) -> pl.Series:
     if s.len() == 0:
         return s
     offsets, data = _buffers(s)
-    lengths = np.diff(offsets)
-    present = ~s.is_null().to_numpy()
-    empty = lengths == 0
-    first = np.where(empty, 0, offsets[:-1])
-    last = np.where(empty, 0, offsets[1:] - 1)
+    empty = offsets[1:] == offsets[:-1]
+    odd_cells = empty
     if len(data):
-        edges = _OPENS[data[first]] | _CLOSES[data[last]]
-    else:
-        edges = np.zeros(len(lengths), dtype=bool)
-    odd = np.flatnonzero(present & (empty | edges))
+        # an empty cell reads a neighbour's byte (or, clipped, the last one): it is odd anyway
+        odd_cells = odd_cells | _OPENS[np.take(data, offsets[:-1], mode="clip")]
+        odd_cells |= _CLOSES[np.take(data, offsets[1:] - 1, mode="clip")]
+    odd = np.flatnonzero(odd_cells & ~s.is_null().to_numpy())
     if len(odd) == 0:
         return s
     at = pl.Series(odd, dtype=pl.get_index_type())

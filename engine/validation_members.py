@@ -30,11 +30,15 @@ def link_members(h: pl.DataFrame, m: pl.DataFrame, link: str, *, unique: bool) -
     ):
         # the members come in their households' order, each household with members (as most
         # exports and every JSON Lines conversion): the links are the runs, no join or sort
-        of = np.cumsum(heads.to_numpy(), dtype=np.int64) - 1
-        index = np.arange(m.height, dtype=np.int64) - starts.to_numpy()[of]
+        # 32-bit (the row types): fewer pages to fault in for every buffer
+        of = np.cumsum(heads.to_numpy(), dtype=np.uint32)
+        of -= np.uint32(1)
+        index = np.arange(m.height, dtype=np.uint32)
+        index -= starts.to_numpy().astype(np.uint32)[of]
+        member_of = pl.Series(MEMBER_OF, of, dtype=pl.UInt32)
         linked = m.with_columns(
-            pl.Series(MEMBER_OF, of, dtype=pl.UInt32),
-            h.get_column("~id").gather(pl.Series(of, dtype=pl.UInt32)).alias("~id"),
+            member_of,
+            h.get_column("~id").gather(member_of).alias("~id"),
             pl.Series(MEMBER_INDEX, index, dtype=pl.UInt32),
         )
         return linked, linked.clear()
