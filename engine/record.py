@@ -18,8 +18,8 @@ from typing import Any
 from engine.errors import Problem, did_you_mean
 from engine.source import Pos, YMap, pos_of
 from engine.types import INPUT_KINDS, MONEY_DIGITS, BadValue, Type, parse_value
-from engine.validation import Coverage, json_value, repeated_household_ids
-from engine.validation_row import RowValidator, compile_row_validator
+from engine.validation.row import RowValidator, compile_row_validator
+from engine.validation.rules import Coverage, json_value, repeated_household_ids
 
 __all__ = ["FieldSpec", "RecordSchema", "load_record_schema"]
 
@@ -151,7 +151,7 @@ class RecordSchema:
 
     def read_json(self, text: str) -> Any:
         """One household's JSON text (a file, or a line of JSON Lines) as ``check`` reads it;
-        raises ``engine.validation.BadJson`` (a ValueError) when it is not JSON or too deep."""
+        raises ``engine.validation.rules.BadJson`` (a ValueError) when it is not JSON or too deep."""
         return json_value(text)
 
     def members_max(self) -> int | None:

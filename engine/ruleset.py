@@ -14,7 +14,7 @@ from engine.plan import Definition, Finding, Interval, Key, Plan, TableRow, Text
 from engine.record import FieldSpec, RecordSchema
 from engine.source import Pos
 from engine.types import Type
-from engine.validation import parameter_coverage
+from engine.validation.rules import parameter_coverage
 
 __all__ = [
     "Interval",

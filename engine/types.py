@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import did_you_mean
-from engine.validation_messages import say
+from engine.validation.messages import say
 
 __all__ = [
     "BOOL",

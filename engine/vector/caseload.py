@@ -1,6 +1,6 @@
 """Caseload tables (RECORDS.md): reading them, JSON Lines to tables, and validation.
 
-Validation is the column validator of ``engine.validation_columns``, compiled from
+Validation is the column validator of ``engine.validation.columns``, compiled from
 ``record.yaml`` like the row validator and kept identical to it: a household is rejected
 here exactly when ``check`` rejects it alone, with the same fields and reasons.
 """
@@ -19,10 +19,10 @@ import polars as pl
 from engine.errors import FieldProblem, InputError
 from engine.record import FieldSpec, RecordSchema
 from engine.types import BadValue, number_text, value_text
-from engine.validation import BadJson, Coverage, json_value
-from engine.validation_columns import LINK, REJECT_SCHEMA, SHAPE, group_marker, validate_columns
-from engine.validation_messages import say
-from engine.validation_reasons import UNKNOWN_KEY
+from engine.validation.columns import LINK, REJECT_SCHEMA, SHAPE, group_marker, validate_columns
+from engine.validation.messages import say
+from engine.validation.reasons import UNKNOWN_KEY
+from engine.validation.rules import BadJson, Coverage, json_value
 
 __all__ = [
     "REJECT_SCHEMA",

@@ -31,7 +31,7 @@ import polars as pl
 
 from engine.errors import FieldProblem, InputError, JiuzhuError, register_error
 from engine.evaluator import Evaluator
-from engine.validation_columns import LINK, REPEATED
+from engine.validation.columns import LINK, REPEATED
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, validate_frames
 from engine.vector.decisions import decide_frames
 from engine.vector.plan import ColumnRun

@@ -24,8 +24,8 @@ import numpy as np
 import polars as pl
 
 from engine.types import BLANKS
-from engine.validation_bytes import canonical_text
-from engine.validation_messages import say
+from engine.validation.byte_checks import canonical_text
+from engine.validation.messages import say
 
 __all__ = ["HID", "CaseloadIndex", "hid_keys", "hid_text", "index_caseload", "person_keys"]
 

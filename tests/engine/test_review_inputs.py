@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from api.cli import main
 from engine import Evaluator
-from engine.validation import JSON_DEPTH
-from engine.validation_messages import say
+from engine.validation.messages import say
+from engine.validation.rules import JSON_DEPTH
 from engine.vector.screen import ScreenError, _Screening, screen
 from tests.engine.test_screen_agreement import TODAY, _base, as_tables, by_check, by_screen
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from engine import Evaluator
-from engine.validation_messages import say
+from engine.validation.messages import say
 from engine.vector.screen import screen
 from tests.conftest import FIXTURES
 

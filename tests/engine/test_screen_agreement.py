@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from engine import Evaluator, InputError
 from engine.types import BLANKS, check_resident_id, resident_id_check_digit
-from engine.validation_bytes import canonical_text, resident_id_ok
-from engine.validation_messages import say
+from engine.validation.byte_checks import canonical_text, resident_id_ok
+from engine.validation.messages import say
 from engine.vector.screen import screen
 from tests.conftest import FIXTURES
 from tests.engine.test_validation_property import AWKWARD, DELETE, GROUP_KEYS, MEMBER_KEYS

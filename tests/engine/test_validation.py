@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from engine import EvaluateError, InputError, Ruleset
 from engine.parameters import ParameterResolver
 from engine.types import ID_CHECK, resident_id_check_digit, weighted_digit_sum
-from engine.validation import parameter_coverage, repeated_household_ids
-from engine.validation_row import compile_row_validator
+from engine.validation.row import compile_row_validator
+from engine.validation.rules import parameter_coverage, repeated_household_ids
 from engine.vector.caseload import jsonl_to_tables, validate_frames
 from tests.conftest import FIXTURES
 from tests.engine.test_validation_property import TODAY, by_columns, by_row
@@ -255,7 +255,7 @@ def test_fast_resident_id_check_agrees_with_the_canonical_one(
     year: str, month: int, day: int, seq: int, check: str
 ) -> None:
     from engine.types import check_resident_id
-    from engine.validation_row import _id_ok
+    from engine.validation.row import _id_ok
 
     first = f"320684{year}{month:02d}{day:02d}{seq:03d}"
     value = first + (check or resident_id_check_digit(first))

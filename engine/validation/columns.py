@@ -4,7 +4,7 @@ Each declared field becomes (parsed value, "this row is bad") expressions over i
 with the same rules as the row validator (``engine.validation``): the same shapes, bounds,
 defaults and cross-field checks. Good rows keep the parsed columns. A bad cell's reason is
 worded by the same ``FieldRule.check`` the row validator calls, once per distinct value
-(``engine.validation_reasons``), so a household is rejected with the same fields and
+(``engine.validation.reasons``), so a household is rejected with the same fields and
 reasons on both paths; a Hypothesis test holds them to it.
 """
 
@@ -20,11 +20,10 @@ import polars as pl
 
 from engine.errors import FieldProblem, InputError
 from engine.types import BLANKS, DATE_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN, NEGATIVE_ZERO
-from engine.validation import Coverage, FieldRule, cross_rules, schema_rules
-from engine.validation_bytes import canonical_text, resident_id_ok
-from engine.validation_members import cross_flagged, link_members
-from engine.validation_messages import say
-from engine.validation_reasons import (
+from engine.validation.byte_checks import canonical_text, resident_id_ok
+from engine.validation.members import cross_flagged, link_members
+from engine.validation.messages import say
+from engine.validation.reasons import (
     MEMBER_OF,
     REASONS,
     all_field_reasons,
@@ -32,6 +31,7 @@ from engine.validation_reasons import (
     members_max_reasons,
     reasons_frame,
 )
+from engine.validation.rules import Coverage, FieldRule, cross_rules, schema_rules
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema

@@ -2,10 +2,10 @@
 
 ``rules/record.yaml`` declares the fields once; this module reads that declaration into
 field rules and holds the checks both validators share: the row validator (one household,
-generated Python, ``engine.validation_row``) and the column validator (a caseload,
-Polars, ``engine.validation_columns``). Values are read through one canonical text form
+generated Python, ``engine.validation.row``) and the column validator (a caseload,
+Polars, ``engine.validation.columns``). Values are read through one canonical text form
 (``engine.types.value_text``) and problems are worded by one table
-(``engine.validation_messages``), so a household is accepted or rejected identically, with
+(``engine.validation.messages``), so a household is accepted or rejected identically, with
 the same field and message, wherever it comes from.
 
 The rules for awkward input (README, "Awkward input"): an explicit null or a blank text is
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import FieldProblem, did_you_mean
 from engine.types import BLANKS, INT_DIGITS, BadValue, parse_text, shown, value_text
-from engine.validation_messages import say
+from engine.validation.messages import say
 
 if TYPE_CHECKING:
     from engine.record import FieldSpec, RecordSchema

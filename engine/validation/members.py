@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.validation import FieldRule, cross_rules
-from engine.validation_reasons import MEMBER_INDEX, MEMBER_OF, cross_flags
+from engine.validation.reasons import MEMBER_INDEX, MEMBER_OF, cross_flags
+from engine.validation.rules import FieldRule, cross_rules
 
 __all__ = ["cross_flagged", "link_members"]
 

@@ -17,8 +17,16 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from engine.errors import FieldProblem
-from engine.validation import DATE_FIELD, REGION_FIELD, Coverage, FieldRule, cross_rules, schema_rules, unknown_problem
-from engine.validation_messages import say
+from engine.validation.messages import say
+from engine.validation.rules import (
+    DATE_FIELD,
+    REGION_FIELD,
+    Coverage,
+    FieldRule,
+    cross_rules,
+    schema_rules,
+    unknown_problem,
+)
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import FieldProblem, InputError
 from engine.types import BLANKS, ID_CHECK, MONEY_DIGITS
-from engine.validation import (
+from engine.validation.messages import MESSAGES, say
+from engine.validation.rules import (
     DATE_FIELD,
     REGION_FIELD,
     TODAY,
@@ -28,7 +29,6 @@ from engine.validation import (
     schema_rules,
     unknown_fields,
 )
-from engine.validation_messages import MESSAGES, say
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema
