@@ -23,6 +23,7 @@ from engine.errors import FieldProblem, InputError
 from engine.evaluator import Evaluator
 from engine.events import EventSpec
 from engine.types import BadValue, parse_value
+from engine.validation.rules import BadJson, json_value
 
 __all__ = ["Monitor", "MonitorResult"]
 
@@ -193,8 +194,8 @@ class Monitor:
                 continue
             result.read += 1
             try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
+                raw = json_value(line)
+            except BadJson as exc:
                 result.rejected.append({"line": number, "event_id": None, "field": "(json)", "reason": str(exc)})
                 continue
             event, bad_field, reason = self._validate(raw)

@@ -244,7 +244,14 @@ def load_households(caseload: Path, schema: RecordSchema) -> list[dict[str, Any]
         src = find_tables(caseload)
         return tables_to_households(schema, read_table(src.households), read_table(src.members))
     lines = caseload.read_text(encoding="utf-8").split("\n")  # only "\n" ends a line: U+2028 may be in a string
-    return [json.loads(line) for line in lines if line.strip()]
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                out.append(json_value(line))
+            except BadJson as exc:  # the monitor's reference caseload must be whole: name the line
+                raise InputError([FieldProblem(f"(line {number})", str(exc))]) from None
+    return out
 
 
 def validate_frames(

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Evaluator
+from engine import Evaluator, InputError, load, load_households
 from engine.monitor import Monitor
 from engine.vector import decide_caseload, jsonl_to_tables
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, RULES
 from tests.strategies import households
 
 CASELOAD = [json.loads(line) for line in (FIXTURES / "households.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -198,3 +199,20 @@ def test_cli_writes_findings_rejects_and_summary(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))["applied"] == 1
     assert pl.read_ndjson(tmp_path / "o" / "findings.jsonl").get_column("household_id").to_list() == ["HM-2019-000101"]
     assert len((tmp_path / "o" / "rejected_events.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_deep_or_odd_event_lines_are_rejected_not_fatal(evaluator: Evaluator) -> None:
+    """An event line nested past the JSON depth limit, or not JSON, is one rejected event."""
+    mon = Monitor(evaluator, copy.deepcopy(CASELOAD))
+    deep = '{"event_id": "d", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    result = mon.run([deep, "{oops"])
+    assert result.read == 2
+    assert [r["field"] for r in result.rejected] == ["(json)", "(json)"]
+
+
+def test_a_bad_caseload_line_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "caseload.jsonl"
+    path.write_text(json.dumps(CASELOAD[0]) + "\n" + "[" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_households(path, load(RULES).record)
+    assert [p.field for p in err.value.problems] == ["(line 2)"]
