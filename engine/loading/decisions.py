@@ -9,7 +9,7 @@ from engine.source import Pos, YList, YMap, pos_of
 from engine.types import BOOL, INT, STR
 
 from .draft import Draft
-from .items import messages, report, scope
+from .items import explained, messages, report, scope
 from .shapes import check_keys, checked_name, declared_type, item_id, text
 from .state import Declared
 
@@ -22,18 +22,7 @@ def declare_table(d: Declared, item: YMap, program: str, basis: str) -> None:
     """A table, and one name per output column (``table.column``)."""
     rid = str(item["id"])
     per = scope(d, item, rid)
-    sym = Draft(
-        rid,
-        per,
-        Table,
-        STR,
-        title=text(item, "title", d.problems),
-        legal_basis=str(item.get("legal_basis", basis)),
-        program=program,
-        pos=item.pos,
-        report=report(d, item, rid, "fire"),
-        raw=item,
-    )
+    sym = explained(d, item, rid, per, Table, STR, program, basis, report=report(d, item, rid, "fire"))
     d.add(sym)
     outputs = item.get("outputs")
     if not isinstance(outputs, YMap):
@@ -149,19 +138,18 @@ def _declare_case(
     if is_other and "when" in c:
         d.problems.append(pos_of(c, "when").problem(ProblemKind.BAD_VALUE, "`otherwise` has no `when`", cid))
     d.add(
-        Draft(
+        explained(
+            d,
+            c,
             cid,
             per,
             Case,
             BOOL,
-            title=text(c, "title", d.problems),
-            legal_basis=str(c.get("legal_basis", basis)),
-            program=program,
-            pos=c.pos,
+            program,
+            basis,
             report=report(d, c, cid, "fire"),
             messages=messages(d, c, cid),
             owner=rid,
-            raw=c,
         )
     )
     s = c.get("set") or YMap()

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
-from engine.errors import ProblemKind
-from engine.source import YMap, pos_of
+from typing import Any
 
-from .shapes import REPORTS
+from engine.errors import ProblemKind
+from engine.plan import Definition
+from engine.source import YMap, pos_of
+from engine.types import Type
+
+from .draft import Draft
+from .shapes import REPORTS, text
 from .state import Declared
 
-__all__ = ["messages", "report", "scope"]
+__all__ = ["explained", "messages", "report", "scope"]
+
+
+def explained(
+    d: Declared,
+    item: YMap,
+    rid: str,
+    per: str,
+    kind: type[Definition],
+    t: Type | None,
+    program: str,
+    basis: str,
+    **rest: Any,
+) -> Draft:
+    """The draft of a definition an explanation shows: its title, its legal basis (its own, else
+    its program's), where it is written; ``rest`` adds what its kind needs."""
+    return Draft(
+        rid,
+        per,
+        kind,
+        t,
+        title=text(item, "title", d.problems),
+        legal_basis=str(item.get("legal_basis", basis)),
+        program=program,
+        pos=item.pos,
+        raw=item,
+        **rest,
+    )
 
 
 def scope(d: Declared, item: YMap, rid: str) -> str:

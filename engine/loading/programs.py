@@ -13,7 +13,7 @@ from engine.types import BOOL
 
 from .decisions import declare_outcome, declare_table
 from .draft import Draft
-from .items import messages, report, scope
+from .items import explained, messages, report, scope
 from .shapes import check_keys, checked_name, declared_type, item_id, text
 from .state import Declared
 
@@ -64,19 +64,21 @@ def _derived(d: Declared, item: YMap, program: str, basis: str) -> None:
 
 def _rule(d: Declared, item: YMap, program: str, basis: str) -> None:
     rid = str(item["id"])
-    sym = Draft(
-        rid,
-        scope(d, item, rid),
-        Rule,
-        title=text(item, "title", d.problems),
-        legal_basis=str(item.get("legal_basis", basis)),
-        program=program,
-        pos=item.pos,
-        report=report(d, item, rid, "fail"),
-        messages=messages(d, item, rid),
-        raw=item,
+    per = scope(d, item, rid)
+    d.add(
+        explained(
+            d,
+            item,
+            rid,
+            per,
+            Rule,
+            None,
+            program,
+            basis,
+            report=report(d, item, rid, "fail"),
+            messages=messages(d, item, rid),
+        )
     )
-    d.add(sym)
 
 
 def _output(d: Declared, item: YMap, program: str, basis: str) -> None:
@@ -99,20 +101,20 @@ def _output(d: Declared, item: YMap, program: str, basis: str) -> None:
 
 def _finding(d: Declared, item: YMap, program: str, basis: str) -> None:
     rid = str(item["id"])
+    code = _code(d, item, rid)
     d.add(
-        Draft(
+        explained(
+            d,
+            item,
             rid,
             "household",
             Finding,
             BOOL,
-            title=text(item, "title", d.problems),
-            legal_basis=str(item.get("legal_basis", basis)),
-            program=program,
-            pos=item.pos,
+            program,
+            basis,
             report="fire",
-            code=_code(d, item, rid),
+            code=code,
             messages=messages(d, item, rid),
-            raw=item,
         )
     )
 
