@@ -39,7 +39,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	JIUZHU_BENCH_SIZES=1000 JIUZHU_BENCH_EVENTS=50 JIUZHU_BENCH_HTTP_REQUESTS=100 JIUZHU_BENCH_HTTP_CLIENT=python \
+	JIUZHU_BENCH_SIZES=1000 JIUZHU_BENCH_EVENTS=50 JIUZHU_BENCH_HTTP_REQUESTS=100 JIUZHU_BENCH_HTTP_BATCH=50 JIUZHU_BENCH_HTTP_CLIENT=python \
 		$(BIN)/pytest --benchmark-disable --cov --cov-report=term
 
 ## bench: the full benchmarks, side by side, with ratios

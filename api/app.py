@@ -3,15 +3,17 @@ class maps to one status here: 422 names the field, 401/403 the role, 404 the ob
 409 the conflict, 413 the size. ``create_app(settings)`` does all the work; importing this
 module does none."""
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx, unpack_bundle
 from api.store import User
@@ -79,7 +81,14 @@ def _json(data: bytes) -> Any:
 def create_app(settings: Settings) -> FastAPI:
     service = Service(settings)
     schema = service.ruleset(service.ruleset_for(dt.date.today())).record.json_schema()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()  # what the ledger writer holds is written before the process ends
+
     app = FastAPI(
+        lifespan=lifespan,
         default_response_class=JSON,
         title="jiuzhu 救助",
         description="Social assistance decisions, approvals, rule versions and registries for a Civil Affairs Bureau.",
@@ -132,7 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         async def check(authorization: Annotated[str | None, Header()] = None) -> User:
             if not authorization or not authorization.lower().startswith("bearer "):
                 raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-            user = service.store.user_by_token(authorization[7:].strip())
+            user = service.user_by_token(authorization[7:].strip())
             if user is None:
                 raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
             if user.role != "admin" and user.role not in roles:
@@ -165,7 +174,9 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
     ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["decision"]))
-        return JSON(service.decide(raw, user, _lang(accept_language), text=explain == "text"), status_code=201)
+        # off the event loop: deciding and the ledger's group commit wait in a worker thread
+        decided = await run_in_threadpool(service.decide, raw, user, _lang(accept_language), explain == "text")
+        return JSON(decided, status_code=201)
 
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
@@ -178,13 +189,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise InputError([FieldProblem("(body)", "must be a non-empty JSON array of households")])
         if len(raw) > 1000:
             raise InputError([FieldProblem("(body)", f"at most 1000 households per batch (got {len(raw)})")])
-        lang = _lang(accept_language)
-        results: list[dict[str, Any]] = []
-        for i, household in enumerate(raw):
-            try:
-                results.append(service.decide(household, user, lang))
-            except InputError as exc:
-                results.append({"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]})
+        results = await run_in_threadpool(service.decide_batch, raw, user, _lang(accept_language))
         return {
             "decided": sum(1 for r in results if not r.get("rejected")),
             "rejected": sum(1 for r in results if r.get("rejected")),

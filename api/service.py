@@ -9,11 +9,14 @@ import io
 import json
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.cache import TTLCache
+from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
 from api.store import LedgerRecord, Store, User
 from engine import (
@@ -32,6 +35,8 @@ from engine import (
 __all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
 
 _BUNDLED_FROM = dt.date(1900, 1, 1)
+_FRESH_SECONDS = 1.0  # how long another server's change (token, ruleset, registry) may go unseen
+_EXPLAINED_CACHE = 2048  # decisions whose explanation is kept derived
 
 
 @dataclass
@@ -81,8 +86,22 @@ class Service:
         self._lock = threading.Lock()
         self._rulesets: dict[int, Ruleset] = {}
         self._evaluators: dict[tuple[int, tuple[int, ...]], Evaluator] = {}
-        self._registries: dict[str, dict[str, Any]] | None = None
+        self._explained: OrderedDict[int, Decision] = OrderedDict()
+        self._in_force: TTLCache[dt.date, int | None] = TTLCache(_FRESH_SECONDS)
+        self._latest: TTLCache[str, dict[str, dict[str, Any]]] = TTLCache(_FRESH_SECONDS, size=1)
+        self.tokens: TTLCache[str, User | None] = TTLCache(_FRESH_SECONDS, size=4096)
+        self.writer = GroupCommitter(self.store.append_many)
         self._bootstrap()
+        self.store.checkpoints()
+
+    def close(self) -> None:
+        """Write what is queued for the ledger, stop its writer, and checkpoint the store."""
+        self.writer.close()
+        self.store.close()
+
+    def user_by_token(self, token: str) -> User | None:
+        """The user a token belongs to (cached for a moment: auth is on every request)."""
+        return self.tokens.get(token, lambda: self.store.user_by_token(token))
 
     # ------------------------------------------------------------ start-up
 
@@ -110,22 +129,27 @@ class Service:
             return rs
 
     def ruleset_for(self, day: dt.date) -> int:
-        row = self.store.ruleset_in_force(day)
-        if row is None:
+        def lookup() -> int | None:
+            row = self.store.ruleset_in_force(day)
+            return None if row is None else int(row["id"])
+
+        rid = self._in_force.get(day, lookup)
+        if rid is None:
             raise InputError([FieldProblem("decision_date", f"no published ruleset is in force on {day}")])
-        return int(row["id"])
+        return rid
 
     def registry_versions(self) -> dict[str, dict[str, Any]]:
-        """The latest version of each registry (cached; an upload refreshes it)."""
-        cached = self._registries
-        if cached is None:
-            cached = {}
+        """The latest version of each registry (cached for a moment; an upload here refreshes it)."""
+
+        def latest() -> dict[str, dict[str, Any]]:
+            found = {}
             for name in ("relatives", "filings"):
                 row = self.store.latest_registry(name)
                 if row is not None:
-                    cached[name] = row
-            self._registries = cached
-        return cached
+                    found[name] = row
+            return found
+
+        return self._latest.get("latest", latest)
 
     def evaluator(self, rid: int, versions: Mapping[str, int] | None = None) -> tuple[Evaluator, dict[str, int]]:
         """The evaluator for a ruleset with the given registry versions (default: the latest)."""
@@ -153,6 +177,31 @@ class Service:
     # ------------------------------------------------------------ decisions
 
     def decide(self, raw: Any, user: User, lang: str, text: bool = False) -> dict[str, Any]:
+        body, decision = self._decide(raw)
+        (rec,) = self.writer.submit([("decision", user.id, body, None)])
+        return self.present(rec, decision, lang, text=text, approvals=False)
+
+    def decide_batch(self, raws: list[Any], user: User, lang: str) -> list[dict[str, Any]]:
+        """Decide each household; store every decided one in one transaction (all or none).
+        A household the engine rejects is reported at its index, naming the field."""
+        results: list[dict[str, Any]] = [{} for _ in raws]
+        decided: list[tuple[int, dict[str, Any], Decision]] = []
+        for i, raw in enumerate(raws):
+            try:
+                body, decision = self._decide(raw)
+            except InputError as exc:
+                results[i] = {"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]}
+            else:
+                decided.append((i, body, decision))
+        records = self.writer.submit([("decision", user.id, body, None) for _, body, _ in decided]) if decided else []
+        for (i, _, decision), rec in zip(decided, records, strict=True):
+            results[i] = self.present(rec, decision, lang, approvals=False)
+        return results
+
+    def _decide(self, raw: Any) -> tuple[dict[str, Any], Decision]:
+        """One household decided, and the compact, replayable record the ledger keeps of it:
+        the household, the decision's values and the ruleset and registry versions. The
+        explanation is derived from them when the decision is read."""
         if not isinstance(raw, Mapping):
             raise InputError([FieldProblem("(body)", "must be a JSON object: one household")])
         rid = self.ruleset_for(_parse_day(raw))
@@ -160,22 +209,47 @@ class Service:
         decision = ev.decide(raw)
         body = {
             "household": raw,
-            "decision": decision.to_dict(explain=True),
+            "decision": decision.to_dict(explain=False),
             "ruleset_id": rid,
             "registry_versions": reg_ids,
         }
-        rec = self.store.append("decision", user.id, body)
-        return self.present(rec, decision if text else None, lang, approvals=False)
+        return body, decision
+
+    def explained(self, rec: LedgerRecord) -> Decision:
+        """The stored decision re-derived under its own ruleset and registry versions (cached)."""
+        with self._lock:
+            hit = self._explained.get(rec.seq)
+            if hit is not None:
+                self._explained.move_to_end(rec.seq)
+                return hit
+        ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
+        decision = ev.decide(rec.body["household"])
+        with self._lock:
+            self._explained[rec.seq] = decision
+            while len(self._explained) > _EXPLAINED_CACHE:
+                self._explained.popitem(last=False)
+        return decision
 
     def present(
-        self, rec: LedgerRecord, decision: Decision | None, lang: str, approvals: bool = True
+        self,
+        rec: LedgerRecord,
+        decision: Decision | None,
+        lang: str,
+        text: bool = False,
+        approvals: bool = True,
     ) -> dict[str, Any]:
         stored = rec.body["decision"]
         out = {k: v for k, v in stored.items() if k != "explanation"}
-        explanation = dict(stored.get("explanation") or {})
+        if "explanation" in stored:  # a record written before the ledger kept compact records
+            explanation = dict(stored["explanation"])
+            if text:
+                decision = decision or self.explained(rec)
+        else:
+            decision = decision or self.explained(rec)
+            explanation = decision.to_dict(explain=True)["explanation"]
         explanation["language"] = lang
         explanation["rules"] = [{**r, "message": r["message"][lang]} for r in explanation.get("rules", [])]
-        if decision is not None:
+        if text and decision is not None:
             explanation["text"] = decision.explain_text(lang)
         out["explanation"] = explanation
         out["decision_id"] = rec.seq
@@ -192,18 +266,15 @@ class Service:
         rec = self.store.record(seq)
         if rec is None or rec.kind != "decision":
             raise NotFound(f"decision {seq}")
-        decision = None
-        if text:  # the officer's reading of the stored decision, re-derived under its own versions
-            ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
-            decision = ev.decide(rec.body["household"])
-        return self.present(rec, decision, lang)
+        return self.present(rec, None, lang, text=text)
 
     def replay(self, seq: int) -> dict[str, Any]:
         rec = self.store.record(seq)
         if rec is None or rec.kind != "decision":
             raise NotFound(f"decision {seq}")
         ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
-        again = ev.decide(rec.body["household"]).to_dict(explain=True)
+        explain = "explanation" in rec.body["decision"]  # older records kept the explanation: compare it too
+        again = ev.decide(rec.body["household"]).to_dict(explain=explain)
         same = again == rec.body["decision"]
         return {
             "decision_id": seq,
@@ -265,6 +336,7 @@ class Service:
             ]
             raise InputError(problems)
         rid = self.store.add_ruleset(rs.ruleset_version, effective_from, rs.files, user.id)
+        self._in_force.clear()
         self.store.append(
             "ruleset",
             user.id,
@@ -293,6 +365,7 @@ class Service:
         if len(published) == 1:
             raise Conflict("the only published ruleset cannot be withdrawn")
         self.store.set_ruleset_status(rid, "withdrawn")
+        self._in_force.clear()
         self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "rollback"}, ref=rid)
         return {"id": rid, "status": "withdrawn"}
 
@@ -322,7 +395,7 @@ class Service:
         vid = self.store.add_registry_version(
             name, reg.version, sorted(reg.keys), reg.rows, rejected, user.id if user else None
         )
-        self._registries = None
+        self._latest.clear()
         return {
             "registry": name,
             "version_id": vid,

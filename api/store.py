@@ -8,11 +8,13 @@ ledger (triggers created by the migration).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # no connection checkpoints as it commits: `Store.checkpoints` does it in the background
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -156,7 +160,33 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._append_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self.migrate()
+
+    def checkpoints(self, every: float = 1.0) -> None:
+        """Copy SQLite's write-ahead log into the database file from a background thread, so
+        no request waits for it (each connection's own automatic checkpoint is off)."""
+        if self.engine.dialect.name != "sqlite" or self._checkpointer is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(every):
+                with contextlib.suppress(sa.exc.OperationalError), self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self._checkpointer = threading.Thread(target=run, name="wal-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def close(self) -> None:
+        """Stop the background checkpoint (one last one runs) and release connections."""
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+            self._checkpointer = None
+            with contextlib.suppress(sa.exc.OperationalError), self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.engine.dispose()
 
     def migrate(self) -> None:
         cfg = Config()
@@ -291,7 +321,22 @@ class Store:
 
     def append(self, kind: str, actor: int | None, body: dict[str, Any], ref: int | None = None) -> LedgerRecord:
         """Append one record to the chain (serialized: each record hashes the one before)."""
-        body_text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+        ((record,),) = self.append_many([[(kind, actor, body, ref)]])
+        return record
+
+    def append_many(
+        self, submissions: Sequence[Sequence[tuple[str, int | None, dict[str, Any], int | None]]]
+    ) -> list[list[LedgerRecord]]:
+        """Append several submissions of (kind, actor, body, ref) in ONE transaction, in order,
+        each record hashing the one before; all are stored or none."""
+        texts = [
+            [
+                json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+                for _, _, body, _ in sub
+            ]
+            for sub in submissions
+        ]
+        out: list[list[LedgerRecord]] = []
         with self._append_lock, self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE"))
@@ -299,15 +344,27 @@ class Store:
                 conn.execute(sa.select(ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).scalar_one_or_none()
                 or GENESIS
             )
-            created = _now().isoformat()
-            digest = record_hash(prev, kind, ref, actor, created, body_text)
-            result = conn.execute(
-                ledger.insert().values(
-                    kind=kind, ref=ref, actor_id=actor, created_at=created, body=body_text, prev_hash=prev, hash=digest
-                )
-            )
-            seq = int(result.inserted_primary_key[0])  # type: ignore[index]
-        return LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+            for sub, sub_texts in zip(submissions, texts, strict=True):
+                records: list[LedgerRecord] = []
+                for (kind, actor, body, ref), body_text in zip(sub, sub_texts, strict=True):
+                    created = _now().isoformat()
+                    digest = record_hash(prev, kind, ref, actor, created, body_text)
+                    result = conn.execute(
+                        ledger.insert().values(
+                            kind=kind,
+                            ref=ref,
+                            actor_id=actor,
+                            created_at=created,
+                            body=body_text,
+                            prev_hash=prev,
+                            hash=digest,
+                        )
+                    )
+                    seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+                    records.append(LedgerRecord(seq, kind, ref, actor, created, body, prev, digest))
+                    prev = digest
+                out.append(records)
+        return out
 
     def record(self, seq: int) -> LedgerRecord | None:
         with self.engine.connect() as conn:

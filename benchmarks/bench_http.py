@@ -17,6 +17,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ REQUESTS = int(os.environ.get("JIUZHU_BENCH_HTTP_REQUESTS", "3000"))
 SECONDS = int(os.environ.get("JIUZHU_BENCH_HTTP_SECONDS", "10"))
 WRK = shutil.which("wrk") if os.environ.get("JIUZHU_BENCH_HTTP_CLIENT", "wrk") == "wrk" else None
 CLIENTS = 50
+BATCH = int(os.environ.get("JIUZHU_BENCH_HTTP_BATCH", "1000"))
 HOUSEHOLD = json.loads((ROOT / "fixtures" / "households" / "HM-2019-000101.json").read_text(encoding="utf-8"))
 
 
@@ -42,14 +44,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     s.stop()
 
 
-async def _load(server: Server, method: str, path: str, body: Any) -> dict[str, float]:
+async def _load(server: Server, method: str, path: str, body: Any, clients: int) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(REQUESTS):
         queue.put_nowait(i)
     headers = {"Authorization": f"Bearer {server.tokens['officer']}"}
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits, timeout=60) as client:
 
@@ -63,7 +65,7 @@ async def _load(server: Server, method: str, path: str, body: Any) -> dict[str, 
                 errors += r.status_code >= 400
 
         start_time = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+        await asyncio.gather(*(worker() for _ in range(clients)))
         elapsed = time.perf_counter() - start_time
     latencies.sort()
     return {
@@ -80,7 +82,7 @@ def _ms(text: str) -> float:
     return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
 
 
-def _wrk(server: Server, method: str, path: str, body: Any, tmp: Path) -> dict[str, Any]:
+def _wrk(server: Server, method: str, path: str, body: Any, tmp: Path, clients: int) -> dict[str, Any]:
     script = tmp / "request.lua"
     payload = json.dumps(body) if body is not None else ""  # ASCII JSON inside a Lua long string
     script.write_text(
@@ -91,7 +93,16 @@ def _wrk(server: Server, method: str, path: str, body: Any, tmp: Path) -> dict[s
         encoding="utf-8",
     )
     out = subprocess.run(
-        [str(WRK), "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(script), server.url + path],
+        [
+            str(WRK),
+            f"-t{min(2, clients)}",
+            f"-c{clients}",
+            f"-d{SECONDS}s",
+            "--latency",
+            "-s",
+            str(script),
+            server.url + path,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -107,10 +118,10 @@ def _wrk(server: Server, method: str, path: str, body: Any, tmp: Path) -> dict[s
     }
 
 
-def _run(server: Server, method: str, path: str, body: Any, tmp: Path) -> dict[str, Any]:
+def _run(server: Server, method: str, path: str, body: Any, tmp: Path, clients: int = CLIENTS) -> dict[str, Any]:
     if WRK:
-        return _wrk(server, method, path, body, tmp)
-    return {"client": "python", **asyncio.run(_load(server, method, path, body))}
+        return _wrk(server, method, path, body, tmp, clients)
+    return {"client": "python", **asyncio.run(_load(server, method, path, body, clients))}
 
 
 @pytest.mark.benchmark(group="http-50-clients")
@@ -128,3 +139,57 @@ def bench_web_stack_floor_healthz(benchmark: Any, server: Server, tmp_path: Path
     stats = benchmark.pedantic(lambda: _run(server, "GET", "/healthz", None, tmp_path), rounds=1, iterations=1)
     benchmark.extra_info.update(stats)
     assert stats["errors"] == 0
+
+
+@pytest.mark.benchmark(group="http-1-client")
+def bench_jiuzhu_post_decisions_one_client(benchmark: Any, server: Server, tmp_path: Path) -> None:
+    """Latency as one officer sees it: one request in flight at a time."""
+    stats = benchmark.pedantic(
+        lambda: _run(server, "POST", "/v1/decisions", HOUSEHOLD, tmp_path, clients=1), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(stats)
+    assert stats["errors"] == 0
+
+
+@pytest.mark.benchmark(group="http-batch-beside-healthz")
+def bench_batch_delays_healthz(benchmark: Any, server: Server) -> None:
+    """How long `/healthz` waits while a 1000-household batch is decided and stored: the
+    worst `/healthz` latency during the batch, beside its median when the server is idle."""
+    batch = [HOUSEHOLD] * BATCH
+    headers = {"Authorization": f"Bearer {server.tokens['officer']}"}
+
+    def run() -> dict[str, Any]:
+        with httpx.Client(base_url=server.url, timeout=120) as probe:
+            idle = []
+            for _ in range(50):
+                t = time.perf_counter()
+                probe.get("/healthz")
+                idle.append(time.perf_counter() - t)
+            done = threading.Event()
+            status: list[int] = []
+
+            def post() -> None:
+                with httpx.Client(base_url=server.url, headers=headers, timeout=300) as c:
+                    status.append(c.post("/v1/decisions/batch", json=batch).status_code)
+                done.set()
+
+            poster = threading.Thread(target=post)
+            poster.start()
+            during = []
+            while not done.is_set():
+                t = time.perf_counter()
+                probe.get("/healthz")
+                during.append(time.perf_counter() - t)
+                time.sleep(0.005)
+            poster.join()
+        return {
+            "batch": BATCH,
+            "batch_status": status[0],
+            "healthz_probes_during_batch": len(during),
+            "healthz_idle_p50_ms": round(statistics.median(idle) * 1000, 2),
+            "healthz_worst_during_batch_ms": round(max(during, default=0.0) * 1000, 2),
+        }
+
+    stats = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(stats)
+    assert stats["batch_status"] == 201

@@ -1,0 +1,90 @@
+"""Group commit for the ledger: one writer thread appends what concurrent requests submit,
+many submissions per transaction.
+
+A request hands its records (one decision, or a whole batch) to ``submit`` and waits. The
+writer takes every submission waiting at that moment and writes them in one transaction,
+so fifty concurrent decisions cost one lock on the chain head and one commit instead of
+fifty. A submission is never split: a batch is stored all or nothing. When a group's
+transaction fails (a database constraint refusing one submission, say a second approval),
+the writer retries the group's submissions one transaction each, so the failure reaches
+only the request that caused it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+__all__ = ["GroupCommitter"]
+
+
+Submission = Sequence[Any]  # what one request appends, as the writer takes it
+Writer = Callable[[Sequence[Submission]], list[list[Any]]]
+
+
+class GroupCommitter:
+    """Serializes ledger appends through one thread; ``write`` stores a group in one transaction."""
+
+    def __init__(self, write: Writer, max_group: int = 256) -> None:
+        self._write = write
+        self._max_group = max_group
+        self._queue: queue.SimpleQueue[tuple[Submission, Future[list[Any]]] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, entries: Submission) -> list[Any]:
+        """Append ``entries`` as one unit and wait; raises what writing them raised."""
+        if self._closed:
+            raise RuntimeError("the ledger writer is closed")
+        future: Future[list[Any]] = Future()
+        self._queue.put((tuple(entries), future))
+        return future.result()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            stop = False
+            while len(group) < self._max_group:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[tuple[Submission, Future[list[Any]]]]) -> None:
+        try:
+            results = self._write([sub for sub, _ in group])
+        except BaseException as exc:
+            if len(group) == 1:
+                group[0][1].set_exception(exc)
+                return
+            for sub, future in group:  # one transaction each: a failure reaches only its own request
+                try:
+                    (result,) = self._write([sub])
+                except BaseException as one:
+                    future.set_exception(one)
+                else:
+                    future.set_result(result)
+            return
+        for (_, future), result in zip(group, results, strict=True):
+            future.set_result(result)
