@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -32,10 +33,16 @@ def _lang(accept_language: str | None) -> str:
 
 
 class JSON(JSONResponse):
-    """Chinese stays readable; no re-encoding pass over the (large) decision."""
+    """Chinese stays readable (UTF-8, not escapes); encoded by orjson, several times faster than
+    the standard library on a 30 KB explanation. Decimals and timestamps are written as
+    `str` writes them, as before; what orjson cannot encode (an integer past 64 bits) falls
+    back to the standard library."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+        try:
+            return orjson.dumps(content, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
+        except (orjson.JSONEncodeError, TypeError):
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:

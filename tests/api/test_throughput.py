@@ -207,3 +207,23 @@ def test_the_write_ahead_log_is_checkpointed_in_the_background(tmp_path: Path) -
     wal = db.with_name("store.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0  # the last checkpoint truncates the log
     assert Store(f"sqlite:///{db}").verify() == (50, None)
+
+
+def test_responses_encode_as_the_standard_library_would(service: Service) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from api.app import JSON
+
+    officer, _ = service.store.add_user("officer", "officer", "city")
+    content = {
+        **service.decide(_household(), officer, "zh", text=True),
+        "when": dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.UTC),
+        "day": dt.date(2019, 8, 1),
+        "amount": Decimal("1238.00"),
+        1: "a non-text key",
+    }
+    for case in (content, {**content, "big": 10**30}):  # past 64 bits: the fallback encoder writes it
+        expected = json.dumps(case, ensure_ascii=False, separators=(",", ":"), default=str)
+        assert json.loads(JSON(case).body) == json.loads(expected)
+        assert "户" in JSON(case).body.decode("utf-8")  # Chinese as UTF-8, not \\u escapes
