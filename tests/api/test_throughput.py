@@ -216,7 +216,7 @@ def test_responses_encode_as_the_standard_library_would(service: Service) -> Non
     from api.app import JSON
 
     officer, _ = service.store.add_user("officer", "officer", "city")
-    content = {
+    content: dict[Any, Any] = {
         **service.decide(_household(), officer, "zh", text=True),
         "when": dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.UTC),
         "day": dt.date(2019, 8, 1),
@@ -225,5 +225,6 @@ def test_responses_encode_as_the_standard_library_would(service: Service) -> Non
     }
     for case in (content, {**content, "big": 10**30}):  # past 64 bits: the fallback encoder writes it
         expected = json.dumps(case, ensure_ascii=False, separators=(",", ":"), default=str)
-        assert json.loads(JSON(case).body) == json.loads(expected)
-        assert "户" in JSON(case).body.decode("utf-8")  # Chinese as UTF-8, not \\u escapes
+        body = bytes(JSON(case).body)
+        assert json.loads(body) == json.loads(expected)
+        assert "户" in body.decode("utf-8")  # Chinese as UTF-8, not \\u escapes
