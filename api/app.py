@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx, unpack_bundle
+from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx
 from api.store import User
 from engine import FieldProblem, InputError, JiuzhuError, RuleLoadError, error_codes
 
@@ -87,7 +87,7 @@ def _json(data: bytes) -> Any:
 
 def create_app(settings: Settings) -> FastAPI:
     service = Service(settings)
-    schema = service.ruleset(service.ruleset_for(dt.date.today())).record.json_schema()
+    schema = service.ruleset(service.current_ruleset()).record.json_schema()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -279,12 +279,17 @@ def create_app(settings: Settings) -> FastAPI:
         user: Annotated[User, Depends(require("policy"))],
         effective_from: Annotated[dt.date, Query(description="first decision date the new rules apply to")],
     ) -> dict[str, Any]:
-        files = unpack_bundle(await _body(request, settings.limits["rules"]))
-        return service.publish(files, effective_from, user)
+        data = await _body(request, settings.limits["rules"])
+        # checked in a worker process; this thread waits for it, the event loop does not
+        return await run_in_threadpool(service.publish, data, effective_from, user)
 
     @app.post("/v1/rulesets/{ruleset_id}/rollback", tags=["rules"])
     async def rollback(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
         return service.rollback(ruleset_id, user)
+
+    @app.post("/v1/rulesets/{ruleset_id}/reinstate", tags=["rules"])
+    async def reinstate(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+        return service.reinstate(ruleset_id, user)
 
     csv_body = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
 

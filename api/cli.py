@@ -355,10 +355,33 @@ def _settings(
 @click.option(
     "--filings", type=click.Path(exists=True, dir_okay=False), help="Seed the filings registry when the store has none."
 )
+@click.option(
+    "--bundle-memory",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(64),
+    help="MiB a rules bundle's check may use.",
+)
+@click.option(
+    "--bundle-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Time a bundle's check may take.",
+)
 def serve(
-    host: str, port: int, db: str, rules_dir: Path, data_dir: Path, relatives: str | None, filings: str | None
+    host: str,
+    port: int,
+    db: str,
+    rules_dir: Path,
+    data_dir: Path,
+    relatives: str | None,
+    filings: str | None,
+    bundle_memory: int,
+    bundle_seconds: float,
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
+    import dataclasses
     import logging
 
     import uvicorn
@@ -366,8 +389,10 @@ def serve(
     from api.app import create_app
     from api.masking import IdMaskingFilter
 
+    settings = _settings(db, rules_dir, data_dir, relatives, filings)
+    settings.bundle = dataclasses.replace(settings.bundle, memory_mib=bundle_memory, seconds=bundle_seconds)
     try:
-        app = create_app(_settings(db, rules_dir, data_dir, relatives, filings))
+        app = create_app(settings)
     except JiuzhuError as exc:
         _fail(exc)
     store = app.state.service.store

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.bundles import BundleLimits, check_bundle, write_files
 from api.cache import TTLCache
 from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
+from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.store import LedgerRecord, Store, User
 from engine import (
     Decision,
@@ -29,7 +31,6 @@ from engine import (
     Ruleset,
     load,
     parse_registry_csv,
-    run_tests,
 )
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
@@ -55,6 +56,7 @@ class Settings:
             "caseload": 1024 * 1024 * 1024,
         }
     )
+    bundle: BundleLimits = field(default_factory=BundleLimits)
 
 
 class NotFound(Exception):
@@ -84,6 +86,7 @@ class Service:
         self.settings = settings
         self.store = Store(settings.db_url)
         self._lock = threading.Lock()
+        self._status_lock = threading.Lock()  # rollback and reinstate check coverage, then change it
         self._rulesets: dict[int, Ruleset] = {}
         self._evaluators: dict[tuple[int, tuple[int, ...]], Evaluator] = {}
         self._explained: OrderedDict[int, Decision] = OrderedDict()
@@ -123,7 +126,7 @@ class Service:
                 if files is None:
                     raise NotFound(f"ruleset {rid}")
                 with tempfile.TemporaryDirectory() as tmp:
-                    _write_files(Path(tmp), files)
+                    write_files(Path(tmp), files)
                     rs = load(tmp)
                 self._rulesets[rid] = rs
             return rs
@@ -136,6 +139,17 @@ class Service:
         rid = self._in_force.get(day, lookup)
         if rid is None:
             raise InputError([FieldProblem("decision_date", f"no published ruleset is in force on {day}")])
+        return rid
+
+    def current_ruleset(self) -> int:
+        """The ruleset in force today; in a store left with a gap today (by hand, or by an
+        older release that let a rollback leave one) a published neighbour, so that the
+        service still starts and a withdrawn version can be reinstated."""
+        today = dt.date.today()
+        row = self.store.ruleset_in_force(today)
+        rid = int(row["id"]) if row is not None else nearest_published(self.store.rulesets(), today)
+        if rid is None:
+            raise NotFound("any ruleset")
         return rid
 
     def registry_versions(self) -> dict[str, dict[str, Any]]:
@@ -322,27 +336,18 @@ class Service:
 
     # ------------------------------------------------------------ rule versions
 
-    def publish(self, files: dict[str, str], effective_from: dt.date, user: User) -> dict[str, Any]:
-        """Check a bundle, run its rule tests, and publish it; a bad bundle is never stored."""
-        with tempfile.TemporaryDirectory() as tmp:
-            _write_files(Path(tmp), files)
-            rs = load(tmp)  # RuleLoadError -> 422 with file:line:col
-            failed = [r for r in run_tests(rs) if not r.ok]
-        if failed:
-            problems = [
-                FieldProblem(f"{r.test.file}:{r.test.pos.line}", f"{r.test.name}: {msg}", "rule-test")
-                for r in failed
-                for msg in r.failures
-            ]
-            raise InputError(problems)
-        rid = self.store.add_ruleset(rs.ruleset_version, effective_from, rs.files, user.id)
+    def publish(self, bundle: bytes, effective_from: dt.date, user: User) -> dict[str, Any]:
+        """Check a bundle (a worker process: unpack, load, rule tests) and publish it; a bad
+        bundle is never stored. Blocks while the worker runs: call it off the event loop."""
+        checked = check_bundle(bundle, self.settings.bundle)
+        rid = self.store.add_ruleset(checked.version, effective_from, checked.files, user.id)
         self._in_force.clear()
         self.store.append(
             "ruleset",
             user.id,
             {
                 "ruleset_id": rid,
-                "version": rs.ruleset_version,
+                "version": checked.version,
                 "effective_from": effective_from.isoformat(),
                 "action": "publish",
             },
@@ -350,24 +355,39 @@ class Service:
         )
         return {
             "id": rid,
-            "version": rs.ruleset_version,
+            "version": checked.version,
             "effective_from": effective_from.isoformat(),
-            "tests": len(rs.tests),
+            "tests": checked.tests,
         }
 
     def rollback(self, rid: int, user: User) -> dict[str, Any]:
-        rows = {r["id"]: r for r in self.store.rulesets()}
-        if rid not in rows:
-            raise NotFound(f"ruleset {rid}")
-        published = [r for r in rows.values() if r["status"] == "published"]
-        if rows[rid]["status"] != "published":
-            raise Conflict(f"ruleset {rid} is already withdrawn")
-        if len(published) == 1:
-            raise Conflict("the only published ruleset cannot be withdrawn")
-        self.store.set_ruleset_status(rid, "withdrawn")
-        self._in_force.clear()
-        self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "rollback"}, ref=rid)
+        """Withdraw a version, unless that leaves decision dates without a ruleset in force."""
+        with self._status_lock:
+            rows = {r["id"]: r for r in self.store.rulesets()}
+            if rid not in rows:
+                raise NotFound(f"ruleset {rid}")
+            if rows[rid]["status"] != "published":
+                raise Conflict(f"ruleset {rid} is already withdrawn")
+            gap = uncovered_after_withdrawal(rows.values(), rid)
+            if gap is not None:
+                raise Conflict(f"rolling back ruleset {rid} (version {rows[rid]['version']}) leaves {gap}")
+            self.store.set_ruleset_status(rid, "withdrawn")
+            self._in_force.clear()
+            self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "rollback"}, ref=rid)
         return {"id": rid, "status": "withdrawn"}
+
+    def reinstate(self, rid: int, user: User) -> dict[str, Any]:
+        """Publish a withdrawn version again: the way back from a rollback."""
+        with self._status_lock:
+            rows = {r["id"]: r for r in self.store.rulesets()}
+            if rid not in rows:
+                raise NotFound(f"ruleset {rid}")
+            if rows[rid]["status"] == "published":
+                raise Conflict(f"ruleset {rid} is already published")
+            self.store.set_ruleset_status(rid, "published")
+            self._in_force.clear()
+            self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "reinstate"}, ref=rid)
+        return {"id": rid, "status": "published", "effective_from": rows[rid]["effective_from"].isoformat()}
 
     def rules_of(self, rid: int) -> list[dict[str, Any]]:
         rs = self.ruleset(rid)
@@ -386,7 +406,7 @@ class Service:
     # ------------------------------------------------------------ registries
 
     def upload_registry(self, name: str, text: str, user: User | None) -> dict[str, Any]:
-        rs = self.ruleset(self.ruleset_for(dt.date.today()))
+        rs = self.ruleset(self.current_ruleset())
         spec = rs.registries.get(name)
         if spec is None or spec.computed:
             raise NotFound(f"registry {name}")
@@ -579,40 +599,3 @@ def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> b
             sheet.write(r, c, row[key])
     book.close()
     return buf.getvalue()
-
-
-def _write_files(root: Path, files: Mapping[str, str]) -> None:
-    for rel, text in files.items():
-        path = (root / rel).resolve()
-        if root.resolve() not in path.parents:
-            raise InputError([FieldProblem(rel, "bundle paths must stay inside the rules folder")])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-
-def unpack_bundle(data: bytes) -> dict[str, str]:
-    """A rules bundle: a .zip of the rules folder (files at its root or in one top folder)."""
-    import zipfile
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise InputError([FieldProblem("(body)", "a rules bundle must be a .zip of the rules folder")]) from None
-    names = [n for n in archive.namelist() if not n.endswith("/") and n.endswith((".yaml", ".json", ".md"))]
-    heads = [
-        n.removesuffix("ruleset.yaml")
-        for n in names
-        if n == "ruleset.yaml" or (n.endswith("/ruleset.yaml") and n.count("/") == 1)
-    ]
-    prefix = heads[0] if len(heads) == 1 else ""
-    files = {}
-    for n in names:
-        if not n.startswith(prefix):
-            continue
-        try:
-            files[n.removeprefix(prefix)] = archive.read(n).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError([FieldProblem(n, "must be UTF-8 text")]) from None
-    if "ruleset.yaml" not in files:
-        raise InputError([FieldProblem("ruleset.yaml", "the bundle has no ruleset.yaml at its root")])
-    return files
