@@ -277,6 +277,7 @@ def monitor(
     show_default=True,
     help="Format of changes.<fmt>.",
 )
+@click.option("--pdf", is_flag=True, help="Also print report.html to report.pdf (A4) with headless Chromium.")
 def impact_command(
     caseload: Path,
     base_dir: Path,
@@ -287,6 +288,7 @@ def impact_command(
     relatives: str | None,
     filings: str | None,
     fmt: str,
+    pdf: bool,
 ) -> None:
     """Decide a caseload under two rulesets and report who gains, who loses and the budget."""
     from engine import impact, with_settings
@@ -300,6 +302,14 @@ def impact_command(
         summary = impact(base, head, caseload, out_dir, decision_date=on.date() if on else None, fmt=fmt)
     except JiuzhuError as exc:
         _fail(exc)
+    if pdf:
+        from api.pdf import PdfError, html_to_pdf
+
+        try:
+            html_to_pdf(out_dir / "report.html", out_dir / "report.pdf")
+        except PdfError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
     click.echo(_dumps(summary))
 
 

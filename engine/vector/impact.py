@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import html
 import json
 import re
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from engine.errors import FieldProblem, InputError, did_you_mean
 from engine.evaluator import Evaluator
 from engine.ruleset import Ruleset
 from engine.types import BadValue, parse_value
-from engine.vector import ColumnRun, decide_frames, duplicate_persons, validate_frames
+from engine.vector import ColumnRun, decide_frames, duplicate_persons, impact_report, validate_frames
 from engine.vector.caseload import jsonl_to_tables, read_table
 from engine.vector.screen import find_tables
 
@@ -188,7 +187,7 @@ def impact(
         "changed": changes.height,
     }
     (out / "report.html").write_text(
-        _report(summary, transitions, budget, joined, statuses, programs), encoding="utf-8"
+        impact_report.render(summary, transitions, budget, joined, statuses, programs), encoding="utf-8"
     )
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
@@ -242,7 +241,7 @@ def _budget(joined: pl.DataFrame, programs: dict[str, str]) -> pl.DataFrame:
             pl.col("head").sum().alias("amount_head"),
         ]
         per_town = frame.group_by("township").agg(agg).sort("township")
-        total = frame.select(agg).with_columns(pl.lit("合计 Total").alias("township"))
+        total = frame.select(agg).with_columns(pl.lit(impact_report.TOTAL).alias("township"))
         parts.append(
             pl.concat([per_town, total.select(per_town.columns)]).with_columns(
                 pl.lit(field.removesuffix("_amount")).alias("program"), pl.lit(label).alias("program_label")
@@ -261,126 +260,3 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
         frame.write_excel(path)
     else:
         frame.write_csv(path)
-
-
-# ---------------------------------------------------------------- the report
-
-
-def _bars(title: str, items: Sequence[tuple[str, Sequence[tuple[str, Any, str]]]], chart_id: str) -> str:
-    """A grouped horizontal bar chart as inline SVG; every bar carries its number."""
-    values = [float(v) for _, bars in items for _, v, _ in bars] or [1.0]
-    top = max(max(values), 1.0)
-    row_h, width, left = 18, 520, 170
-    height = sum(len(bars) * row_h + 10 for _, bars in items) + 30
-    out = [
-        f'<figure id="{chart_id}"><figcaption>{html.escape(title)}</figcaption>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 140}" height="{height}" role="img">',
-    ]
-    y = 20
-    for label, bars in items:
-        out.append(f'<text x="0" y="{y + 12}" class="group">{html.escape(label)}</text>')
-        for name, value, color in bars:
-            w = 0 if top == 0 else max(1, int(width * float(value) / top)) if float(value) > 0 else 0
-            out.append(
-                f'<g class="bar" data-group="{html.escape(label)}" data-series="{html.escape(name)}" data-value="{value}">'
-                f'<rect x="{left}" y="{y}" width="{w}" height="{row_h - 4}" fill="{color}"></rect>'
-                f'<text x="{left + w + 4}" y="{y + 12}">{html.escape(name)} {value}</text></g>'
-            )
-            y += row_h
-        y += 10
-    out.append("</svg></figure>")
-    return "\n".join(out)
-
-
-def _table(frame: pl.DataFrame, table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.iter_rows()
-    )
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _report(
-    summary: dict[str, Any],
-    transitions: pl.DataFrame,
-    budget: pl.DataFrame,
-    joined: pl.DataFrame,
-    statuses: dict[str, str],
-    programs: dict[str, str],
-) -> str:
-    moved = transitions.filter(pl.col("base") != pl.col("head"))
-    transition_items = [
-        (
-            f"{statuses[str(r['program'])]}: {r['base']} → {r['head']}",
-            [("households", int(r["households"]), "#c0392b")],
-        )
-        for r in moved.to_dicts()
-    ] or [("无变化 No change", [("households", 0, "#888")])]
-    first = next(iter(programs), "").removesuffix("_amount")
-    dibao = budget.filter((pl.col("program") == first) & (pl.col("township") != "合计 Total"))
-    amount_items = [
-        (str(r["township"]), [("base", r["amount_base"], "#7f8c8d"), ("head", r["amount_head"], "#2980b9")])
-        for r in dibao.to_dicts()
-    ]
-    ratio = joined.filter(pl.col("_n") > 0).select((pl.col("_T") * 100 // (pl.col("_std") * pl.col("_n"))).alias("pct"))
-    buckets = ratio.with_columns((pl.col("pct").clip(0, 300) // 25 * 25).alias("b")).group_by("b").len().sort("b")
-    dist_items = [
-        (
-            f"{int(r['b'])}–{int(r['b']) + 24}% × 低保标准 standard",
-            [("households", int(r["len"]), "#27ae60" if r["b"] < 100 else "#f39c12" if r["b"] < 150 else "#95a5a6")],
-        )
-        for r in buckets.to_dicts()
-    ]
-    first_status, second_status = [*statuses, "", ""][:2]
-    near = joined.filter(pl.col("_n") > 0).with_columns(
-        (pl.col("_T") - pl.col("_std") * pl.col("_n")).abs().alias("gap_standard_fen"),
-        (pl.col("_T") - pl.col("_line") * pl.col("_n")).abs().alias("gap_line_fen"),
-    )
-    nearest_std = (
-        near.sort("gap_standard_fen")
-        .head(15)
-        .select(
-            "household_id",
-            "township",
-            (pl.col("gap_standard_fen") / 100).alias("与标准差距 gap to standard (元)"),
-            pl.col(first_status),
-            pl.col(first_status + "__head").alias(f"{first_status} (head)"),
-        )
-    )
-    nearest_line = (
-        near.sort("gap_line_fen")
-        .head(15)
-        .select(
-            "household_id",
-            "township",
-            (pl.col("gap_line_fen") / 100).alias("与低收入线差距 gap to line (元)"),
-            pl.col(second_status),
-            pl.col(second_status + "__head").alias(f"{second_status} (head)"),
-        )
-    )
-    style = "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}figure{margin:1.5em 0}figcaption{font-weight:bold}svg text{font-size:12px}"
-    parts = [
-        "<!doctype html><html lang='zh'><head><meta charset='utf-8'><title>政策影响评估 Impact report</title>",
-        f"<style>{style}</style></head><body>",
-        "<h1>政策影响评估 Impact of a rule change</h1>",
-        f"<p>基准 Base: <code>{html.escape(summary['base'])}</code><br>调整 Head: <code>{html.escape(summary['head'])}</code><br>"
-        f"户数 Households: {summary['households']}，变化 changed: {summary['changed']}，未能认定 rejected: {summary['rejected']}</p>",
-        _bars("状态变化 Status transitions (households)", transition_items, "chart-transitions"),
-        _bars(
-            f"各区镇月支出 {programs.get(first + '_amount', first)} per township (元 yuan): 基准 base / 调整 head",
-            amount_items,
-            "chart-budget",
-        ),
-        _bars("人均收入分布 Per-capita income against the standard (基准 base)", dist_items, "chart-distribution"),
-        "<h2>最接近低保标准的家庭 Households nearest the standard</h2>",
-        _table(nearest_std, "nearest-standard"),
-        "<h2>最接近低收入线的家庭 Households nearest the low-income line</h2>",
-        _table(nearest_line, "nearest-line"),
-        "<h2>状态变化 Transitions</h2>",
-        _table(transitions, "transitions"),
-        "<h2>预算 Budget</h2>",
-        _table(budget, "budget"),
-        "</body></html>",
-    ]
-    return "\n".join(parts)

@@ -216,3 +216,22 @@ def test_a_bad_caseload_line_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_households(path, load(RULES).record)
     assert [p.field for p in err.value.problems] == ["(line 2)"]
+
+
+def test_sample_events_file_covers_every_declared_event_and_is_accounted_for(evaluator: Evaluator) -> None:
+    """fixtures/events.jsonl is what rules/README.md shows policy staff: every event type of
+    rules/events.yaml appears, one repeat is ignored, one event lacking a field is rejected
+    naming it, and every other event is applied."""
+    lines = (FIXTURES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert {e["type"] for e in events} == set(evaluator.ruleset.events)
+    result = Monitor(evaluator, copy.deepcopy(CASELOAD)).run(lines)
+    summary = result.summary()
+    assert summary["balanced"] is True
+    assert summary["events_read"] == len(lines)
+    assert summary["ignored_duplicates"] == 1
+    assert [(r["event_id"], r["field"]) for r in result.rejected] == [("EV-2019-0008", "monthly_income")]
+    assert summary["applied"] == len(lines) - 2
+    caused = {eid for f in result.findings for eid in f["event_ids"]}
+    dead = next(e for e in events if e["type"] == "death_registered")
+    assert dead["event_id"] in caused  # the death changes its household's decision
