@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from engine import (
     load,
     parse_registry_csv,
     run_tests,
+    safe_cell,
 )
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
@@ -484,12 +486,15 @@ _DISCLOSURE_HOUSEHOLD = {
 }
 
 
+_AMOUNT = re.compile(r"-?[0-9]{1,12}\.[0-9]{2}")  # a decision's money text, shown as a number
+
+
 def disclosure_csv(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(headers.values())
+    writer.writerow([safe_cell(h) for h in headers.values()])
     for r in rows:
-        writer.writerow([r[k] for k in headers])
+        writer.writerow([safe_cell(r[k]) for k in headers])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -497,13 +502,24 @@ def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> b
     import xlsxwriter
 
     buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
+    # text is written as text, never read as a formula, number or link (and neutralised too,
+    # for the copy a reader pastes or saves as CSV); amounts are written as numbers
+    book = xlsxwriter.Workbook(
+        buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False}
+    )
     sheet = book.add_worksheet("公示 Disclosure")
+    money = book.add_format({"num_format": "0.00"})
     for c, title in enumerate(headers.values()):
-        sheet.write(0, c, title)
+        sheet.write_string(0, c, str(safe_cell(title)))
     for r, row in enumerate(rows, start=1):
         for c, key in enumerate(headers):
-            sheet.write(r, c, row[key])
+            value = row[key]
+            if isinstance(value, str) and _AMOUNT.fullmatch(value):
+                sheet.write_number(r, c, float(value), money)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                sheet.write_number(r, c, value)
+            else:
+                sheet.write_string(r, c, str(safe_cell(value)))
     book.close()
     return buf.getvalue()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from engine.cells import safe_cell, safe_frame
 from engine.decision import Decision, RuleTrace
 from engine.errors import (
     ErrorCodes,
@@ -71,6 +72,8 @@ __all__ = [
     "parse_registry_csv",
     "register_error",
     "run_tests",
+    "safe_cell",
+    "safe_frame",
     "screen",
     "with_settings",
 ]
