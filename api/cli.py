@@ -359,12 +359,10 @@ def serve(
     host: str, port: int, db: str, rules_dir: Path, data_dir: Path, relatives: str | None, filings: str | None
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
-    import logging
-
     import uvicorn
 
     from api.app import create_app
-    from api.masking import IdMaskingFilter
+    from api.http_safety import configure_logging
 
     try:
         app = create_app(_settings(db, rules_dir, data_dir, relatives, filings))
@@ -376,10 +374,9 @@ def serve(
         click.echo(f"first admin token (keep it safe; it is shown once): {token}")
     else:
         click.echo(f"store {db} has users; add one with: jiuzhu users add NAME --role ROLE --db {db}")
-    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(IdMaskingFilter())
+    configure_logging()  # one stderr handler, IDs masked in messages and tracebacks; the access log
     click.echo(f"jiuzhu serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
 
 
 @main.group()

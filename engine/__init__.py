@@ -35,6 +35,8 @@ from engine.monitor import Monitor
 from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset
 from engine.ruletests import run_tests
+from engine.types import BadValue, parse_value
+from engine.validation.rules import BadJson, json_value
 
 if TYPE_CHECKING:
     from engine.vector.caseload import load_households
@@ -50,6 +52,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "BadJson",
+    "BadValue",
     "Decision",
     "ErrorCodes",
     "EvaluateError",
@@ -67,9 +71,11 @@ __all__ = [
     "Ruleset",
     "error_codes",
     "impact",
+    "json_value",
     "load",
     "load_households",
     "parse_registry_csv",
+    "parse_value",
     "register_error",
     "run_tests",
     "safe_cell",
