@@ -355,8 +355,23 @@ def _settings(
 @click.option(
     "--filings", type=click.Path(exists=True, dir_okay=False), help="Seed the filings registry when the store has none."
 )
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="NAME=N",
+    help="Change one limit: decision, batch, rules, registry, caseload, events (bytes), jobs (at once), "
+    "rulesets_cached, evaluators_cached.",
+)
 def serve(
-    host: str, port: int, db: str, rules_dir: Path, data_dir: Path, relatives: str | None, filings: str | None
+    host: str,
+    port: int,
+    db: str,
+    rules_dir: Path,
+    data_dir: Path,
+    relatives: str | None,
+    filings: str | None,
+    limits: tuple[str, ...],
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
     import uvicorn
@@ -364,8 +379,16 @@ def serve(
     from api.app import create_app
     from api.http_safety import configure_logging
 
+    settings = _settings(db, rules_dir, data_dir, relatives, filings)
+    for item in limits:
+        name, _, value = item.partition("=")
+        if name not in settings.limits or not value.isdigit() or int(value) < 1:
+            raise click.BadParameter(
+                f"{item}: use NAME=N with NAME one of {', '.join(settings.limits)}", param_hint="--limit"
+            )
+        settings.limits[name] = int(value)
     try:
-        app = create_app(_settings(db, rules_dir, data_dir, relatives, filings))
+        app = create_app(settings)
     except JiuzhuError as exc:
         _fail(exc)
     store = app.state.service.store
