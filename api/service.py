@@ -128,6 +128,10 @@ class Service:
                 self._rulesets.put(rid, rs)
             return rs
 
+    def cache_sizes(self) -> dict[str, int]:
+        """How many rulesets and evaluators are held in memory (each cache is bounded)."""
+        return {"rulesets": len(self._rulesets), "evaluators": len(self._evaluators)}
+
     def ruleset_for(self, day: dt.date) -> int:
         row = self.store.ruleset_in_force(day)
         if row is None:
