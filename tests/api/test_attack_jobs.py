@@ -15,15 +15,15 @@ from api.service import Service, Settings
 from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES, RULES
 
-HOUSEHOLDS = 20_000  # a screening of a few seconds: long enough to be caught running
+HOUSEHOLDS = 10_000  # a screening of a few seconds: long enough to be caught running
 
 
-def _caseload(folder: Path) -> Path:
+def _caseload(folder: Path, households: int = HOUSEHOLDS) -> Path:
     r = jiuzhu(
         "fixtures",
         "caseload",
         "--households",
-        str(HOUSEHOLDS),
+        str(households),
         "--seed",
         "12",
         "--out",
@@ -48,7 +48,7 @@ def _job(server: Server, jid: int, until: tuple[str, ...] = ("done", "failed", "
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("jobs")
-    _caseload(folder / "big")
+    _caseload(folder / "big", 3000)  # still queued or running when the next request comes
     s = start(folder, "--limit", "caseload=50000", "--limit", "jobs=1")
     s.add_user("数据", "data")
     yield s
