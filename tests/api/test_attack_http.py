@@ -134,7 +134,9 @@ def test_row10_formula_cells_neutralised_in_impact_files(evaluator: Evaluator, t
             if path.suffix == ".csv":
                 cells = _csv_cells(path.read_text(encoding="utf-8"))
             else:
-                found = [c for row in openpyxl.load_workbook(path).active.iter_rows() for c in row]  # type: ignore[union-attr]
+                sheet = openpyxl.load_workbook(path).active
+                assert sheet is not None
+                found = [c for row in sheet.iter_rows() for c in row]
                 assert all(c.data_type != "f" for c in found)
                 cells = [c.value for c in found if isinstance(c.value, str)]
             assert "'" + FORMULA in cells, (fmt, name)
