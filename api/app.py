@@ -6,19 +6,38 @@ module does none."""
 import contextlib
 import datetime as dt
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from decimal import Decimal
+from importlib import resources
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BeforeValidator
 
+from api.http_safety import SafetyMiddleware
+from api.jobs import Busy
 from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx
 from api.store import User
-from engine import FieldProblem, InputError, JiuzhuError, RuleLoadError, error_codes
+from engine import (
+    BadJson,
+    BadValue,
+    FieldProblem,
+    InputError,
+    JiuzhuError,
+    RuleLoadError,
+    error_codes,
+    json_value,
+    parse_value,
+)
 
 __all__ = ["create_app"]
 
@@ -45,43 +64,81 @@ class JSON(JSONResponse):
             return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
-def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": message, "errors": errors or []}, status_code=status)
-
-
 class TooLarge(Exception):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, what: str) -> None:
         self.limit = limit
+        self.what = what
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (before and while reading)."""
+def _too_large(request: Request, limit: int, what: str) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(limit)
+        raise TooLarge(limit, what)
+
+
+async def _body(request: Request, limit: int, what: str = "this request") -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (before and while reading)."""
+    _too_large(request, limit, what)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge(limit)
+            raise TooLarge(limit, what)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _stream_to_file(request: Request, limit: int, what: str, folder: FilePath, suffix: str) -> FilePath:
+    """The request body streamed to a new file (mode 0600) in ``folder``, never whole in
+    memory; refused with 413 past ``limit`` bytes, the partial file deleted."""
+    _too_large(request, limit, what)
+    fd, name = tempfile.mkstemp(dir=folder, suffix=suffix)
+    path = FilePath(name)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(limit, what)
+                f.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _strict_date(value: Any) -> Any:
+    """A date field of the API read as the engine reads one: YYYY-MM-DD, a sane year."""
+    if isinstance(value, str):
+        try:
+            return parse_value("date", value)
+        except BadValue as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+StrictDate = Annotated[dt.date, BeforeValidator(_strict_date)]
 
 
 def _date_field(body: dict[str, Any], name: str) -> dt.date | None:
     if body.get(name) is None:
         return None
     try:
-        return dt.date.fromisoformat(str(body[name]))
-    except ValueError:
-        raise InputError([FieldProblem(name, "must be a date YYYY-MM-DD")]) from None
+        day: dt.date = parse_value("date", body[name])
+    except BadValue as exc:
+        raise InputError([FieldProblem(name, str(exc))]) from None
+    return day
 
 
 def _json(data: bytes) -> Any:
+    """A JSON body as the engine reads JSON: no depth or digit limit reached as a 500."""
     try:
-        return json.loads(data, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json_value(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError([FieldProblem("(body)", "must be UTF-8 JSON")]) from None
+    except BadJson as exc:
         raise InputError([FieldProblem("(body)", f"is not valid JSON: {exc}")]) from None
 
 
@@ -100,8 +157,16 @@ def create_app(settings: Settings) -> FastAPI:
         title="jiuzhu 救助",
         description="Social assistance decisions, approvals, rule versions and registries for a Civil Affairs Bureau.",
         version="1.0",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
+    app.add_middleware(SafetyMiddleware)
+
+    def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+        """An error body; no absolute server path reaches the client."""
+        shown = [{**e, "message": service.scrub(str(e.get("message", "")))} for e in errors or []]
+        return JSONResponse({"detail": service.scrub(message), "errors": shown}, status_code=status)
 
     # ------------------------------------------------------------ errors
 
@@ -120,7 +185,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(TooLarge)
     async def too_large(_: Request, exc: TooLarge) -> JSONResponse:
-        return _error(413, f"the request body is larger than {exc.limit} bytes")
+        return _error(413, f"the request body is larger than the limit of {exc.limit} bytes for {exc.what}")
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy) -> JSONResponse:
+        response = _error(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # the traceback goes to the log (IDs masked there); the client learns nothing of the server
+        return _error(500, "internal error; the service log has the details")
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -144,13 +220,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ------------------------------------------------------------ security
 
+    # declared as an HTTP Bearer scheme, so /docs has an Authorize button that sends the token
+    bearer = HTTPBearer(auto_error=False, description="the token `jiuzhu users add` printed")
+
     def require(*roles: str) -> Callable[..., Awaitable[User]]:
-        async def check(authorization: Annotated[str | None, Header()] = None) -> User:
-            if not authorization or not authorization.lower().startswith("bearer "):
+        async def check(
+            request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+        ) -> User:
+            if credentials is None or not credentials.credentials.strip():
                 raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-            user = service.user_by_token(authorization[7:].strip())
+            user = service.user_by_token(credentials.credentials.strip())  # cached: no thread hop
             if user is None:
                 raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+            request.state.user_id = user.id  # for the access log
             if user.role != "admin" and user.role not in roles:
                 raise HTTPException(403, f"role {user.role} may not do this; needs {' or '.join(roles)}")
             return user
@@ -180,7 +262,7 @@ def create_app(settings: Settings) -> FastAPI:
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
     ) -> JSONResponse:
-        raw = _json(await _body(request, settings.limits["decision"]))
+        raw = _json(await _body(request, settings.limits["decision"], "one household"))
         # off the event loop: deciding and the ledger's group commit wait in a worker thread
         decided = await run_in_threadpool(service.decide, raw, user, _lang(accept_language), explain == "text")
         return JSON(decided, status_code=201)
@@ -191,12 +273,17 @@ def create_app(settings: Settings) -> FastAPI:
         user: Annotated[User, Depends(require("officer", "data"))],
         accept_language: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        raw = _json(await _body(request, settings.limits["batch"]))
+        data = await _body(request, settings.limits["batch"], "a batch")
+        # parsing, deciding and storing run in a worker thread: the event loop keeps answering
+        return await run_in_threadpool(_batch, data, user, _lang(accept_language))
+
+    def _batch(data: bytes, user: User, lang: str) -> dict[str, Any]:
+        raw = _json(data)
         if not isinstance(raw, list) or not raw:
             raise InputError([FieldProblem("(body)", "must be a non-empty JSON array of households")])
         if len(raw) > 1000:
             raise InputError([FieldProblem("(body)", f"at most 1000 households per batch (got {len(raw)})")])
-        results = await run_in_threadpool(service.decide_batch, raw, user, _lang(accept_language))
+        results = service.decide_batch(raw, user, lang)
         return {
             "decided": sum(1 for r in results if not r.get("rejected")),
             "rejected": sum(1 for r in results if r.get("rejected")),
@@ -212,11 +299,11 @@ def create_app(settings: Settings) -> FastAPI:
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
     ) -> JSONResponse:
-        return JSON(service.get(decision_id, _lang(accept_language), text=explain == "text"))
+        return JSON(await run_in_threadpool(service.get, decision_id, _lang(accept_language), explain == "text"))
 
     @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
     async def replay(decision_id: Id, user: Annotated[User, Depends(require("officer", "auditor"))]) -> dict[str, Any]:
-        return service.replay(decision_id)
+        return await run_in_threadpool(service.replay, decision_id)
 
     async def _note(request: Request) -> str:
         data = await _body(request, 64 * 1024)
@@ -238,13 +325,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def approve(
         decision_id: Id, request: Request, user: Annotated[User, Depends(require("officer"))]
     ) -> dict[str, Any]:
-        return service.approve(decision_id, user, "approve", await _note(request))
+        return await run_in_threadpool(service.approve, decision_id, user, "approve", await _note(request))
 
     @app.post("/v1/decisions/{decision_id}/reject", tags=["approvals"], status_code=201, openapi_extra=note_body)
     async def reject(
         decision_id: Id, request: Request, user: Annotated[User, Depends(require("officer"))]
     ) -> dict[str, Any]:
-        return service.approve(decision_id, user, "reject", await _note(request))
+        return await run_in_threadpool(service.approve, decision_id, user, "reject", await _note(request))
 
     @app.get("/v1/rulesets", tags=["rules"])
     async def list_rulesets(
@@ -256,14 +343,14 @@ def create_app(settings: Settings) -> FastAPI:
                 "effective_from": r["effective_from"].isoformat(),
                 "created_at": r["created_at"].isoformat() if r["created_at"] else None,
             }
-            for r in service.store.rulesets()
+            for r in await run_in_threadpool(service.store.rulesets)
         ]
 
     @app.get("/v1/rulesets/{ruleset_id}/rules", tags=["rules"])
     async def list_rules(
         ruleset_id: Id, user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))]
     ) -> list[dict[str, Any]]:
-        return service.rules_of(ruleset_id)
+        return await run_in_threadpool(service.rules_of, ruleset_id)
 
     bundle_body = {
         "requestBody": {
@@ -277,19 +364,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def publish(
         request: Request,
         user: Annotated[User, Depends(require("policy"))],
-        effective_from: Annotated[dt.date, Query(description="first decision date the new rules apply to")],
+        effective_from: Annotated[StrictDate, Query(description="first decision date the new rules apply to")],
     ) -> dict[str, Any]:
-        data = await _body(request, settings.limits["rules"])
+        data = await _body(request, settings.limits["rules"], "a rules bundle")
         # checked in a worker process; this thread waits for it, the event loop does not
         return await run_in_threadpool(service.publish, data, effective_from, user)
 
     @app.post("/v1/rulesets/{ruleset_id}/rollback", tags=["rules"])
     async def rollback(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
-        return service.rollback(ruleset_id, user)
+        return await run_in_threadpool(service.rollback, ruleset_id, user)
 
     @app.post("/v1/rulesets/{ruleset_id}/reinstate", tags=["rules"])
     async def reinstate(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
-        return service.reinstate(ruleset_id, user)
+        return await run_in_threadpool(service.reinstate, ruleset_id, user)
 
     csv_body = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
@@ -297,18 +384,18 @@ def create_app(settings: Settings) -> FastAPI:
     async def put_registry(
         name: str, request: Request, user: Annotated[User, Depends(require("data"))]
     ) -> dict[str, Any]:
-        data = await _body(request, settings.limits["registry"])
+        data = await _body(request, settings.limits["registry"], "a registry")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError([FieldProblem("(body)", "must be UTF-8 CSV text")]) from None
-        return service.upload_registry(name, text, user)
+        return await run_in_threadpool(service.upload_registry, name, text, user)
 
     @app.get("/v1/registries", tags=["registries"])
     async def registries(user: Annotated[User, Depends(require("data", "officer", "auditor"))]) -> dict[str, Any]:
         return {
             n: {"version_id": r["id"], "version": r["version"], "rows": r["rows"]}
-            for n, r in service.registry_versions().items()
+            for n, r in (await run_in_threadpool(service.registry_versions)).items()
         }
 
     screening_body = {
@@ -334,27 +421,45 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/screenings", tags=["screenings"], status_code=202, openapi_extra=screening_body)
     async def start_screening(request: Request, user: Annotated[User, Depends(require("data"))]) -> dict[str, Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip()
-        date: dt.date | None = None
         fmt = "parquet"
         if kind == "application/x-ndjson":
-            source = service.stash_upload(await _body(request, settings.limits["caseload"]))
-        else:
-            body = _json(await _body(request, 64 * 1024))
-            if not isinstance(body, dict) or not isinstance(body.get("path"), str):
-                raise InputError(
-                    [FieldProblem("path", "give a caseload path inside the data folder, or upload JSON Lines")]
-                )
-            source = service.server_path(body["path"])
-            date = _date_field(body, "date")
-            fmt = str(body.get("format", "parquet"))
-            if fmt not in ("parquet", "csv", "xlsx"):
-                raise InputError([FieldProblem("format", "use parquet, csv or xlsx")])
-        jid = service.start_screening(source, user, date, fmt)
+            folder = service.upload_folder()
+            upload = await _stream_to_file(request, settings.limits["caseload"], "a caseload upload", folder, ".jsonl")
+            try:
+                jid = await run_in_threadpool(service.start_screening, upload, user, None, fmt, True)
+            except BaseException:
+                upload.unlink(missing_ok=True)
+                raise
+            return {"id": jid, "status": "queued"}
+        body = _json(await _body(request, 64 * 1024, "a screening request"))
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+            raise InputError(
+                [FieldProblem("path", "give a caseload path inside the data folder, or upload JSON Lines")]
+            )
+        source = await run_in_threadpool(service.server_path, body["path"], "path")
+        date = _date_field(body, "date")
+        fmt = str(body.get("format", "parquet"))
+        if fmt not in ("parquet", "csv", "xlsx"):
+            raise InputError([FieldProblem("format", "use parquet, csv or xlsx")])
+        jid = await run_in_threadpool(service.start_screening, source, user, date, fmt)
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/screenings/{job_id}", tags=["screenings"])
     async def screening(job_id: Id, user: Annotated[User, Depends(require("data", "auditor"))]) -> dict[str, Any]:
-        return service.job(job_id)
+        return await run_in_threadpool(service.job, job_id)
+
+    @app.post("/v1/screenings/{job_id}/cancel", tags=["screenings"])
+    async def cancel_job(job_id: Id, user: Annotated[User, Depends(require("data", "policy"))]) -> dict[str, Any]:
+        """Cancel a queued or running job (a screening, monitoring or impact job); its
+        uploads are deleted. A screening stops after its current chunk."""
+        return await run_in_threadpool(service.cancel, job_id)
+
+    @app.post("/v1/screenings/{job_id}/resume", tags=["screenings"], status_code=202)
+    async def resume_job(job_id: Id, user: Annotated[User, Depends(require("data"))]) -> dict[str, Any]:
+        """Start again a screening a stopped server left failed (`resumable: true`); the
+        chunks it had finished are kept."""
+        jid = await run_in_threadpool(service.resume, job_id, user)
+        return {"id": jid, "status": "queued"}
 
     @app.get("/v1/screenings/{job_id}/files/{name}", tags=["screenings"])
     async def screening_file(
@@ -372,7 +477,7 @@ def create_app(settings: Settings) -> FastAPI:
             "rejected_events",
         ):
             raise NotFound(f"file {name}")
-        path = service.job_file(job_id, name)
+        path = await run_in_threadpool(service.job_file, job_id, name)
         return FileResponse(path, filename=path.name)
 
     events_body = {
@@ -391,15 +496,21 @@ def create_app(settings: Settings) -> FastAPI:
             str, Query(description="the caseload (a .jsonl file or a folder of tables) in the data folder")
         ],
     ) -> dict[str, Any]:
-        source = service.server_path(caseload)
-        jid = service.start_monitoring(source, await _body(request, settings.limits["caseload"]), user)
+        source = await run_in_threadpool(service.server_path, caseload, "caseload")
+        folder = service.upload_folder()
+        events = await _stream_to_file(request, settings.limits["events"], "an events upload", folder, ".jsonl")
+        try:
+            jid = await run_in_threadpool(service.start_monitoring, source, events, user)
+        except BaseException:
+            events.unlink(missing_ok=True)
+            raise
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/events/{job_id}/findings", tags=["events"])
     async def event_findings(
         job_id: Id, user: Annotated[User, Depends(require("officer", "data", "auditor"))]
     ) -> list[dict[str, Any]]:
-        return service.monitor_findings(job_id)
+        return await run_in_threadpool(service.monitor_findings, job_id)
 
     impact_body = {
         "requestBody": {
@@ -423,7 +534,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/impact", tags=["impact"], status_code=202, openapi_extra=impact_body)
     async def post_impact(request: Request, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
-        body = _json(await _body(request, 64 * 1024))
+        body = _json(await _body(request, 64 * 1024, "an impact request"))
         if not isinstance(body, dict) or not isinstance(body.get("caseload"), str):
             raise InputError([FieldProblem("caseload", "give a caseload path inside the data folder")])
         sets = body.get("set") or []
@@ -432,20 +543,22 @@ def create_app(settings: Settings) -> FastAPI:
         head = body.get("head_ruleset_id")
         if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 1 or head > 2**62):
             raise InputError([FieldProblem("head_ruleset_id", "a published ruleset id")])
-        jid = service.start_impact(service.server_path(body["caseload"]), user, head, sets, _date_field(body, "date"))
+        day = _date_field(body, "date")
+        source = await run_in_threadpool(service.server_path, body["caseload"], "caseload")
+        jid = await run_in_threadpool(service.start_impact, source, user, head, sets, day)
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/disclosure", tags=["disclosure"])
     async def disclosure(
         user: Annotated[User, Depends(require("auditor", "officer"))],
-        since: Annotated[dt.date, Query(alias="from")],
-        until: Annotated[dt.date, Query(alias="to")],
+        since: Annotated[StrictDate, Query(alias="from")],
+        until: Annotated[StrictDate, Query(alias="to")],
         fmt: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",
     ) -> Response:
-        columns, rows = service.disclosure(since, until)
+        columns, rows = await run_in_threadpool(service.disclosure, since, until)
         if fmt == "xlsx":
             return Response(
-                disclosure_xlsx(columns, rows),
+                await run_in_threadpool(disclosure_xlsx, columns, rows),
                 media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 headers={"Content-Disposition": 'attachment; filename="disclosure.xlsx"'},
             )
@@ -453,6 +566,23 @@ def create_app(settings: Settings) -> FastAPI:
             disclosure_csv(columns, rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="disclosure.csv"'},
+        )
+
+    # ------------------------------------------------------------ offline docs
+
+    # Swagger UI's files come from a pinned PyPI package (fastapi-offline, MIT), not a CDN
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount("/docs/assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} – API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True},
         )
 
     return app

@@ -25,9 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine import FieldProblem, InputError, Problem, RuleLoadError, load, run_tests
-from engine.errors import register_error
-from engine.source import MAX_FILE_BYTES
+from engine import MAX_FILE_BYTES, FieldProblem, InputError, Problem, RuleLoadError, load, register_error, run_tests
 
 __all__ = [
     "BundleLimits",

@@ -379,6 +379,14 @@ def _settings(
     type=click.FloatRange(0.1),
     help="Time a bundle's check may take.",
 )
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="NAME=N",
+    help="Change one limit: decision, batch, rules, registry, caseload, events (bytes), jobs (at once), "
+    "rulesets_cached, evaluators_cached.",
+)
 def serve(
     host: str,
     port: int,
@@ -389,18 +397,25 @@ def serve(
     filings: str | None,
     bundle_memory: int,
     bundle_seconds: float,
+    limits: tuple[str, ...],
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
     import dataclasses
-    import logging
 
     import uvicorn
 
     from api.app import create_app
-    from api.masking import IdMaskingFilter
+    from api.http_safety import configure_logging
 
     settings = _settings(db, rules_dir, data_dir, relatives, filings)
     settings.bundle = dataclasses.replace(settings.bundle, memory_mib=bundle_memory, seconds=bundle_seconds)
+    for item in limits:
+        name, _, value = item.partition("=")
+        if name not in settings.limits or not value.isdigit() or int(value) < 1:
+            raise click.BadParameter(
+                f"{item}: use NAME=N with NAME one of {', '.join(settings.limits)}", param_hint="--limit"
+            )
+        settings.limits[name] = int(value)
     try:
         app = create_app(settings)
     except JiuzhuError as exc:
@@ -411,10 +426,9 @@ def serve(
         click.echo(f"first admin token (keep it safe; it is shown once): {token}")
     else:
         click.echo(f"store {db} has users; add one with: jiuzhu users add NAME --role ROLE --db {db}")
-    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(IdMaskingFilter())
+    configure_logging()  # one stderr handler, IDs masked in messages and tracebacks; the access log
     click.echo(f"jiuzhu serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
 
 
 @main.group()

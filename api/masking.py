@@ -45,4 +45,15 @@ class IdMaskingFilter(logging.Filter):
                 mask_text(a) if isinstance(a, str) else a
                 for a in (record.args if isinstance(record.args, tuple) else (record.args,))
             )
+        # a traceback quotes the exception's message (and may quote a household): the
+        # formatter uses exc_text when it is set, so set it, masked
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = mask_text(_FORMAT.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
+
+
+_FORMAT = logging.Formatter()

@@ -7,21 +7,25 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from api.bundles import BundleLimits, check_bundle, write_files
-from api.cache import TTLCache
+from api.cache import LRU, TTLCache
+from api.jobs import JobRunner
 from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
+from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.store import LedgerRecord, Store, User
 from engine import (
+    BadValue,
     Decision,
     Evaluator,
     FieldProblem,
@@ -31,6 +35,8 @@ from engine import (
     Ruleset,
     load,
     parse_registry_csv,
+    parse_value,
+    safe_cell,
 )
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
@@ -54,6 +60,10 @@ class Settings:
             "rules": 8 * 1024 * 1024,
             "registry": 64 * 1024 * 1024,
             "caseload": 1024 * 1024 * 1024,
+            "events": 256 * 1024 * 1024,
+            "jobs": 4,  # jobs queued or running at once, all kinds
+            "rulesets_cached": 8,  # loaded rulesets kept in memory
+            "evaluators_cached": 16,  # one per ruleset and registry versions, ~10 MB each
         }
     )
     bundle: BundleLimits = field(default_factory=BundleLimits)
@@ -76,9 +86,10 @@ def _parse_day(raw: Mapping[str, Any]) -> dt.date:
     if value is None:
         return dt.date.today()
     try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise InputError([FieldProblem("decision_date", f"must be a date YYYY-MM-DD (got {value!r})")]) from None
+        day: dt.date = parse_value("date", value)  # strict YYYY-MM-DD, as the validator reads it
+    except BadValue:
+        return dt.date.today()  # the validator then names decision_date beside every other problem
+    return day
 
 
 class Service:
@@ -87,13 +98,15 @@ class Service:
         self.store = Store(settings.db_url)
         self._lock = threading.Lock()
         self._status_lock = threading.Lock()  # rollback and reinstate check coverage, then change it
-        self._rulesets: dict[int, Ruleset] = {}
-        self._evaluators: dict[tuple[int, tuple[int, ...]], Evaluator] = {}
+        self._rulesets: LRU[int, Ruleset] = LRU(settings.limits["rulesets_cached"])
+        self._evaluators: LRU[tuple[int, tuple[int, ...]], Evaluator] = LRU(settings.limits["evaluators_cached"])
         self._explained: OrderedDict[int, Decision] = OrderedDict()
         self._in_force: TTLCache[dt.date, int | None] = TTLCache(_FRESH_SECONDS)
         self._latest: TTLCache[str, dict[str, dict[str, Any]]] = TTLCache(_FRESH_SECONDS, size=1)
         self.tokens: TTLCache[str, User | None] = TTLCache(_FRESH_SECONDS, size=4096)
         self.writer = GroupCommitter(self.store.append_many)
+        self.roots = server_roots(settings.rules_dir)
+        self.jobs = JobRunner(self.store, settings.data_dir / "jobs", settings.limits["jobs"], self.scrub)
         self._bootstrap()
         self.store.checkpoints()
 
@@ -108,7 +121,12 @@ class Service:
 
     # ------------------------------------------------------------ start-up
 
+    def scrub(self, text: str) -> str:
+        """An error text as a client may see it: no absolute server paths."""
+        return scrub(text, self.settings.data_dir, self.roots)
+
     def _bootstrap(self) -> None:
+        self.jobs.recover(lambda params: params.get("kind") == "screen" and Path(params.get("source", "")).exists())
         if not self.store.rulesets():
             rs = load(self.settings.rules_dir)
             self.store.add_ruleset(rs.ruleset_version, _BUNDLED_FROM, rs.files, None)
@@ -128,8 +146,12 @@ class Service:
                 with tempfile.TemporaryDirectory() as tmp:
                     write_files(Path(tmp), files)
                     rs = load(tmp)
-                self._rulesets[rid] = rs
+                self._rulesets.put(rid, rs)
             return rs
+
+    def cache_sizes(self) -> dict[str, int]:
+        """How many rulesets and evaluators are held in memory (each cache is bounded)."""
+        return {"rulesets": len(self._rulesets), "evaluators": len(self._evaluators)}
 
     def ruleset_for(self, day: dt.date) -> int:
         def lookup() -> int | None:
@@ -174,8 +196,7 @@ class Service:
         )
         ids = {n: int(r["id"]) for n, r in rows.items() if r}
         key = (rid, tuple(sorted(ids.values())))
-        with self._lock:
-            ev = self._evaluators.get(key)
+        ev = self._evaluators.get(key)
         if ev is None:
             rs = self.ruleset(rid)
             regs = Registries.empty(rs)
@@ -184,8 +205,7 @@ class Service:
                     keys = frozenset(json.loads(row["keys"]))
                     regs.by_name[name] = Registry(name, keys, f"v{row['id']}:{row['version']}", int(row["rows"]))
             ev = Evaluator(rs, regs)
-            with self._lock:
-                self._evaluators[key] = ev
+            self._evaluators.put(key, ev)
         return ev, ids
 
     # ------------------------------------------------------------ decisions
@@ -427,48 +447,71 @@ class Service:
 
     # ------------------------------------------------------------ screening jobs
 
-    def _job(self, kind: str, user: User, work: Callable[[int, Path], dict[str, Any]]) -> int:
-        """Run ``work(job id, output folder)`` in a thread; its summary or its failure is stored."""
-        jid = self.store.add_job(kind, "", user.id)
-        out = self.settings.data_dir / "jobs" / f"job-{jid}"
-        out.mkdir(parents=True, exist_ok=True)
-        self.store.update_job(jid, folder=str(out))
-
-        def run() -> None:
-            self.store.update_job(jid, status="running")
-            try:
-                summary = work(jid, out)
-                self.store.update_job(jid, status="done", summary=json.dumps(summary, ensure_ascii=False))
-            except Exception as exc:  # a job reports its failure instead of dying silently
-                self.store.update_job(jid, status="failed", error=str(exc))
-
-        threading.Thread(target=run, name=f"{kind}-{jid}", daemon=True).start()
-        return jid
-
-    def start_screening(self, source: Path, user: User, decision_date: dt.date | None, fmt: str) -> int:
+    def start_screening(
+        self,
+        source: Path,
+        user: User,
+        decision_date: dt.date | None,
+        fmt: str,
+        upload: bool = False,
+        again: int | None = None,
+    ) -> int:
+        """Screen a caseload as a job; canceled between chunks, resumed by chunk (``again``)."""
         from engine import screen
 
         ev, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            progress = lambda d, t: self.store.update_job(jid, done=d, total=t)  # noqa: E731
+            stop = self.jobs.stopper(jid)
+
+            def progress(done: int, total: int) -> None:
+                stop()
+                self.store.update_job(jid, done=done, total=total)
+
             return screen(ev, source, out, fmt=fmt, decision_date=decision_date, progress=progress)
 
-        return self._job("screen", user, work)
+        params = {
+            "source": str(source),
+            "date": decision_date.isoformat() if decision_date else None,
+            "format": fmt,
+            "upload": upload,
+        }
+        return self.jobs.start("screen", user.id, work, params, (source,) if upload else (), again)
 
-    def start_monitoring(self, caseload: Path, events: bytes, user: User) -> int:
-        """Run change events against a server-side caseload as a job (findings.jsonl etc.)."""
+    def resume(self, jid: int, user: User) -> int:
+        """Start again a screening a dead server left: finished chunks are kept."""
+        row = self.store.job(jid)
+        if row is None:
+            raise NotFound(f"job {jid}")
+        resumable = row["status"] == "failed" and json.loads(row["summary"] or "{}").get("resumable")
+        params = self.jobs.params(jid)
+        if not resumable or params.get("kind") != "screen" or not Path(params["source"]).exists():
+            raise Conflict(f"job {jid} is not a screening that can be resumed")
+        day = dt.date.fromisoformat(params["date"]) if params.get("date") else None
+        return self.start_screening(Path(params["source"]), user, day, params["format"], params["upload"], jid)
+
+    def cancel(self, jid: int) -> dict[str, Any]:
+        if self.store.job(jid) is None:
+            raise NotFound(f"job {jid}")
+        if not self.jobs.cancel(jid):
+            raise Conflict(f"job {jid} has already ended")
+        return self.job(jid)
+
+    def start_monitoring(self, caseload: Path, events: Path, user: User) -> int:
+        """Run change events (an uploaded file, deleted when the job ends) against a
+        server-side caseload as a job (findings.jsonl etc.)."""
         from engine import Monitor, load_households
 
         ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            result = Monitor(ev, load_households(caseload, ev.ruleset.record)).run(events.decode("utf-8").splitlines())
+            lines = events.read_text(encoding="utf-8").splitlines()
+            result = Monitor(ev, load_households(caseload, ev.ruleset.record)).run(lines)
             result.write(out)
             self.store.update_job(jid, done=1, total=1)
             return result.summary()
 
-        return self._job("monitor", user, work)
+        return self.jobs.start("monitor", user.id, work, uploads=(events,))
 
     def start_impact(
         self, caseload: Path, user: User, head_id: int | None, sets: list[str], decision_date: dt.date | None
@@ -485,7 +528,7 @@ class Service:
             self.store.update_job(jid, done=1, total=1)
             return summary
 
-        return self._job("impact", user, work)
+        return self.jobs.start("impact", user.id, work)
 
     def monitor_findings(self, jid: int) -> list[dict[str, Any]]:
         path = self.job_file(jid, "findings")
@@ -495,13 +538,17 @@ class Service:
         row = self.store.job(jid)
         if row is None:
             raise NotFound(f"job {jid}")
+        summary = json.loads(row["summary"]) if row["summary"] else None
+        resumable = row["status"] == "failed" and bool((summary or {}).get("resumable"))
         return {
             "id": jid,
+            "kind": row["kind"],
             "status": row["status"],
             "done": row["done"],
             "total": row["total"],
-            "summary": json.loads(row["summary"]) if row["summary"] else None,
+            "summary": None if row["status"] == "failed" else summary,
             "error": row["error"],
+            "resumable": resumable,
         }
 
     def job_file(self, jid: int, name: str) -> Path:
@@ -514,21 +561,14 @@ class Service:
             raise NotFound(f"job {jid} has no {name}")
         return matches[0]
 
-    def server_path(self, relative: str) -> Path:
-        root = self.settings.data_dir.resolve()
-        path = (root / relative).resolve()
-        if root not in path.parents and path != root:
-            raise InputError([FieldProblem("path", "must be inside the service's data folder")])
-        if not path.exists():
-            raise InputError([FieldProblem("path", f"{relative} does not exist in the data folder")])
-        return path
+    def server_path(self, relative: str, field: str = "path") -> Path:
+        return inside(self.settings.data_dir, relative, field)
 
-    def stash_upload(self, data: bytes) -> Path:
+    def upload_folder(self) -> Path:
+        """Where uploads are streamed; each is deleted when its job ends."""
         folder = self.settings.data_dir / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".jsonl", delete=False) as f:
-            f.write(data)
-        return Path(f.name)
+        return folder
 
     # ------------------------------------------------------------ public disclosure
 
@@ -577,12 +617,15 @@ _DISCLOSURE_HOUSEHOLD = {
 }
 
 
+_AMOUNT = re.compile(r"-?[0-9]{1,12}\.[0-9]{2}")  # a decision's money text, shown as a number
+
+
 def disclosure_csv(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(headers.values())
+    writer.writerow([safe_cell(h) for h in headers.values()])
     for r in rows:
-        writer.writerow([r[k] for k in headers])
+        writer.writerow([safe_cell(r[k]) for k in headers])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -590,12 +633,23 @@ def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> b
     import xlsxwriter
 
     buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
+    # text is written as text, never read as a formula, number or link (and neutralised too,
+    # for the copy a reader pastes or saves as CSV); amounts are written as numbers
+    book = xlsxwriter.Workbook(
+        buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False}
+    )
     sheet = book.add_worksheet("公示 Disclosure")
+    money = book.add_format({"num_format": "0.00"})
     for c, title in enumerate(headers.values()):
-        sheet.write(0, c, title)
+        sheet.write_string(0, c, str(safe_cell(title)))
     for r, row in enumerate(rows, start=1):
         for c, key in enumerate(headers):
-            sheet.write(r, c, row[key])
+            value = row[key]
+            if isinstance(value, str) and _AMOUNT.fullmatch(value):
+                sheet.write_number(r, c, float(value), money)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                sheet.write_number(r, c, value)
+            else:
+                sheet.write_string(r, c, str(safe_cell(value)))
     book.close()
     return buf.getvalue()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from engine.cells import safe_cell, safe_frame
 from engine.decision import Decision, RuleTrace
 from engine.errors import (
     ErrorCodes,
@@ -34,6 +35,9 @@ from engine.monitor import Monitor
 from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset
 from engine.ruletests import run_tests
+from engine.source import MAX_FILE_BYTES
+from engine.types import BadValue, parse_value
+from engine.validation.rules import BadJson, json_value
 
 if TYPE_CHECKING:
     from engine.vector.caseload import load_households
@@ -49,6 +53,9 @@ _LAZY = {
 }
 
 __all__ = [
+    "MAX_FILE_BYTES",
+    "BadJson",
+    "BadValue",
     "Decision",
     "ErrorCodes",
     "EvaluateError",
@@ -66,11 +73,15 @@ __all__ = [
     "Ruleset",
     "error_codes",
     "impact",
+    "json_value",
     "load",
     "load_households",
     "parse_registry_csv",
+    "parse_value",
     "register_error",
     "run_tests",
+    "safe_cell",
+    "safe_frame",
     "screen",
     "with_settings",
 ]

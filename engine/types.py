@@ -104,6 +104,12 @@ _ID_RE = re.compile(ID_PATTERN)
 _DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 NEGATIVE_ZERO = r"-0+(\.0{1,2})?"  # "-0", "-0.00": zero, as JSON's -0 is
 _NEGATIVE_ZERO_RE = re.compile(NEGATIVE_ZERO)
+# Sanity bounds on any input (not policy): dates are of living people and decisions in
+# force, texts are names and codes. Both validators and every reader use them.
+YEAR_MIN, YEAR_MAX = 1900, 2100
+TEXT_CHARS = 200
+CONTROL_PATTERN = r"[\x00-\x1f\x7f-\x9f]"  # Unicode category Cc
+_CONTROL_RE = re.compile(CONTROL_PATTERN)
 INT_DIGITS = 1000  # a whole number longer than this is refused before int() (Python refuses 4300)
 _FEN = Decimal("0.01")
 
@@ -206,6 +212,10 @@ def shown(text: str, most: int = 40) -> str:
 def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
     """Parse the (non-blank) text of one value of a declared kind; raises ``BadValue``."""
     if kind == "str":
+        if len(text) > TEXT_CHARS:
+            raise BadValue(say("text_long", bound=TEXT_CHARS, got=len(text)))
+        if _CONTROL_RE.search(text):
+            raise BadValue(say("control", got=shown(text.encode("unicode_escape").decode("ascii"))))
         return text
     if kind == "enum":
         if text in enum_values:
@@ -236,9 +246,13 @@ def parse_text(kind: str, text: str, enum_values: tuple[str, ...] = ()) -> Any:
     if kind == "date":
         if _DATE_RE.fullmatch(text):
             try:
-                return dt.date.fromisoformat(text)
+                day = dt.date.fromisoformat(text)
             except ValueError:
                 pass
+            else:
+                if YEAR_MIN <= day.year <= YEAR_MAX:
+                    return day
+                raise BadValue(say("date_year", lo=YEAR_MIN, hi=YEAR_MAX, got=shown(text)))
         raise BadValue(say("date", got=shown(text)))
     if kind == "resident_id":
         upper = text.upper()

@@ -19,7 +19,18 @@ import numpy as np
 import polars as pl
 
 from engine.errors import FieldProblem, InputError
-from engine.types import BLANKS, DATE_PATTERN, INT_PATTERN, MONEY_DIGITS, MONEY_PATTERN, NEGATIVE_ZERO
+from engine.types import (
+    BLANKS,
+    CONTROL_PATTERN,
+    DATE_PATTERN,
+    INT_PATTERN,
+    MONEY_DIGITS,
+    MONEY_PATTERN,
+    NEGATIVE_ZERO,
+    TEXT_CHARS,
+    YEAR_MAX,
+    YEAR_MIN,
+)
 from engine.validation.byte_checks import canonical_text, resident_id_ok
 from engine.validation.members import cross_flagged, link_members
 from engine.validation.messages import say
@@ -82,7 +93,8 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
     kind = rule.kind
     given = t.is_not_null()
     if kind == "str":
-        return t, pl.lit(False)
+        bad = (t.str.len_chars() > TEXT_CHARS) | t.str.contains(CONTROL_PATTERN)
+        return t, bad.fill_null(False)
     if kind == "enum":
         table = rule.by[1] if rule.by is not None else {}
         values = list(rule.values) or sorted({v for vs in table.values() for v in vs})
@@ -117,7 +129,9 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
         return pl.when(ok & ~big).then(fen), given & (~ok | big)
     if kind == "date":
         value = t.str.to_date("%Y-%m-%d", strict=False)
-        good = t.str.contains(f"^{DATE_PATTERN}$") & value.is_not_null() & (value.dt.year() >= 1)
+        good = (
+            t.str.contains(f"^{DATE_PATTERN}$") & value.is_not_null() & value.dt.year().is_between(YEAR_MIN, YEAR_MAX)
+        )
         return pl.when(good).then(value), given & ~good.fill_null(False)
     raise InputError([FieldProblem(rule.path, f"type `{kind}` cannot be read from a table")])
 
@@ -127,10 +141,12 @@ def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, 
     if column not in frame.columns:
         return None
     dtype, col, kind = frame.schema[column], pl.col(column), rule.kind
-    if (kind == "bool" and dtype == pl.Boolean) or (kind == "date" and dtype == pl.Date):
+    if kind == "bool" and dtype == pl.Boolean:
         return col, pl.lit(False)
-    if kind == "date" and dtype == pl.Datetime:
-        return col.dt.date(), pl.lit(False)
+    if kind == "date" and dtype in (pl.Date, pl.Datetime):
+        day = col.dt.date() if dtype == pl.Datetime else col
+        bad = ~day.dt.year().is_between(YEAR_MIN, YEAR_MAX)
+        return pl.when(~bad).then(day), bad.fill_null(False)
     if kind == "int" and dtype.is_integer():
         value = col.cast(pl.Int64, strict=False)
         bad = value.is_null() & col.is_not_null()

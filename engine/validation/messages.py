@@ -28,6 +28,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "min": {"en": "must be at least {bound} (got {got})", "zh": "不得小于 {bound}（实为 {got}）"},
     "max": {"en": "must be at most {bound} (got {got})", "zh": "不得大于 {bound}（实为 {got}）"},
     "date": {"en": "must be a date YYYY-MM-DD (got '{got}')", "zh": "须为日期 YYYY-MM-DD（实为 '{got}'）"},
+    "date_year": {
+        "en": "must be a date between the years {lo} and {hi} (got '{got}')",
+        "zh": "日期须在 {lo} 年至 {hi} 年之间（实为 '{got}'）",
+    },
+    "text_long": {
+        "en": "is too long: at most {bound} characters (got {got})",
+        "zh": "过长：至多 {bound} 个字符（实为 {got} 个）",
+    },
+    "control": {
+        "en": "must not contain control characters (got '{got}')",
+        "zh": "不得含控制字符（实为 '{got}'）",
+    },
     "date_min": {
         "en": "must not be before {ref} {bound} (got {got})",
         "zh": "不得早于 {ref} {bound}（实为 {got}）",

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import FieldProblem, InputError
-from engine.types import BLANKS, ID_CHECK, MONEY_DIGITS
+from engine.types import BLANKS, ID_CHECK, MONEY_DIGITS, TEXT_CHARS, YEAR_MAX, YEAR_MIN
 from engine.validation.messages import MESSAGES, say
 from engine.validation.rules import (
     DATE_FIELD,
@@ -109,7 +109,7 @@ class _Gen:
             table = self.const({k: frozenset(v) for k, v in rule.by[1].items()})
             return f"type(v) is str and v in {table}.get({out}.get({rule.by[0]!r}), ())", "v"
         if kind == "str":
-            return "type(v) is str and (t := v.strip(_BLANKS))", "t"
+            return "type(v) is str and (t := v.strip(_BLANKS)) and _text_ok(t)", "t"
         if kind == "int":
             bounds = "".join(
                 [
@@ -127,13 +127,19 @@ class _Gen:
         return "", ""
 
 
+def _text_ok(t: str) -> bool:
+    """The common case of a text: short, printable (so no control characters)."""
+    return len(t) <= TEXT_CHARS and t.isprintable()
+
+
 def _date_of(v: str) -> dt.date | None:
     """The common case of a date: YYYY-MM-DD (``fromisoformat`` reads only ASCII digits)."""
     if len(v) == 10 and v[4] == "-" and v[7] == "-":
         try:
-            return dt.date.fromisoformat(v)
+            day = dt.date.fromisoformat(v)
         except ValueError:
             return None
+        return day if YEAR_MIN <= day.year <= YEAR_MAX else None
     return None
 
 
@@ -154,6 +160,7 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
         _today=dt.date.today,
         _money2=re.compile(rf"[0-9]{{1,{MONEY_DIGITS}}}\.[0-9]{{2}}").fullmatch,
         _date_of=_date_of,
+        _text_ok=_text_ok,
         _id_ok=_id_ok,
         _unknown=unknown_fields,
         _record_id=_record_id,

@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from engine.cells import safe_frame
 from engine.errors import FieldProblem, InputError, did_you_mean
 from engine.evaluator import Evaluator
 from engine.ruleset import Ruleset
@@ -80,7 +81,11 @@ def with_settings(ruleset: Ruleset, settings: Sequence[str], field: str = "--set
         m = _SETTING.fullmatch(item)
         if not m:
             raise InputError([FieldProblem(field.format(i=i), f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
-        ruleset = with_parameter(ruleset, m.group(1), m.group(2), dt.date.fromisoformat(m.group(3)))
+        try:
+            start = parse_value("date", m.group(3))
+        except BadValue as exc:  # 2019-02-30 and the like: the field, not a 500
+            raise InputError([FieldProblem(field.format(i=i), f"`{item}`: the date {exc}")]) from None
+        ruleset = with_parameter(ruleset, m.group(1), m.group(2), start)
     return ruleset
 
 
@@ -162,7 +167,7 @@ def impact(
             for f in statuses
         ]
     ).sort("program", "base", "head")
-    transitions.write_csv(out / "transitions.csv")
+    safe_frame(transitions).write_csv(out / "transitions.csv")
     # changed households, with what made the difference
     differs = pl.any_horizontal(
         [pl.col(f).cast(pl.Utf8).fill_null("") != pl.col(f + "__head").cast(pl.Utf8).fill_null("") for f in fields]
@@ -178,7 +183,7 @@ def impact(
     )
     _write(changes, out / f"changes.{fmt}", fmt)
     budget = _budget(joined, programs)
-    budget.write_csv(out / "budget.csv")
+    safe_frame(budget).write_csv(out / "budget.csv")
     summary = {
         "base": base.ruleset.ruleset_version,
         "head": head.ruleset.ruleset_version,
@@ -257,6 +262,6 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "parquet":
         frame.write_parquet(path)
     elif fmt == "xlsx":
-        frame.write_excel(path)
+        safe_frame(frame).write_excel(path)
     else:
-        frame.write_csv(path)
+        safe_frame(frame).write_csv(path)

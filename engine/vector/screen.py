@@ -29,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from engine.cells import safe_frame
 from engine.errors import FieldProblem, InputError, JiuzhuError, register_error
 from engine.evaluator import Evaluator
 from engine.validation.columns import LINK, REPEATED
@@ -333,13 +334,13 @@ class _Screening:
             except ValueError:
                 pl.scan_parquet(parts).sink_parquet(tmp)
         elif self.fmt == "csv":
-            pl.scan_parquet(parts).sink_csv(tmp)
+            safe_frame(pl.scan_parquet(parts)).sink_csv(tmp)
         else:
             frame = pl.scan_parquet(parts)
             rows = frame.select(pl.len()).collect().item()
             if rows > _XLSX_MAX_ROWS:
                 raise ScreenError(f"{path.name}: {rows} rows do not fit in one XLSX sheet; use --format parquet or csv")
-            frame.collect().write_excel(tmp, worksheet=path.stem)
+            safe_frame(frame.collect()).write_excel(tmp, worksheet=path.stem)
         os.replace(tmp, path)
 
 

@@ -75,6 +75,9 @@ AWKWARD: list[Any] = [
     "1900-01-01", "٢٠١٩-٠٨-٠١", "fire", "medical", "emergency", "expenditure", "head", "sever", " none ",
     "320684195001010014", "32068419511010057x", "320684196803120010", "320684190002300011", "x" * 18,
     "999999", "320681", "2010-01-01", "2018-07-01", "\u3000head\u3000",
+    # strict dates, sane years, short texts without control characters
+    "2019-W31-1", "19500101", "9999-12-31", "1899-12-31", "2100-12-31", "2101-01-01", "a\x00b", "x\x85y",
+    "\tab\x1f", "x" * 200, "x" * 201, "名" * 201, "a\u2028b",
 ]  # fmt: skip
 
 HOUSEHOLD_KEYS = ["household_id", "region", "township", "decision_date", "local_hukou", "members", "assets",
