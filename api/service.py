@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from api.masking import mask_id, mask_name
+from api.search import DecisionIndex, township_of
 from api.store import LedgerRecord, Store, User
+from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township
 from engine import (
     Decision,
     Evaluator,
@@ -29,7 +31,7 @@ from engine import (
     run_tests,
 )
 
-__all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
+__all__ = ["Conflict", "Forbidden", "NotFound", "Refused", "Service", "Settings"]
 
 _BUNDLED_FROM = dt.date(1900, 1, 1)
 
@@ -56,14 +58,6 @@ class NotFound(Exception):
     pass
 
 
-class Forbidden(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
 def _parse_day(raw: Mapping[str, Any]) -> dt.date:
     value = raw.get("decision_date")
     if value is None:
@@ -82,6 +76,7 @@ class Service:
         self._rulesets: dict[int, Ruleset] = {}
         self._evaluators: dict[tuple[int, tuple[int, ...]], Evaluator] = {}
         self._registries: dict[str, dict[str, Any]] | None = None
+        self.index = DecisionIndex(self.store)
         self._bootstrap()
 
     # ------------------------------------------------------------ start-up
@@ -93,6 +88,15 @@ class Service:
         for name, path in (("relatives", self.settings.relatives), ("filings", self.settings.filings)):
             if path is not None and self.store.latest_registry(name) is None:
                 self.upload_registry(name, Path(path).read_text(encoding="utf-8"), None)
+        self.index.catch_up(self.authority_field)
+
+    def authority_field(self, rid: int) -> str | None:
+        """The decision field naming the level that approves (rules/ruleset.yaml `reports.approval`)."""
+        try:
+            rule = self.ruleset(rid).reports.get("approval") or {}
+        except NotFound:
+            return None
+        return str(rule["authority"]) if "authority" in rule else None
 
     # ------------------------------------------------------------ rules and registries
 
@@ -155,6 +159,7 @@ class Service:
     def decide(self, raw: Any, user: User, lang: str, text: bool = False) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
             raise InputError([FieldProblem("(body)", "must be a JSON object: one household")])
+        check_township(user, raw)
         rid = self.ruleset_for(_parse_day(raw))
         ev, reg_ids = self.evaluator(rid)
         decision = ev.decide(raw)
@@ -165,6 +170,7 @@ class Service:
             "registry_versions": reg_ids,
         }
         rec = self.store.append("decision", user.id, body)
+        self.index.add(rec.seq, rec.actor_id, rec.created_at, body, self.authority_field(rid))
         return self.present(rec, decision if text else None, lang, approvals=False)
 
     def present(
@@ -188,20 +194,35 @@ class Service:
     def _approval(self, rec: LedgerRecord) -> dict[str, Any]:
         return {"approval_id": rec.seq, "recorded_at": rec.created_at, **rec.body}
 
-    def get(self, seq: int, lang: str, text: bool = False) -> dict[str, Any]:
+    def check_households(self, raws: list[Any], user: User) -> None:
+        """A township officer's batch holds only their township's households (checked before any is stored)."""
+        town = bound_township(user)
+        if town is None:
+            return
+        outside = [i for i, h in enumerate(raws) if isinstance(h, Mapping) and township_of(h) != town]
+        if outside:
+            shown = ", ".join(str(i) for i in outside[:20])
+            raise Forbidden(f"officer {user.name} works for {town}; households at index {shown} are not in {town}")
+
+    def stored(self, seq: int, user: User | None = None) -> LedgerRecord:
+        """A stored decision, as far as ``user`` may see it (a township officer: their township's)."""
         rec = self.store.record(seq)
         if rec is None or rec.kind != "decision":
             raise NotFound(f"decision {seq}")
+        if user is not None:
+            check_township(user, rec.body.get("household") or {})
+        return rec
+
+    def get(self, seq: int, lang: str, text: bool = False, user: User | None = None) -> dict[str, Any]:
+        rec = self.stored(seq, user)
         decision = None
         if text:  # the officer's reading of the stored decision, re-derived under its own versions
             ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
             decision = ev.decide(rec.body["household"])
         return self.present(rec, decision, lang)
 
-    def replay(self, seq: int) -> dict[str, Any]:
-        rec = self.store.record(seq)
-        if rec is None or rec.kind != "decision":
-            raise NotFound(f"decision {seq}")
+    def replay(self, seq: int, user: User | None = None) -> dict[str, Any]:
+        rec = self.stored(seq, user)
         ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
         again = ev.decide(rec.body["household"]).to_dict(explain=True)
         same = again == rec.body["decision"]
@@ -215,28 +236,9 @@ class Service:
     # ------------------------------------------------------------ approvals
 
     def approve(self, seq: int, user: User, action: str, note: str, today: dt.date | None = None) -> dict[str, Any]:
-        rec = self.store.record(seq)
-        if rec is None or rec.kind != "decision":
-            raise NotFound(f"decision {seq}")
-        day = today or dt.date.today()
-        if user.role != "officer":
-            raise Forbidden("only certified officers approve or reject (持证上岗)")
-        if not user.certified_on(day):
-            raise Forbidden(f"officer {user.name} has no enforcement certificate valid on {day}")
+        rec = self.stored(seq)
+        check_approval(self, rec, user, action, today or dt.date.today())
         decision = rec.body["decision"]
-        if action == "approve":
-            # which decision fields block approval and name the approving level: rules/ruleset.yaml
-            rule = self.ruleset(int(rec.body["ruleset_id"])).reports.get("approval") or {}
-            if "blocked" in rule and decision.get(rule["blocked"]):
-                raise Conflict(
-                    "kin registration missing (近亲属未备案): this case cannot be approved until the filing is made"
-                )
-            needed = decision.get(rule["authority"]) if "authority" in rule else None
-            if needed in LEVELS and LEVELS.index(user.level or "") < LEVELS.index(needed):
-                amount = decision.get(rule["amount"]) if "amount" in rule else ""
-                raise Forbidden(
-                    f"the amount {amount} is above the {user.level} approval limit; the {needed} level approves it"
-                )
         if self.store.records_for(seq, "approval"):
             raise Conflict(f"decision {seq} already has an approval or rejection")
         body = {
@@ -247,7 +249,9 @@ class Service:
             "note": note,
             "household_id": decision.get("household_id"),
         }
-        return self._approval(self.store.append("approval", user.id, body, ref=seq))
+        approval = self.store.append("approval", user.id, body, ref=seq)
+        self.index.close(seq, action, approval.seq)
+        return self._approval(approval)
 
     # ------------------------------------------------------------ rule versions
 
@@ -312,25 +316,52 @@ class Service:
 
     # ------------------------------------------------------------ registries
 
-    def upload_registry(self, name: str, text: str, user: User | None) -> dict[str, Any]:
+    def upload_registry(
+        self, name: str, text: str, user: User | None, accept_partial: bool = False, allow_empty: bool = False
+    ) -> dict[str, Any]:
+        """Store a new registry version. A version with any rejected row, or with no row left,
+        is refused whole (422 with the row report) unless the upload accepts that explicitly:
+        a registry that silently lost rows unblocks cases it should block."""
         rs = self.ruleset(self.ruleset_for(dt.date.today()))
         spec = rs.registries.get(name)
         if spec is None or spec.computed:
             raise NotFound(f"registry {name}")
+        header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+        seen = [c.strip() for c in header]
+        doubled = sorted({c for c in seen if c and seen.count(c) > 1})
+        if doubled:
+            raise InputError([FieldProblem(c, "this column appears more than once in the header") for c in doubled])
         reg = parse_registry_csv(spec, text)
         rejected = [r.as_dict() for r in reg.rejects]
+        bad_rows = len({r.line for r in reg.rejects})
+        report = {
+            "registry": name,
+            "rows": reg.rows,
+            "accepted": reg.rows - bad_rows,
+            "rejected_rows": bad_rows,
+            "rejected": rejected,
+        }
+        problems = []
+        if bad_rows and not accept_partial:
+            problems.append(
+                FieldProblem(
+                    "(body)",
+                    f"{bad_rows} of {reg.rows} rows are rejected; fix them or upload with ?accept_partial=true",
+                )
+            )
+        if reg.rows - bad_rows == 0 and not allow_empty:
+            problems.append(
+                FieldProblem(
+                    "(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it"
+                )
+            )
+        if problems:
+            raise Refused(problems, report)
         vid = self.store.add_registry_version(
             name, reg.version, sorted(reg.keys), reg.rows, rejected, user.id if user else None
         )
         self._registries = None
-        return {
-            "registry": name,
-            "version_id": vid,
-            "version": reg.version,
-            "rows": reg.rows,
-            "accepted": reg.rows - len({r.line for r in reg.rejects}),
-            "rejected": rejected,
-        }
+        return {**report, "version_id": vid, "version": reg.version}
 
     # ------------------------------------------------------------ screening jobs
 
@@ -370,7 +401,10 @@ class Service:
         ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            result = Monitor(ev, load_households(caseload, ev.ruleset.record)).run(events.decode("utf-8").splitlines())
+            monitor = Monitor(ev, load_households(caseload, ev.ruleset.record))
+            result = monitor.run(events.decode("utf-8").splitlines())
+            for finding in result.findings:  # officers read the findings of their township only
+                finding["township"] = township_of(monitor.households.get(str(finding.get("household_id")), {}))
             result.write(out)
             self.store.update_job(jid, done=1, total=1)
             return result.summary()
@@ -394,9 +428,19 @@ class Service:
 
         return self._job("impact", user, work)
 
-    def monitor_findings(self, jid: int) -> list[dict[str, Any]]:
+    def monitor_findings(self, jid: int, user: User | None = None) -> list[dict[str, Any]]:
         path = self.job_file(jid, "findings")
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        found = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        town = bound_township(user) if user is not None else None
+        return found if town is None else [f for f in found if f.get("township") == town]
+
+    def check_job(self, jid: int, user: User, own_roles: tuple[str, ...]) -> None:
+        """Roles in ``own_roles`` reach only the jobs they started."""
+        row = self.store.job(jid)
+        if row is None:
+            raise NotFound(f"job {jid}")
+        if user.role in own_roles and row["created_by"] != user.id:
+            raise Forbidden(f"job {jid} was started by another user; role {user.role} reads its own jobs only")
 
     def job(self, jid: int) -> dict[str, Any]:
         row = self.store.job(jid)
@@ -471,9 +515,6 @@ class Service:
             rows.append(row)
         return headers, rows
 
-
-# approval levels, lowest first: an officer approves decisions whose authority is at or below theirs
-LEVELS = ("township", "city")
 
 _DISCLOSURE_HOUSEHOLD = {
     "approved_on": "审批日期 Approved on",

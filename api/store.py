@@ -34,6 +34,7 @@ users = sa.Table(
     sa.Column("level", sa.String(20)),
     sa.Column("certificate_no", sa.String(50)),
     sa.Column("certificate_valid_until", sa.Date),
+    sa.Column("township", sa.String(100)),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -98,6 +99,7 @@ class User:
     level: str | None
     certificate_no: str | None
     certificate_valid_until: dt.date | None
+    township: str | None = None
 
     def certified_on(self, day: dt.date) -> bool:
         return (
@@ -142,7 +144,7 @@ def record_hash(prev: str, kind: str, ref: int | None, actor: int | None, create
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until)
+    return User(row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until, row.township)
 
 
 class Store:
