@@ -386,9 +386,10 @@ class Service:
     def start_screening(self, source: Path, user: User, decision_date: dt.date | None, fmt: str) -> int:
         from engine import screen
 
-        ev, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
+        fixed = self.evaluator(self.ruleset_for(decision_date))[0] if decision_date else None
 
         def work(jid: int, out: Path) -> dict[str, Any]:
+            ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             progress = lambda d, t: self.store.update_job(jid, done=d, total=t)  # noqa: E731
             return screen(ev, source, out, fmt=fmt, decision_date=decision_date, progress=progress)
 
@@ -398,9 +399,8 @@ class Service:
         """Run change events against a server-side caseload as a job (findings.jsonl etc.)."""
         from engine import Monitor, load_households
 
-        ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
-
         def work(jid: int, out: Path) -> dict[str, Any]:
+            ev, _ = self.evaluator(self.ruleset_for_caseload(caseload))
             monitor = Monitor(ev, load_households(caseload, ev.ruleset.record))
             result = monitor.run(events.decode("utf-8").splitlines())
             for finding in result.findings:  # officers read the findings of their township only
@@ -417,16 +417,30 @@ class Service:
         """Compare the ruleset in force with a published version and/or parameter what-ifs."""
         from engine import impact, with_settings
 
-        base, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
-        head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")
-        head = Evaluator(head_rules, base.registries)
+        def pair(rid: int) -> tuple[Evaluator, Evaluator]:
+            base, _ = self.evaluator(rid)
+            head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")
+            return base, Evaluator(head_rules, base.registries)
+
+        # checked now, so that a bad `set` is a 422 of this request; the job decides under the
+        # ruleset in force on the caseload's dates unless one date is given
+        checked = pair(self.ruleset_for(decision_date or dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
+            base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
             summary = impact(base, head, caseload, out, decision_date=decision_date)
             self.store.update_job(jid, done=1, total=1)
             return summary
 
         return self._job("impact", user, work)
+
+    def ruleset_for_caseload(self, source: Path) -> int:
+        """The ruleset in force on a caseload's decision dates (one; refused if several)."""
+        from api.by_date import caseload_dates, ruleset_for_dates
+
+        return ruleset_for_dates(
+            caseload_dates(source), self.ruleset_for, lambda rid: self.ruleset(rid).ruleset_version, dt.date.today()
+        )
 
     def monitor_findings(self, jid: int, user: User | None = None) -> list[dict[str, Any]]:
         path = self.job_file(jid, "findings")
