@@ -3,6 +3,7 @@ on a SQLite file, spoken to over HTTP, one test per row, each failing on the cod
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from api.store import Store
 from fixtures.server import Server, start
 from tests.conftest import FIXTURES, RULES
 
@@ -35,18 +37,30 @@ def finished(server: Server, jid: int, token: str) -> dict[str, Any]:
     raise AssertionError(f"job {jid} did not finish")
 
 
-def add_users(s: Server) -> None:
-    cert = ("--certificate", "JS-2019-0101", "--valid-until", "2099-12-31")
-    s.add_user("镇官", "officer", "--level", "township", *cert)
-    s.bind_township("镇官", CHANGLE)
-    s.add_user("外镇官", "officer", "--level", "township", *cert)
-    s.bind_township("外镇官", "正余镇")
-    s.add_user("市官", "officer", "--level", "city", *cert)
-    s.add_user("市官二", "officer", "--level", "city", *cert)
-    s.add_user("政策", "policy")
-    s.add_user("政策二", "policy")
-    s.add_user("数据", "data")
-    s.add_user("审计", "auditor")
+# name -> (role, level, township); made in the store directly (the CLI has its own tests): fast
+USERS: dict[str, tuple[str, str | None, str | None]] = {
+    "镇官": ("officer", "township", CHANGLE),
+    "外镇官": ("officer", "township", "正余镇"),
+    "市官": ("officer", "city", None),
+    "市官二": ("officer", "city", None),
+    "政策": ("policy", None, None),
+    "政策二": ("policy", None, None),
+    "数据": ("data", None, None),
+    "审计": ("auditor", None, None),
+}
+
+
+def add_users(s: Server, *names: str) -> None:
+    store = Store(s.db)
+    try:
+        for name in names or tuple(USERS):
+            role, level, township = USERS[name]
+            cert = ("JS-2019-0101", dt.date(2099, 12, 31)) if role == "officer" else (None, None)
+            _, s.tokens[name] = store.add_user(name, role, level, *cert)
+            if township:
+                s.bind_township(name, township)
+    finally:
+        store.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +213,7 @@ def test_row08_registry_change_between_decision_and_approval_needs_redecide(serv
 def test_row08_ruleset_change_between_decision_and_approval_needs_redecide(tmp_path: Path) -> None:
     s = start(tmp_path)
     try:
-        add_users(s)
+        add_users(s, "数据", "政策", "市官")
         stale = decide(s, "数据", household("HM-2019-000114"))
         new_id = publish(s, "2019-07-01")  # now in force on the decision's date
         r = as_(s, "市官").post(f"/v1/decisions/{stale['decision_id']}/approve")
@@ -244,7 +258,7 @@ def test_row14_roles_follow_the_readme_table(server: Server) -> None:
 def test_row15_screening_uses_ruleset_in_force_on_decision_date(tmp_path: Path) -> None:
     s = start(tmp_path)
     try:
-        add_users(s)
+        add_users(s, "数据", "政策", "审计")
         publish(s, "2019-09-01")  # in force today; 2019-08-01 stays under the bundled version
         single = decide(s, "数据", household("HM-2019-000114"))
         assert single["ruleset_id"] == 1
@@ -308,13 +322,13 @@ def test_row16_impact_jsonl_bad_lines_are_decided_or_rejected(server: Server) ->
     r = as_(server, "政策").post(
         "/v1/impact", json={"caseload": "row16.jsonl", "set": ["dibao.standard=850@2019-07-01"]}
     )
-    job = finished(server, r.json()["id"], server.tokens["政策"])
+    job = finished(server, r.json()["id"], server.tokens["数据"])
     assert job["status"] == "done", job
     summary = job["summary"]
     assert summary["rows_in"] == len(good) + len(bad)
     assert summary["households"] + summary["rejected"] == summary["rows_in"]
     assert summary["households"] == len(good) - 1
-    rejects = as_(server, "政策").get(f"/v1/screenings/{job['id']}/files/rejects").text
+    rejects = as_(server, "数据").get(f"/v1/screenings/{job['id']}/files/rejects").text
     assert "(json)" in rejects
     assert rejects.count("must be a JSON object") == 2
     assert rejects.count("is required") >= 2
