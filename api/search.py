@@ -11,14 +11,13 @@ an approval record closes the decision as ``approved`` or ``rejected``.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from api.store import Store, ledger, metadata
+from api.store import LedgerRecord, Store, ledger, metadata
 
 __all__ = ["STATUSES", "DecisionIndex", "Query", "decision_persons", "decisions_index"]
 
@@ -41,8 +40,8 @@ decisions_index = sa.Table(
 decision_persons = sa.Table(
     "decision_persons",
     metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
 )
 
 
@@ -109,22 +108,31 @@ class DecisionIndex:
 
             conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
-    def add(
-        self, seq: int, actor: int | None, created_at: str, body: Mapping[str, Any], authority_field: str | None
-    ) -> None:
-        """Index one stored decision (idempotent)."""
-        with self.engine.begin() as conn:
-            self._insert_ignore(conn, decisions_index, [_row(seq, actor, created_at, body, authority_field)])
-            self._insert_ignore(conn, decision_persons, _persons(seq, body))
+    def writes(self, authority_field: str | None) -> Callable[[sa.Connection, LedgerRecord], None]:
+        """What indexes a decision, for the transaction that appends it to the ledger."""
 
-    def close(self, decision_seq: int, action: str, approval_seq: int) -> None:
-        """Mark a decision approved or rejected by the approval record ``approval_seq``."""
-        with self.engine.begin() as conn:
+        def write(conn: sa.Connection, rec: LedgerRecord) -> None:
+            # on the request path: plain inserts of a new seq (no conflict is possible)
+            conn.execute(
+                decisions_index.insert(), [_row(rec.seq, rec.actor_id, rec.created_at, rec.body, authority_field)]
+            )
+            persons = _persons(rec.seq, rec.body)
+            if persons:
+                conn.execute(decision_persons.insert(), persons)
+
+        return write
+
+    def closes(self, decision_seq: int, action: str) -> Callable[[sa.Connection, LedgerRecord], None]:
+        """What marks a decision approved or rejected, for the transaction that appends the approval."""
+
+        def write(conn: sa.Connection, approval: LedgerRecord) -> None:
             conn.execute(
                 decisions_index.update()
                 .where(decisions_index.c.seq == decision_seq, decisions_index.c.status == "pending")
-                .values(status=_CLOSED.get(action, action), closed_by_seq=approval_seq)
+                .values(status=_CLOSED.get(action, action), closed_by_seq=approval.seq)
             )
+
+        return write
 
     def catch_up(self, authority_of: Any) -> int:
         """Index the ledger's decisions and approvals the index lacks; ``authority_of(ruleset_id)``
@@ -136,21 +144,22 @@ class DecisionIndex:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         for r in rows:
-            body = json.loads(r.body)
-            self.add(r.seq, r.actor_id, r.created_at, body, authority_of(int(body.get("ruleset_id") or 0)))
+            rec = self.store._record(r)
+            row = _row(
+                rec.seq, rec.actor_id, rec.created_at, rec.body, authority_of(int(rec.body.get("ruleset_id") or 0))
+            )
+            with self.engine.begin() as conn:
+                self._insert_ignore(conn, decisions_index, [row])
+                self._insert_ignore(conn, decision_persons, _persons(rec.seq, rec.body))
             added += 1
         # approvals of decisions the index still shows pending (the ledger's (ref, kind) index)
         pending = sa.select(decisions_index.c.seq).where(decisions_index.c.status == "pending")
-        query = (
-            sa.select(ledger.c.seq, ledger.c.body)
-            .where(ledger.c.kind == "approval", ledger.c.ref.in_(pending))
-            .order_by(ledger.c.seq)
-        )
+        query = sa.select(ledger).where(ledger.c.kind == "approval", ledger.c.ref.in_(pending)).order_by(ledger.c.seq)
         with self.engine.connect() as conn:
-            approvals = conn.execute(query).all()
+            approvals = [self.store._record(a) for a in conn.execute(query).all()]
         for a in approvals:
-            body = json.loads(a.body)
-            self.close(int(body.get("decision_id") or 0), str(body.get("action")), int(a.seq))
+            with self.engine.begin() as conn:
+                self.closes(int(a.body.get("decision_id") or 0), str(a.body.get("action")))(conn, a)
         return added
 
     # ------------------------------------------------------------ reading

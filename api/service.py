@@ -169,8 +169,7 @@ class Service:
             "ruleset_id": rid,
             "registry_versions": reg_ids,
         }
-        rec = self.store.append("decision", user.id, body)
-        self.index.add(rec.seq, rec.actor_id, rec.created_at, body, self.authority_field(rid))
+        rec = self.store.append("decision", user.id, body, also=self.index.writes(self.authority_field(rid)))
         return self.present(rec, decision if text else None, lang, approvals=False)
 
     def present(
@@ -249,9 +248,9 @@ class Service:
             "note": note,
             "household_id": decision.get("household_id"),
         }
-        approval = self.store.append("approval", user.id, body, ref=seq)
-        self.index.close(seq, action, approval.seq)
-        return self._approval(approval)
+        return self._approval(
+            self.store.append("approval", user.id, body, ref=seq, also=self.index.closes(seq, action))
+        )
 
     # ------------------------------------------------------------ rule versions
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,8 +292,16 @@ class Store:
 
     # ------------------------------------------------------------ the ledger
 
-    def append(self, kind: str, actor: int | None, body: dict[str, Any], ref: int | None = None) -> LedgerRecord:
-        """Append one record to the chain (serialized: each record hashes the one before)."""
+    def append(
+        self,
+        kind: str,
+        actor: int | None,
+        body: dict[str, Any],
+        ref: int | None = None,
+        also: Callable[[sa.Connection, LedgerRecord], None] | None = None,
+    ) -> LedgerRecord:
+        """Append one record to the chain (serialized: each record hashes the one before);
+        ``also(connection, record)`` writes what derives from it in the same transaction."""
         body_text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
         with self._append_lock, self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -309,7 +318,10 @@ class Store:
                 )
             )
             seq = int(result.inserted_primary_key[0])  # type: ignore[index]
-        return LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+            record = LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+            if also is not None:
+                also(conn, record)
+        return record
 
     def record(self, seq: int) -> LedgerRecord | None:
         with self.engine.connect() as conn:

@@ -30,10 +30,10 @@ def upgrade() -> None:
     op.create_index("decision_index_date", "decision_index", ["decision_date"])
     op.create_table(
         "decision_persons",
-        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        # one B-tree, keyed by person first: a search by person reads it directly
         sa.Column("person_id", sa.String(64), primary_key=True),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     )
-    op.create_index("decision_persons_person", "decision_persons", ["person_id"])
 
 
 def downgrade() -> None:
