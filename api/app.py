@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -23,9 +23,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BeforeValidator
 
+from api import workflow
 from api.http_safety import SafetyMiddleware
 from api.jobs import Busy
-from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx
+from api.roles import Access, access
+from api.service import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Refused,
+    Service,
+    Settings,
+    disclosure_csv,
+    disclosure_xlsx,
+)
 from api.store import User
 from engine import (
     BadJson,
@@ -41,7 +52,6 @@ from engine import (
 
 __all__ = ["create_app"]
 
-ROLES = ("officer", "policy", "data", "auditor", "admin")
 Id = Annotated[int, Path(ge=1, le=2**62, description="a record number")]
 
 
@@ -142,6 +152,45 @@ def _json(data: bytes) -> Any:
         raise InputError([FieldProblem("(body)", f"is not valid JSON: {exc}")]) from None
 
 
+def _route_access(request: Request) -> Access:
+    """The route's row in api/roles.py; a route missing there is closed to everyone."""
+    route = request.scope.get("route")
+    found = access(request.method, str(getattr(route, "path", "")))
+    if found is None:
+        raise HTTPException(403, "this route is in no role's table (api/roles.py): nobody may use it")
+    return found
+
+
+async def route_access(request: Request) -> Access:
+    """Every route, public ones too, must have its row (an app-wide dependency)."""
+    return _route_access(request)
+
+
+# declared as an HTTP Bearer scheme, so /docs has an Authorize button that sends the token
+_bearer = HTTPBearer(auto_error=False, description="the token `jiuzhu users add` printed")
+
+
+async def guard(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    """The caller, if api/roles.py lets their role use this route."""
+    allowed = _route_access(request)
+    if credentials is None or not credentials.credentials.strip():
+        raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    service: Service = request.app.state.service
+    user = service.user_by_token(credentials.credentials.strip())  # cached for a moment: no thread hop
+    if user is None:
+        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.user_id = user.id  # for the access log
+    if not allowed.allows(user.role):
+        raise HTTPException(403, f"role {user.role} may not do this; needs {' or '.join(allowed.roles)}")
+    request.state.access = allowed
+    return user
+
+
+Caller = Annotated[User, Depends(guard)]
+
+
 def create_app(settings: Settings) -> FastAPI:
     service = Service(settings)
     schema = service.ruleset(service.current_ruleset()).record.json_schema()
@@ -159,6 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(route_access)],
     )
     app.state.service = service
     app.add_middleware(SafetyMiddleware)
@@ -206,6 +256,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
         return _error(403, str(exc))
 
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        body = {"detail": str(exc), "errors": [p.as_dict() for p in exc.problems], "report": exc.report}
+        return JSON(body, status_code=422)
+
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return _error(409, str(exc))
@@ -219,25 +274,6 @@ def create_app(settings: Settings) -> FastAPI:
         return _error(422, "invalid request", errors)
 
     # ------------------------------------------------------------ security
-
-    # declared as an HTTP Bearer scheme, so /docs has an Authorize button that sends the token
-    bearer = HTTPBearer(auto_error=False, description="the token `jiuzhu users add` printed")
-
-    def require(*roles: str) -> Callable[..., Awaitable[User]]:
-        async def check(
-            request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-        ) -> User:
-            if credentials is None or not credentials.credentials.strip():
-                raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-            user = service.user_by_token(credentials.credentials.strip())  # cached: no thread hop
-            if user is None:
-                raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-            request.state.user_id = user.id  # for the access log
-            if user.role != "admin" and user.role not in roles:
-                raise HTTPException(403, f"role {user.role} may not do this; needs {' or '.join(roles)}")
-            return user
-
-        return check
 
     household_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
     batch_body = {
@@ -256,7 +292,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/decisions", tags=["decisions"], status_code=201, openapi_extra=household_body)
     async def post_decision(
         request: Request,
-        user: Annotated[User, Depends(require("officer", "data"))],
+        user: Caller,
         accept_language: Annotated[str | None, Header()] = None,
         explain: Annotated[
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
@@ -270,7 +306,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
         request: Request,
-        user: Annotated[User, Depends(require("officer", "data"))],
+        user: Caller,
         accept_language: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         data = await _body(request, settings.limits["batch"], "a batch")
@@ -290,20 +326,47 @@ def create_app(settings: Settings) -> FastAPI:
             "results": results,
         }
 
+    @app.get("/v1/decisions", tags=["decisions"])
+    async def search_decisions(
+        request: Request,
+        user: Caller,
+        household_id: Annotated[str | None, Query(max_length=200)] = None,
+        person_id: Annotated[str | None, Query(max_length=64)] = None,
+        township: Annotated[str | None, Query(max_length=200)] = None,
+        status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
+        since: Annotated[str | None, Query(alias="from", max_length=10, description="decision date YYYY-MM-DD")] = None,
+        until: Annotated[str | None, Query(alias="to", max_length=10, description="decision date YYYY-MM-DD")] = None,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    ) -> dict[str, Any]:
+        params = {
+            "household_id": household_id,
+            "person_id": person_id,
+            "township": township,
+            "status": status,
+            "from": since,
+            "to": until,
+        }
+        masked = user.role in request.state.access.masked
+        return workflow.search(service, user, params, page, masked)
+
+    @app.get("/v1/approvals/pending", tags=["approvals"])
+    async def pending_approvals(user: Caller, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> dict[str, Any]:
+        return workflow.pending(service, user, page)
+
     @app.get("/v1/decisions/{decision_id}", tags=["decisions"])
     async def get_decision(
         decision_id: Id,
-        user: Annotated[User, Depends(require("officer", "auditor", "data"))],
+        user: Caller,
         accept_language: Annotated[str | None, Header()] = None,
         explain: Annotated[
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
     ) -> JSONResponse:
-        return JSON(await run_in_threadpool(service.get, decision_id, _lang(accept_language), explain == "text"))
+        return JSON(await run_in_threadpool(service.get, decision_id, _lang(accept_language), explain == "text", user))
 
     @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
-    async def replay(decision_id: Id, user: Annotated[User, Depends(require("officer", "auditor"))]) -> dict[str, Any]:
-        return await run_in_threadpool(service.replay, decision_id)
+    async def replay(decision_id: Id, user: Caller) -> dict[str, Any]:
+        return await run_in_threadpool(service.replay, decision_id, user)
 
     async def _note(request: Request) -> str:
         data = await _body(request, 64 * 1024)
@@ -322,20 +385,16 @@ def create_app(settings: Settings) -> FastAPI:
     }
 
     @app.post("/v1/decisions/{decision_id}/approve", tags=["approvals"], status_code=201, openapi_extra=note_body)
-    async def approve(
-        decision_id: Id, request: Request, user: Annotated[User, Depends(require("officer"))]
-    ) -> dict[str, Any]:
+    async def approve(decision_id: Id, request: Request, user: Caller) -> dict[str, Any]:
         return await run_in_threadpool(service.approve, decision_id, user, "approve", await _note(request))
 
     @app.post("/v1/decisions/{decision_id}/reject", tags=["approvals"], status_code=201, openapi_extra=note_body)
-    async def reject(
-        decision_id: Id, request: Request, user: Annotated[User, Depends(require("officer"))]
-    ) -> dict[str, Any]:
+    async def reject(decision_id: Id, request: Request, user: Caller) -> dict[str, Any]:
         return await run_in_threadpool(service.approve, decision_id, user, "reject", await _note(request))
 
     @app.get("/v1/rulesets", tags=["rules"])
     async def list_rulesets(
-        user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))],
+        user: Caller,
     ) -> list[dict[str, Any]]:
         return [
             {
@@ -347,9 +406,7 @@ def create_app(settings: Settings) -> FastAPI:
         ]
 
     @app.get("/v1/rulesets/{ruleset_id}/rules", tags=["rules"])
-    async def list_rules(
-        ruleset_id: Id, user: Annotated[User, Depends(require("policy", "officer", "auditor", "data"))]
-    ) -> list[dict[str, Any]]:
+    async def list_rules(ruleset_id: Id, user: Caller) -> list[dict[str, Any]]:
         return await run_in_threadpool(service.rules_of, ruleset_id)
 
     bundle_body = {
@@ -363,7 +420,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/rulesets", tags=["rules"], status_code=201, openapi_extra=bundle_body)
     async def publish(
         request: Request,
-        user: Annotated[User, Depends(require("policy"))],
+        user: Caller,
         effective_from: Annotated[StrictDate, Query(description="first decision date the new rules apply to")],
     ) -> dict[str, Any]:
         data = await _body(request, settings.limits["rules"], "a rules bundle")
@@ -371,28 +428,34 @@ def create_app(settings: Settings) -> FastAPI:
         return await run_in_threadpool(service.publish, data, effective_from, user)
 
     @app.post("/v1/rulesets/{ruleset_id}/rollback", tags=["rules"])
-    async def rollback(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+    async def rollback(ruleset_id: Id, user: Caller) -> dict[str, Any]:
         return await run_in_threadpool(service.rollback, ruleset_id, user)
 
     @app.post("/v1/rulesets/{ruleset_id}/reinstate", tags=["rules"])
-    async def reinstate(ruleset_id: Id, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+    async def reinstate(ruleset_id: Id, user: Caller) -> dict[str, Any]:
         return await run_in_threadpool(service.reinstate, ruleset_id, user)
 
     csv_body = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
     @app.put("/v1/registries/{name}", tags=["registries"], openapi_extra=csv_body)
     async def put_registry(
-        name: str, request: Request, user: Annotated[User, Depends(require("data"))]
+        name: str,
+        request: Request,
+        user: Caller,
+        accept_partial: Annotated[bool, Query(description="store the version even if some rows are rejected")] = False,
+        allow_empty: Annotated[bool, Query(description="store the version even if no row is left")] = False,
     ) -> dict[str, Any]:
         data = await _body(request, settings.limits["registry"], "a registry")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError([FieldProblem("(body)", "must be UTF-8 CSV text")]) from None
-        return await run_in_threadpool(service.upload_registry, name, text, user)
+        return await run_in_threadpool(
+            lambda: service.upload_registry(name, text, user, accept_partial=accept_partial, allow_empty=allow_empty)
+        )
 
     @app.get("/v1/registries", tags=["registries"])
-    async def registries(user: Annotated[User, Depends(require("data", "officer", "auditor"))]) -> dict[str, Any]:
+    async def registries(user: Caller) -> dict[str, Any]:
         return {
             n: {"version_id": r["id"], "version": r["version"], "rows": r["rows"]}
             for n, r in (await run_in_threadpool(service.registry_versions)).items()
@@ -419,7 +482,7 @@ def create_app(settings: Settings) -> FastAPI:
     }
 
     @app.post("/v1/screenings", tags=["screenings"], status_code=202, openapi_extra=screening_body)
-    async def start_screening(request: Request, user: Annotated[User, Depends(require("data"))]) -> dict[str, Any]:
+    async def start_screening(request: Request, user: Caller) -> dict[str, Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip()
         fmt = "parquet"
         if kind == "application/x-ndjson":
@@ -445,26 +508,27 @@ def create_app(settings: Settings) -> FastAPI:
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/screenings/{job_id}", tags=["screenings"])
-    async def screening(job_id: Id, user: Annotated[User, Depends(require("data", "auditor"))]) -> dict[str, Any]:
+    async def screening(job_id: Id, request: Request, user: Caller) -> dict[str, Any]:
+        service.check_job(job_id, user, request.state.access.own)
         return await run_in_threadpool(service.job, job_id)
 
     @app.post("/v1/screenings/{job_id}/cancel", tags=["screenings"])
-    async def cancel_job(job_id: Id, user: Annotated[User, Depends(require("data", "policy"))]) -> dict[str, Any]:
+    async def cancel_job(job_id: Id, request: Request, user: Caller) -> dict[str, Any]:
         """Cancel a queued or running job (a screening, monitoring or impact job); its
         uploads are deleted. A screening stops after its current chunk."""
+        service.check_job(job_id, user, request.state.access.own)
         return await run_in_threadpool(service.cancel, job_id)
 
     @app.post("/v1/screenings/{job_id}/resume", tags=["screenings"], status_code=202)
-    async def resume_job(job_id: Id, user: Annotated[User, Depends(require("data"))]) -> dict[str, Any]:
+    async def resume_job(job_id: Id, user: Caller) -> dict[str, Any]:
         """Start again a screening a stopped server left failed (`resumable: true`); the
         chunks it had finished are kept."""
         jid = await run_in_threadpool(service.resume, job_id, user)
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/screenings/{job_id}/files/{name}", tags=["screenings"])
-    async def screening_file(
-        job_id: Id, name: str, user: Annotated[User, Depends(require("data", "auditor"))]
-    ) -> FileResponse:
+    async def screening_file(job_id: Id, name: str, request: Request, user: Caller) -> FileResponse:
+        service.check_job(job_id, user, request.state.access.own)
         if name not in (
             "decisions",
             "rejects",
@@ -491,7 +555,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/events", tags=["events"], status_code=202, openapi_extra=events_body)
     async def post_events(
         request: Request,
-        user: Annotated[User, Depends(require("data"))],
+        user: Caller,
         caseload: Annotated[
             str, Query(description="the caseload (a .jsonl file or a folder of tables) in the data folder")
         ],
@@ -507,10 +571,8 @@ def create_app(settings: Settings) -> FastAPI:
         return {"id": jid, "status": "queued"}
 
     @app.get("/v1/events/{job_id}/findings", tags=["events"])
-    async def event_findings(
-        job_id: Id, user: Annotated[User, Depends(require("officer", "data", "auditor"))]
-    ) -> list[dict[str, Any]]:
-        return await run_in_threadpool(service.monitor_findings, job_id)
+    async def event_findings(job_id: Id, user: Caller) -> list[dict[str, Any]]:
+        return await run_in_threadpool(service.monitor_findings, job_id, user)
 
     impact_body = {
         "requestBody": {
@@ -533,7 +595,7 @@ def create_app(settings: Settings) -> FastAPI:
     }
 
     @app.post("/v1/impact", tags=["impact"], status_code=202, openapi_extra=impact_body)
-    async def post_impact(request: Request, user: Annotated[User, Depends(require("policy"))]) -> dict[str, Any]:
+    async def post_impact(request: Request, user: Caller) -> dict[str, Any]:
         body = _json(await _body(request, 64 * 1024, "an impact request"))
         if not isinstance(body, dict) or not isinstance(body.get("caseload"), str):
             raise InputError([FieldProblem("caseload", "give a caseload path inside the data folder")])
@@ -550,7 +612,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/disclosure", tags=["disclosure"])
     async def disclosure(
-        user: Annotated[User, Depends(require("auditor", "officer"))],
+        user: Caller,
         since: Annotated[StrictDate, Query(alias="from")],
         until: Annotated[StrictDate, Query(alias="to")],
         fmt: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",

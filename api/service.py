@@ -23,7 +23,9 @@ from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
 from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
+from api.search import DecisionIndex, township_of
 from api.store import LedgerRecord, Store, User
+from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township
 from engine import (
     BadValue,
     Decision,
@@ -39,7 +41,7 @@ from engine import (
     safe_cell,
 )
 
-__all__ = ["Conflict", "Forbidden", "NotFound", "Service", "Settings"]
+__all__ = ["Conflict", "Forbidden", "NotFound", "Refused", "Service", "Settings"]
 
 _BUNDLED_FROM = dt.date(1900, 1, 1)
 _FRESH_SECONDS = 1.0  # how long another server's change (token, ruleset, registry) may go unseen
@@ -73,14 +75,6 @@ class NotFound(Exception):
     pass
 
 
-class Forbidden(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
 def _parse_day(raw: Mapping[str, Any]) -> dt.date:
     value = raw.get("decision_date")
     if value is None:
@@ -107,6 +101,7 @@ class Service:
         self.writer = GroupCommitter(self.store.append_many)
         self.roots = server_roots(settings.rules_dir)
         self.jobs = JobRunner(self.store, settings.data_dir / "jobs", settings.limits["jobs"], self.scrub)
+        self.index = DecisionIndex(self.store)
         self._bootstrap()
         self.store.checkpoints()
 
@@ -133,6 +128,15 @@ class Service:
         for name, path in (("relatives", self.settings.relatives), ("filings", self.settings.filings)):
             if path is not None and self.store.latest_registry(name) is None:
                 self.upload_registry(name, Path(path).read_text(encoding="utf-8"), None)
+        self.index.catch_up(self.authority_field)
+
+    def authority_field(self, rid: int) -> str | None:
+        """The decision field naming the level that approves (rules/ruleset.yaml `reports.approval`)."""
+        try:
+            rule = self.ruleset(rid).reports.get("approval") or {}
+        except NotFound:
+            return None
+        return str(rule["authority"]) if "authority" in rule else None
 
     # ------------------------------------------------------------ rules and registries
 
@@ -211,13 +215,16 @@ class Service:
     # ------------------------------------------------------------ decisions
 
     def decide(self, raw: Any, user: User, lang: str, text: bool = False) -> dict[str, Any]:
+        if isinstance(raw, Mapping):
+            check_township(user, raw)
         body, decision = self._decide(raw)
-        (rec,) = self.writer.submit([("decision", user.id, body, None)])
+        (rec,) = self.writer.submit([self._entry(body, user)])
         return self.present(rec, decision, lang, text=text, approvals=False)
 
     def decide_batch(self, raws: list[Any], user: User, lang: str) -> list[dict[str, Any]]:
         """Decide each household; store every decided one in one transaction (all or none).
         A household the engine rejects is reported at its index, naming the field."""
+        self.check_households(raws, user)
         results: list[dict[str, Any]] = [{} for _ in raws]
         decided: list[tuple[int, dict[str, Any], Decision]] = []
         for i, raw in enumerate(raws):
@@ -227,10 +234,14 @@ class Service:
                 results[i] = {"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]}
             else:
                 decided.append((i, body, decision))
-        records = self.writer.submit([("decision", user.id, body, None) for _, body, _ in decided]) if decided else []
+        records = self.writer.submit([self._entry(body, user) for _, body, _ in decided]) if decided else []
         for (i, _, decision), rec in zip(decided, records, strict=True):
             results[i] = self.present(rec, decision, lang, approvals=False)
         return results
+
+    def _entry(self, body: dict[str, Any], user: User) -> tuple[str, int, dict[str, Any], None, Any]:
+        """A decision as the ledger writer takes it; its search index row is written with it."""
+        return ("decision", user.id, body, None, self.index.writes(self.authority_field(int(body["ruleset_id"]))))
 
     def _decide(self, raw: Any) -> tuple[dict[str, Any], Decision]:
         """One household decided, and the compact, replayable record the ledger keeps of it:
@@ -296,16 +307,30 @@ class Service:
     def _approval(self, rec: LedgerRecord) -> dict[str, Any]:
         return {"approval_id": rec.seq, "recorded_at": rec.created_at, **rec.body}
 
-    def get(self, seq: int, lang: str, text: bool = False) -> dict[str, Any]:
-        rec = self.store.record(seq)
-        if rec is None or rec.kind != "decision":
-            raise NotFound(f"decision {seq}")
-        return self.present(rec, None, lang, text=text)
+    def check_households(self, raws: list[Any], user: User) -> None:
+        """A township officer's batch holds only their township's households (checked before any is stored)."""
+        town = bound_township(user)
+        if town is None:
+            return
+        outside = [i for i, h in enumerate(raws) if isinstance(h, Mapping) and township_of(h) != town]
+        if outside:
+            shown = ", ".join(str(i) for i in outside[:20])
+            raise Forbidden(f"officer {user.name} works for {town}; households at index {shown} are not in {town}")
 
-    def replay(self, seq: int) -> dict[str, Any]:
+    def stored(self, seq: int, user: User | None = None) -> LedgerRecord:
+        """A stored decision, as far as ``user`` may see it (a township officer: their township's)."""
         rec = self.store.record(seq)
         if rec is None or rec.kind != "decision":
             raise NotFound(f"decision {seq}")
+        if user is not None:
+            check_township(user, rec.body.get("household") or {})
+        return rec
+
+    def get(self, seq: int, lang: str, text: bool = False, user: User | None = None) -> dict[str, Any]:
+        return self.present(self.stored(seq, user), None, lang, text=text)
+
+    def replay(self, seq: int, user: User | None = None) -> dict[str, Any]:
+        rec = self.stored(seq, user)
         ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
         explain = "explanation" in rec.body["decision"]  # older records kept the explanation: compare it too
         again = ev.decide(rec.body["household"]).to_dict(explain=explain)
@@ -320,28 +345,9 @@ class Service:
     # ------------------------------------------------------------ approvals
 
     def approve(self, seq: int, user: User, action: str, note: str, today: dt.date | None = None) -> dict[str, Any]:
-        rec = self.store.record(seq)
-        if rec is None or rec.kind != "decision":
-            raise NotFound(f"decision {seq}")
-        day = today or dt.date.today()
-        if user.role != "officer":
-            raise Forbidden("only certified officers approve or reject (持证上岗)")
-        if not user.certified_on(day):
-            raise Forbidden(f"officer {user.name} has no enforcement certificate valid on {day}")
+        rec = self.stored(seq)
+        check_approval(self, rec, user, action, today or dt.date.today())
         decision = rec.body["decision"]
-        if action == "approve":
-            # which decision fields block approval and name the approving level: rules/ruleset.yaml
-            rule = self.ruleset(int(rec.body["ruleset_id"])).reports.get("approval") or {}
-            if "blocked" in rule and decision.get(rule["blocked"]):
-                raise Conflict(
-                    "kin registration missing (近亲属未备案): this case cannot be approved until the filing is made"
-                )
-            needed = decision.get(rule["authority"]) if "authority" in rule else None
-            if needed in LEVELS and LEVELS.index(user.level or "") < LEVELS.index(needed):
-                amount = decision.get(rule["amount"]) if "amount" in rule else ""
-                raise Forbidden(
-                    f"the amount {amount} is above the {user.level} approval limit; the {needed} level approves it"
-                )
         if self.store.records_for(seq, "approval"):
             raise Conflict(f"decision {seq} already has an approval or rejection")
         body = {
@@ -352,7 +358,9 @@ class Service:
             "note": note,
             "household_id": decision.get("household_id"),
         }
-        return self._approval(self.store.append("approval", user.id, body, ref=seq))
+        return self._approval(
+            self.store.append("approval", user.id, body, ref=seq, also=self.index.closes(seq, action))
+        )
 
     # ------------------------------------------------------------ rule versions
 
@@ -425,25 +433,52 @@ class Service:
 
     # ------------------------------------------------------------ registries
 
-    def upload_registry(self, name: str, text: str, user: User | None) -> dict[str, Any]:
+    def upload_registry(
+        self, name: str, text: str, user: User | None, accept_partial: bool = False, allow_empty: bool = False
+    ) -> dict[str, Any]:
+        """Store a new registry version. A version with any rejected row, or with no row left,
+        is refused whole (422 with the row report) unless the upload accepts that explicitly:
+        a registry that silently lost rows unblocks cases it should block."""
         rs = self.ruleset(self.current_ruleset())
         spec = rs.registries.get(name)
         if spec is None or spec.computed:
             raise NotFound(f"registry {name}")
+        header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+        seen = [c.strip() for c in header]
+        doubled = sorted({c for c in seen if c and seen.count(c) > 1})
+        if doubled:
+            raise InputError([FieldProblem(c, "this column appears more than once in the header") for c in doubled])
         reg = parse_registry_csv(spec, text)
         rejected = [r.as_dict() for r in reg.rejects]
+        bad_rows = len({r.line for r in reg.rejects})
+        report = {
+            "registry": name,
+            "rows": reg.rows,
+            "accepted": reg.rows - bad_rows,
+            "rejected_rows": bad_rows,
+            "rejected": rejected,
+        }
+        problems = []
+        if bad_rows and not accept_partial:
+            problems.append(
+                FieldProblem(
+                    "(body)",
+                    f"{bad_rows} of {reg.rows} rows are rejected; fix them or upload with ?accept_partial=true",
+                )
+            )
+        if reg.rows - bad_rows == 0 and not allow_empty:
+            problems.append(
+                FieldProblem(
+                    "(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it"
+                )
+            )
+        if problems:
+            raise Refused(problems, report)
         vid = self.store.add_registry_version(
             name, reg.version, sorted(reg.keys), reg.rows, rejected, user.id if user else None
         )
         self._latest.clear()
-        return {
-            "registry": name,
-            "version_id": vid,
-            "version": reg.version,
-            "rows": reg.rows,
-            "accepted": reg.rows - len({r.line for r in reg.rejects}),
-            "rejected": rejected,
-        }
+        return {**report, "version_id": vid, "version": reg.version}
 
     # ------------------------------------------------------------ screening jobs
 
@@ -459,9 +494,10 @@ class Service:
         """Screen a caseload as a job; canceled between chunks, resumed by chunk (``again``)."""
         from engine import screen
 
-        ev, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
+        fixed = self.evaluator(self.ruleset_for(decision_date))[0] if decision_date else None
 
         def work(jid: int, out: Path) -> dict[str, Any]:
+            ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             stop = self.jobs.stopper(jid)
 
             def progress(done: int, total: int) -> None:
@@ -502,11 +538,12 @@ class Service:
         server-side caseload as a job (findings.jsonl etc.)."""
         from engine import Monitor, load_households
 
-        ev, _ = self.evaluator(self.ruleset_for(dt.date.today()))
-
         def work(jid: int, out: Path) -> dict[str, Any]:
-            lines = events.read_text(encoding="utf-8").splitlines()
-            result = Monitor(ev, load_households(caseload, ev.ruleset.record)).run(lines)
+            ev, _ = self.evaluator(self.ruleset_for_caseload(caseload))
+            monitor = Monitor(ev, load_households(caseload, ev.ruleset.record))
+            result = monitor.run(events.read_text(encoding="utf-8").splitlines())
+            for finding in result.findings:  # officers read the findings of their township only
+                finding["township"] = township_of(monitor.households.get(str(finding.get("household_id")), {}))
             result.write(out)
             self.store.update_job(jid, done=1, total=1)
             return result.summary()
@@ -519,20 +556,44 @@ class Service:
         """Compare the ruleset in force with a published version and/or parameter what-ifs."""
         from engine import impact, with_settings
 
-        base, _ = self.evaluator(self.ruleset_for(decision_date or dt.date.today()))
-        head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")
-        head = Evaluator(head_rules, base.registries)
+        def pair(rid: int) -> tuple[Evaluator, Evaluator]:
+            base, _ = self.evaluator(rid)
+            head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")
+            return base, Evaluator(head_rules, base.registries)
+
+        # checked now, so that a bad `set` is a 422 of this request; the job decides under the
+        # ruleset in force on the caseload's dates unless one date is given
+        checked = pair(self.ruleset_for(decision_date or dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
+            base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
             summary = impact(base, head, caseload, out, decision_date=decision_date)
             self.store.update_job(jid, done=1, total=1)
             return summary
 
         return self.jobs.start("impact", user.id, work)
 
-    def monitor_findings(self, jid: int) -> list[dict[str, Any]]:
+    def ruleset_for_caseload(self, source: Path) -> int:
+        """The ruleset in force on a caseload's decision dates (one; refused if several)."""
+        from api.by_date import caseload_dates, ruleset_for_dates
+
+        return ruleset_for_dates(
+            caseload_dates(source), self.ruleset_for, lambda rid: self.ruleset(rid).ruleset_version, dt.date.today()
+        )
+
+    def monitor_findings(self, jid: int, user: User | None = None) -> list[dict[str, Any]]:
         path = self.job_file(jid, "findings")
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        found = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        town = bound_township(user) if user is not None else None
+        return found if town is None else [f for f in found if f.get("township") == town]
+
+    def check_job(self, jid: int, user: User, own_roles: tuple[str, ...]) -> None:
+        """Roles in ``own_roles`` reach only the jobs they started."""
+        row = self.store.job(jid)
+        if row is None:
+            raise NotFound(f"job {jid}")
+        if user.role in own_roles and row["created_by"] != user.id:
+            raise Forbidden(f"job {jid} was started by another user; role {user.role} reads its own jobs only")
 
     def job(self, jid: int) -> dict[str, Any]:
         row = self.store.job(jid)
@@ -604,9 +665,6 @@ class Service:
             rows.append(row)
         return headers, rows
 
-
-# approval levels, lowest first: an officer approves decisions whose authority is at or below theirs
-LEVELS = ("township", "city")
 
 _DISCLOSURE_HOUSEHOLD = {
     "approved_on": "审批日期 Approved on",

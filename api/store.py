@@ -14,7 +14,7 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ users = sa.Table(
     sa.Column("level", sa.String(20)),
     sa.Column("certificate_no", sa.String(50)),
     sa.Column("certificate_valid_until", sa.Date),
+    sa.Column("township", sa.String(100)),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -102,6 +103,7 @@ class User:
     level: str | None
     certificate_no: str | None
     certificate_valid_until: dt.date | None
+    township: str | None = None
 
     def certified_on(self, day: dt.date) -> bool:
         return (
@@ -121,6 +123,12 @@ class LedgerRecord:
     body: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+Also = Callable[[sa.Connection, LedgerRecord], None]  # writes what derives from a record, in its transaction
+Entry = (
+    tuple[str, int | None, dict[str, Any], int | None] | tuple[str, int | None, dict[str, Any], int | None, Also | None]
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -148,7 +156,7 @@ def record_hash(prev: str, kind: str, ref: int | None, actor: int | None, create
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until)
+    return User(row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until, row.township)
 
 
 class Store:
@@ -321,36 +329,43 @@ class Store:
 
     # ------------------------------------------------------------ the ledger
 
-    def append(self, kind: str, actor: int | None, body: dict[str, Any], ref: int | None = None) -> LedgerRecord:
-        """Append one record to the chain (serialized: each record hashes the one before)."""
-        ((record,),) = self.append_many([[(kind, actor, body, ref)]])
+    def append(
+        self,
+        kind: str,
+        actor: int | None,
+        body: dict[str, Any],
+        ref: int | None = None,
+        also: Also | None = None,
+    ) -> LedgerRecord:
+        """Append one record to the chain (serialized: each record hashes the one before);
+        ``also(connection, record)`` writes what derives from it in the same transaction."""
+        ((record,),) = self.append_many([[(kind, actor, body, ref, also)]])
         return record
 
-    def append_many(
-        self, submissions: Sequence[Sequence[tuple[str, int | None, dict[str, Any], int | None]]]
-    ) -> list[list[LedgerRecord]]:
-        """Append several submissions of (kind, actor, body, ref) in ONE transaction, in order,
-        each record hashing the one before; all are stored or none.
+    def append_many(self, submissions: Sequence[Sequence[Entry]]) -> list[list[LedgerRecord]]:
+        """Append several submissions of (kind, actor, body, ref[, also]) in ONE transaction,
+        in order, each record hashing the one before; all are stored or none.
 
         The chain is computed first and written with one multi-row insert: under the writer's
-        lock the next sequence numbers are known, so a group of fifty costs one statement."""
+        lock the next sequence numbers are known, so a group of fifty costs one statement.
+        Each entry's ``also(connection, record)`` then writes what derives from it (the
+        search index) in the same transaction."""
+        entries = [[(*e, None)[:5] for e in sub] for sub in submissions]
         texts = [
-            [
-                json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-                for *_, body, _ in sub
-            ]
-            for sub in submissions
+            [json.dumps(e[2], ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str) for e in sub]
+            for sub in entries
         ]
         out: list[list[LedgerRecord]] = []
         rows: list[dict[str, Any]] = []
+        derived: list[tuple[Also, LedgerRecord]] = []
         with self._append_lock, self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE"))
             head = conn.execute(_HEAD).first()
             seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
-            for sub, sub_texts in zip(submissions, texts, strict=True):
+            for sub, sub_texts in zip(entries, texts, strict=True):
                 records: list[LedgerRecord] = []
-                for (kind, actor, body, ref), body_text in zip(sub, sub_texts, strict=True):
+                for (kind, actor, body, ref, also), body_text in zip(sub, sub_texts, strict=True):
                     seq += 1
                     created = _now().isoformat()
                     digest = record_hash(prev, kind, ref, actor, created, body_text)
@@ -366,11 +381,16 @@ class Store:
                             "hash": digest,
                         }
                     )
-                    records.append(LedgerRecord(seq, kind, ref, actor, created, body, prev, digest))
+                    record = LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+                    records.append(record)
+                    if also is not None:
+                        derived.append((also, record))
                     prev = digest
                 out.append(records)
             if rows:
                 conn.execute(_INSERT, rows)
+            for also, record in derived:
+                also(conn, record)
         return out
 
     def record(self, seq: int) -> LedgerRecord | None:

@@ -40,12 +40,13 @@ from engine.types import BadValue, parse_value
 from engine.validation.rules import BadJson, json_value
 
 if TYPE_CHECKING:
-    from engine.vector.caseload import load_households
+    from engine.vector.caseload import caseload_values, load_households
     from engine.vector.impact import impact, with_settings
     from engine.vector.screen import screen
 
 # name -> module that defines it, for the names imported on first use
 _LAZY = {
+    "caseload_values": "engine.vector.caseload",
     "load_households": "engine.vector.caseload",
     "impact": "engine.vector.impact",
     "with_settings": "engine.vector.impact",
@@ -71,6 +72,7 @@ __all__ = [
     "RuleLoadError",
     "RuleTrace",
     "Ruleset",
+    "caseload_values",
     "error_codes",
     "impact",
     "json_value",

@@ -26,6 +26,7 @@ from engine.validation.rules import BadJson, Coverage, json_value
 
 __all__ = [
     "REJECT_SCHEMA",
+    "caseload_values",
     "flat_columns",
     "jsonl_to_tables",
     "load_households",
@@ -252,6 +253,29 @@ def load_households(caseload: Path, schema: RecordSchema) -> list[dict[str, Any]
             except BadJson as exc:  # the monitor's reference caseload must be whole: name the line
                 raise InputError([FieldProblem(f"(line {number})", str(exc))]) from None
     return out
+
+
+def caseload_values(caseload: Path, name: str) -> set[str | None]:
+    """The distinct raw values of one household field over a caseload (.jsonl or tables), read
+    without deciding: None for a row without it; lines that are not JSON objects are skipped."""
+    if caseload.is_dir():
+        from engine.vector.screen import find_tables
+
+        households = read_table(find_tables(caseload).households)
+        if name not in households.columns:
+            return {None}
+        return set(households.get_column(name).cast(pl.Utf8).unique().to_list())
+    found: set[str | None] = set()
+    with caseload.open(encoding="utf-8", errors="replace", newline="") as f:
+        for line in f:
+            try:
+                obj = json_value(line) if line.strip() else None
+            except BadJson:
+                continue
+            if isinstance(obj, dict):
+                value = obj.get(name)
+                found.add(None if value is None else str(value))
+    return found
 
 
 def validate_frames(

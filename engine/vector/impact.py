@@ -21,7 +21,7 @@ from engine.evaluator import Evaluator
 from engine.ruleset import Ruleset
 from engine.types import BadValue, parse_value
 from engine.vector import ColumnRun, decide_frames, duplicate_persons, impact_report, validate_frames
-from engine.vector.caseload import jsonl_to_tables, read_table
+from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table
 from engine.vector.screen import find_tables
 
 __all__ = ["impact", "with_parameter", "with_settings"]
@@ -89,9 +89,10 @@ def with_settings(ruleset: Ruleset, settings: Sequence[str], field: str = "--set
     return ruleset
 
 
-def _read(caseload: Path, ruleset: Ruleset) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The households and members, members in their households' order. From JSON Lines they
-    are linked by line (``~row``) and keep the group markers, as the validator expects."""
+def _read(caseload: Path, ruleset: Ruleset) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The households and members, members in their households' order, and the lines that are
+    no household at all (rejects). From JSON Lines they are linked by line (``~row``) and keep
+    the group markers, as the validator expects."""
     if caseload.is_dir():
         src = find_tables(caseload)
         hh, mm = read_table(src.households), read_table(src.members)
@@ -102,19 +103,20 @@ def _read(caseload: Path, ruleset: Ruleset) -> tuple[pl.DataFrame, pl.DataFrame]
             .sort("_r", nulls_last=True, maintain_order=True)
             .drop("_r")
         )
-        return hh, mm
+        return hh, mm, pl.DataFrame(schema=REJECT_SCHEMA)
     with caseload.open(encoding="utf-8") as f:
-        hh, mm, _ = jsonl_to_tables(f, ruleset.record)
-    return hh, mm
+        return jsonl_to_tables(f, ruleset.record)
 
 
-def _run(ev: Evaluator, h: pl.DataFrame, m: pl.DataFrame, dups: frozenset[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _run(
+    ev: Evaluator, h: pl.DataFrame, m: pl.DataFrame, dups: frozenset[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     registries = {name: r.keys for name, r in ev.registries.by_name.items()}
     for name, spec in ev.ruleset.registries.items():
         if spec.computed:
             registries[name] = registries.get(name, frozenset()) | dups
     run = ColumnRun(ev.ruleset, ev.params, h, m, registries)
-    decisions, _ = decide_frames(ev, run)
+    decisions, undecided = decide_frames(ev, run)
     income = ev.ruleset.reports.get("income") or {}
     names = {
         "_T": income.get("total"),
@@ -128,7 +130,27 @@ def _run(ev: Evaluator, h: pl.DataFrame, m: pl.DataFrame, dups: frozenset[str]) 
     extra = run.hh.select(
         "household_id", *[(pl.col(str(v)) if v else pl.lit(None, dtype=pl.Int64)).alias(k) for k, v in names.items()]
     )
-    return decisions, extra
+    return decisions, extra, undecided
+
+
+def _side(undecided: pl.DataFrame, side: str) -> pl.DataFrame:
+    return undecided.select(
+        pl.col("household_id").cast(pl.Utf8), pl.col("field"), (pl.lit(f"{side}: ") + pl.col("reason")).alias("reason")
+    )
+
+
+def _unexplained(hh: pl.DataFrame, decided: pl.Series, rejects: pl.DataFrame) -> list[str]:
+    """Households of the input neither decided nor named by a reject (must be none)."""
+    ids = hh.select(pl.col("household_id").cast(pl.Utf8).str.strip_chars()).to_series()
+    named = rejects.get_column("household_id").drop_nulls().str.strip_chars().implode()
+    present = ids.drop_nulls().filter(ids.drop_nulls() != "")
+    missing = present.filter(~present.is_in(decided.cast(pl.Utf8).implode()) & ~present.is_in(named))
+    blank_rows = ids.len() - present.len()
+    blank_reasons = rejects.filter(pl.col("household_id").is_null() | (pl.col("household_id") == "")).height
+    out = missing.head(5).to_list()
+    if blank_rows and not blank_reasons:
+        out.append(f"{blank_rows} row(s) without a household_id")
+    return out
 
 
 def _yuan(fen_text: pl.Expr) -> pl.Expr:
@@ -145,16 +167,30 @@ def impact(
     fmt: str = "csv",
     today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Write transitions.csv, changes.<fmt>, budget.csv and report.html to ``out``."""
+    """Write transitions.csv, changes.<fmt>, budget.csv, rejects.csv and report.html to ``out``;
+    rows in = households decided + rejected, each reject with its reason."""
     out.mkdir(parents=True, exist_ok=True)
-    hh, mm = _read(caseload, base.ruleset)
+    hh, mm, bad_lines = _read(caseload, base.ruleset)
     h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
     dups = duplicate_persons(m.select("person_id", pl.col("_h").alias("household_id")))
-    b, extra = _run(base, h, m, dups)
-    t, _ = _run(head, h, m, dups)
+    b, extra, b_undecided = _run(base, h, m, dups)
+    t, _, t_undecided = _run(head, h, m, dups)
     people = m.group_by("_h").len().sort("_h").get_column("len")
     info = h.select("household_id", pl.col("township").fill_null("(未填)")).with_columns(people.alias("people"))
     joined = b.join(t, on="household_id", suffix="__head").join(info, on="household_id").join(extra, on="household_id")
+    # every input row is decided on both sides or rejected with its reason: none vanishes
+    all_rejects = pl.concat(
+        [
+            bad_lines.select("household_id", "field", "reason"),
+            rejects.select(pl.col("household_id").cast(pl.Utf8), "field", "reason"),
+            _side(b_undecided, "base"),
+            _side(t_undecided, "head"),
+        ]
+    )
+    unexplained = _unexplained(hh, joined.get_column("household_id"), all_rejects)
+    if unexplained:
+        raise InputError([FieldProblem("household_id", f"neither decided nor rejected: {unexplained}")])
+    all_rejects.write_csv(out / "rejects.csv")
     fields = [c for c in b.columns if c not in ("household_id", *_IGNORED)]
     # transitions
     statuses = _labels(base.ruleset, "statuses")
@@ -187,8 +223,9 @@ def impact(
     summary = {
         "base": base.ruleset.ruleset_version,
         "head": head.ruleset.ruleset_version,
+        "rows_in": hh.height + bad_lines.height,
         "households": joined.height,
-        "rejected": int(rejects.get_column("household_id").n_unique()),
+        "rejected": hh.height + bad_lines.height - joined.height,
         "changed": changes.height,
     }
     (out / "report.html").write_text(

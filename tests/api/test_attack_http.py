@@ -337,7 +337,7 @@ def test_row22_security_headers_and_offline_docs(server: Server) -> None:
     assert spec["paths"]["/v1/decisions"]["post"]["security"]
     # the access log: method, path (IDs masked), status, milliseconds, user id
     person = "320684195009090557"
-    server.client(server.tokens["数据"]).get(f"/v1/decisions/{person}")
+    server.client(server.tokens["审计"]).get(f"/v1/decisions/{person}")
     time.sleep(0.2)
     log = "".join(server.output)
     assert person not in log

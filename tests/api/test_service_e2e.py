@@ -40,6 +40,7 @@ def _finished(server: Server, jid: int) -> dict[str, Any]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = start(tmp_path_factory.mktemp("service"))
     s.add_user("王镇", "officer", "--level", "township", "--certificate", "JS-2019-0001", "--valid-until", "2099-12-31")
+    s.bind_township("王镇", "常乐镇")
     s.add_user("李市", "officer", "--level", "city", "--certificate", "JS-2019-0002", "--valid-until", "2099-12-31")
     s.add_user("过期", "officer", "--level", "city", "--certificate", "JS-2015-0003", "--valid-until", "2016-01-01")
     s.add_user("政策", "policy")
@@ -111,9 +112,11 @@ def test_batch(server: Server) -> None:
 def test_approvals_respect_certificates_authority_and_kin_blocks(server: Server) -> None:
     township = server.client(server.tokens["王镇"])
     city = server.client(server.tokens["李市"])
-    small = township.post("/v1/decisions", json=_household("HM-2019-000105")).json()
-    large = township.post("/v1/decisions", json=_household("HM-2019-000106")).json()
-    blocked = township.post("/v1/decisions", json=_household("HM-2019-000109")).json()
+    data = server.client(server.tokens["数据"])
+    here = {"township": "常乐镇"}  # the township officer's own households
+    small = data.post("/v1/decisions", json={**_household("HM-2019-000105"), **here}).json()
+    large = data.post("/v1/decisions", json={**_household("HM-2019-000106"), **here}).json()
+    blocked = data.post("/v1/decisions", json=_household("HM-2019-000109")).json()
     assert large["ta_authority"] == "city"
     assert blocked["blocked"] is True
     r = township.post(f"/v1/decisions/{small['decision_id']}/approve", json={"note": "入户核查属实"})
@@ -208,9 +211,12 @@ def test_registry_versions(server: Server) -> None:
         encoding="utf-8"
     ) + "320684196510100371,X,张,专干,spouse\n"
     r = data.put("/v1/registries/relatives", content=csv_text.encode())
+    assert r.status_code == 422  # a rejected row refuses the version unless the upload accepts it
+    assert (r.json()["report"]["rows"], r.json()["report"]["rejected_rows"]) == (3, 1)
+    r = data.put("/v1/registries/relatives", content=csv_text.encode(), params={"accept_partial": "true"})
     assert r.status_code == 200
     report = r.json()
-    assert (report["rows"], report["accepted"]) == (3, 2)
+    assert (report["rows"], report["accepted"], report["rejected_rows"]) == (3, 2, 1)
     assert report["rejected"][0]["line"] == 4
     assert data.put("/v1/registries/unknown", content=b"a\n").status_code == 404
     assert data.put("/v1/registries/filings", content=b"household_id\nX\n").status_code == 422
@@ -222,7 +228,7 @@ def test_disclosure_is_masked(server: Server) -> None:
     officer = server.client(server.tokens["李市"])
     h = _household("HM-2019-000114")
     h["members"][0]["name"] = "张三丰"
-    d = officer.post("/v1/decisions", json=h).json()
+    d = server.client(server.tokens["数据"]).post("/v1/decisions", json=h).json()
     assert officer.post(f"/v1/decisions/{d['decision_id']}/approve").status_code == 201
     auditor = server.client(server.tokens["审计"])
     today = time.strftime("%Y-%m-%d")
