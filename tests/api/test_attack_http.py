@@ -22,7 +22,7 @@ import pytest
 
 from api.masking import IdMaskingFilter
 from engine import Evaluator, impact, safe_cell, screen, with_settings
-from fixtures.server import Server, start
+from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES
 
 FORMULA = '=HYPERLINK("http://evil.example","x")'
@@ -256,6 +256,15 @@ def test_row18_dates_strict_and_strings_bounded(server: Server) -> None:
     assert _fields(policy.post("/v1/impact", json={"caseload": "impact18.jsonl", "date": "19500101"})) == {"date"}
     data = server.client(server.tokens["数据"])
     assert _fields(data.post("/v1/screenings", json={"path": "impact18.jsonl", "date": "2019-W31-1"})) == {"date"}
+
+
+def test_row18_cli_dates_are_strict_too() -> None:
+    household = str(FIXTURES / "households" / "HM-2019-000101.json")
+    for bad in ("2019-W31-1", "19500101", "9999-12-31", "2019-8-1"):
+        r = jiuzhu("check", household, "--date", bad)
+        assert r.returncode == 2, (bad, r.stdout[:200])
+        assert "--date" in r.stderr
+    assert jiuzhu("check", household, "--date", "2019-08-01").returncode == 0
 
 
 # ---------------------------------------------------------------- row 19
