@@ -234,6 +234,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ------------------------------------------------------------ routes
 
+    async def _off_loop(status: int, work: Callable[..., Any], *args: Any) -> JSONResponse:
+        """``work(*args)`` and the rendering of its (large) answer, in a worker thread."""
+        return await run_in_threadpool(lambda: JSON(work(*args), status_code=status))
+
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -248,18 +252,17 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
     ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["decision"], "one household"))
-        out = await run_in_threadpool(service.decide, raw, user, _lang(accept_language), explain == "text")
-        return JSON(out, status_code=201)
+        return await _off_loop(201, service.decide, raw, user, _lang(accept_language), explain == "text")
 
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
         request: Request,
         user: Annotated[User, Depends(require("officer", "data"))],
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         data = await _body(request, settings.limits["batch"], "a batch")
-        # parsing, deciding and storing run in a worker thread: the event loop keeps answering
-        return await run_in_threadpool(_batch, data, user, _lang(accept_language))
+        # parsing, deciding, storing and rendering run in a worker thread: the loop keeps answering
+        return await _off_loop(201, _batch, data, user, _lang(accept_language))
 
     def _batch(data: bytes, user: User, lang: str) -> dict[str, Any]:
         raw = _json(data)
@@ -288,7 +291,7 @@ def create_app(settings: Settings) -> FastAPI:
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
     ) -> JSONResponse:
-        return JSON(await run_in_threadpool(service.get, decision_id, _lang(accept_language), explain == "text"))
+        return await _off_loop(200, service.get, decision_id, _lang(accept_language), explain == "text")
 
     @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
     async def replay(decision_id: Id, user: Annotated[User, Depends(require("officer", "auditor"))]) -> dict[str, Any]:
