@@ -178,11 +178,6 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # the traceback goes to the log (IDs masked there); the client learns nothing of the server
-        return _error(500, "internal error; the service log has the details")
-
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, f"{exc} not found")
