@@ -243,11 +243,6 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # the traceback goes to the log (IDs masked there); the client learns nothing of the server
-        return _error(500, "internal error; the service log has the details")
-
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, f"{exc} not found")
@@ -285,6 +280,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ------------------------------------------------------------ routes
 
+    async def _off_loop(status: int, work: Callable[..., Any], *args: Any) -> JSONResponse:
+        """``work(*args)`` and the rendering of its (large) answer, in a worker thread."""
+        return await run_in_threadpool(lambda: JSON(work(*args), status_code=status))
+
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -299,19 +298,17 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
     ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["decision"], "one household"))
-        # off the event loop: deciding and the ledger's group commit wait in a worker thread
-        decided = await run_in_threadpool(service.decide, raw, user, _lang(accept_language), explain == "text")
-        return JSON(decided, status_code=201)
+        return await _off_loop(201, service.decide, raw, user, _lang(accept_language), explain == "text")
 
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
         request: Request,
         user: Caller,
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         data = await _body(request, settings.limits["batch"], "a batch")
-        # parsing, deciding and storing run in a worker thread: the event loop keeps answering
-        return await run_in_threadpool(_batch, data, user, _lang(accept_language))
+        # parsing, deciding, storing and rendering run in a worker thread: the loop keeps answering
+        return await _off_loop(201, _batch, data, user, _lang(accept_language))
 
     def _batch(data: bytes, user: User, lang: str) -> dict[str, Any]:
         raw = _json(data)
@@ -362,7 +359,7 @@ def create_app(settings: Settings) -> FastAPI:
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
     ) -> JSONResponse:
-        return JSON(await run_in_threadpool(service.get, decision_id, _lang(accept_language), explain == "text", user))
+        return await _off_loop(200, service.get, decision_id, _lang(accept_language), explain == "text", user)
 
     @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
     async def replay(decision_id: Id, user: Caller) -> dict[str, Any]:

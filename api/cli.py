@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from engine import (
+    BadValue,
     Evaluator,
     InputError,
     JiuzhuError,
@@ -25,12 +26,32 @@ from engine import (
     Ruleset,
     error_codes,
     load,
+    parse_value,
     run_tests,
 )
 
 __all__ = ["main"]
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+class _StrictDate(click.ParamType[dt.datetime]):
+    """A date option read as the engine reads a date: YYYY-MM-DD exactly, a sane year (as a
+    datetime at midnight, the type click's own date options give)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            day: dt.date = parse_value("date", value)
+        except BadValue as exc:
+            self.fail(str(exc), param, ctx)
+        return dt.datetime.combine(day, dt.time())
+
+
+STRICT_DATE = _StrictDate()
 
 
 def _rules_option(f: Any) -> Any:
@@ -91,7 +112,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
+@click.option("--date", "on", type=STRICT_DATE, help="Decision date for every household.")
 @_rules_option
 @_registry_options
 @click.option("--explain", is_flag=True, help="Print the explanation for an officer instead of JSON.")
@@ -150,7 +171,7 @@ def check(
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
+@click.option("--date", "on", type=STRICT_DATE, help="Decision date for every household.")
 @_rules_option
 @_registry_options
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "xlsx"]), default="parquet", show_default=True)
@@ -260,7 +281,7 @@ def monitor(
     help="Rules folder proposed.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="Decision date for every household.")
+@click.option("--date", "on", type=STRICT_DATE, help="Decision date for every household.")
 @click.option(
     "--set",
     "sets",
@@ -323,7 +344,7 @@ def fixtures() -> None:
 @click.option("--seed", type=int, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]), default="parquet", show_default=True)
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), default="2019-08-01", show_default=True)
+@click.option("--date", "on", type=STRICT_DATE, default="2019-08-01", show_default=True)
 def caseload_command(households: int, seed: int, out_dir: Path, fmt: str, on: dt.datetime) -> None:
     """A realistic, seeded caseload with its registries (relatives.csv, filings.csv)."""
     from fixtures.caseload import write

@@ -21,6 +21,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("jiuzhu.access")
+error_log = logging.getLogger("jiuzhu.errors")
+_INTERNAL = b'{"detail":"internal error; the service log has the details","errors":[]}'
 
 # JSON and files: nothing may run or be framed. The docs page: its own scripts and styles
 # (Swagger UI's page starts it with an inline script), still never framed.
@@ -53,10 +55,12 @@ class SafetyMiddleware:
         csp = DOCS_CSP if path.startswith(self.docs_prefixes) else API_CSP
         state = scope.setdefault("state", {})
         status = 500
+        started = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
@@ -69,6 +73,20 @@ class SafetyMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # an unexpected error: the traceback to the log (IDs masked by the handler's
+            # filter), a bare 500 with the same headers to the client, nothing of the server
+            error_log.exception("unexpected error answering %s %s", scope.get("method", ""), path)
+            if started:
+                raise
+            await send_with_headers(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_INTERNAL))],
+                }
+            )
+            await send_with_headers({"type": "http.response.body", "body": _INTERNAL})
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
             access_log.info(

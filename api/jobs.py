@@ -95,8 +95,9 @@ class JobRunner:
             out = self.root / f"job-{jid}"
             out.mkdir(parents=True, exist_ok=True)
             self.store.update_job(jid, folder=str(out))
-            if params is not None:
-                (out / _PARAMS_FILE).write_text(json.dumps({"kind": kind, **params}), encoding="utf-8")
+            # what a later start needs to resume the job, or to delete what a dead one left
+            record = {"kind": kind, "uploads": [str(u) for u in uploads], **(params or {})}
+            (out / _PARAMS_FILE).write_text(json.dumps(record), encoding="utf-8")
             lock = _hold(out)  # taken before the request returns: this process owns the job
             self._stops[jid] = threading.Event()
 
@@ -150,10 +151,14 @@ class JobRunner:
         for jid, folder in rows:
             if folder and _held(Path(folder)):
                 continue
-            can = resumable(self.params(jid))
+            params = self.params(jid)
+            can = resumable(params)
             summary = json.dumps({"resumable": can})
             if self._set(jid, "failed", ACTIVE, error=_DIED, summary=summary):
                 dead.append(jid)
+                if not can:  # nothing will read its uploads again
+                    for upload in params.get("uploads", []):
+                        Path(upload).unlink(missing_ok=True)
         return dead
 
 

@@ -41,8 +41,9 @@ def scrub(text: str, shown: Path, hidden: tuple[Path, ...] = ()) -> str:
     'cannot read x/a.csv or <path>/q/b'
     """
     for root, into in ((shown, ""), *((h, "<path>/") for h in sorted(hidden, key=lambda p: -len(str(p))))):
-        for form in sorted({str(root), str(root.resolve())}, key=len, reverse=True):
-            if len(form) > 1:
+        forms = {str(root.resolve())} | ({str(root)} if root.is_absolute() else set())
+        for form in sorted(forms, key=len, reverse=True):
+            if len(form) > 1:  # never "/" itself
                 text = text.replace(form.rstrip("/") + "/", into)
     return text
 

@@ -108,7 +108,9 @@ _NEGATIVE_ZERO_RE = re.compile(NEGATIVE_ZERO)
 # force, texts are names and codes. Both validators and every reader use them.
 YEAR_MIN, YEAR_MAX = 1900, 2100
 TEXT_CHARS = 200
-CONTROL_PATTERN = r"[\x00-\x1f\x7f-\x9f]"  # Unicode category Cc
+# C0 controls and DEL (NUL, BEL, ESC...); C1 (U+0080–U+009F) stays text, as U+0085 in a
+# JSON Lines string does
+CONTROL_PATTERN = r"[\x00-\x1f\x7f]"
 _CONTROL_RE = re.compile(CONTROL_PATTERN)
 INT_DIGITS = 1000  # a whole number longer than this is refused before int() (Python refuses 4300)
 _FEN = Decimal("0.01")

@@ -93,8 +93,8 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
     kind = rule.kind
     given = t.is_not_null()
     if kind == "str":
-        bad = (t.str.len_chars() > TEXT_CHARS) | t.str.contains(CONTROL_PATTERN)
-        return t, bad.fill_null(False)
+        bad = ((t.str.len_chars() > TEXT_CHARS) | t.str.contains(CONTROL_PATTERN)).fill_null(False)
+        return pl.when(~bad).then(t), bad
     if kind == "enum":
         table = rule.by[1] if rule.by is not None else {}
         values = list(rule.values) or sorted({v for vs in table.values() for v in vs})

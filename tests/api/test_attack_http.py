@@ -3,6 +3,7 @@ serve` on 127.0.0.1 with a SQLite file; the engine's file writers called as the 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import csv
 import datetime as dt
@@ -22,7 +23,7 @@ import pytest
 
 from api.masking import IdMaskingFilter
 from engine import Evaluator, impact, safe_cell, screen, with_settings
-from fixtures.server import Server, start
+from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES
 
 FORMULA = '=HYPERLINK("http://evil.example","x")'
@@ -259,6 +260,15 @@ def test_row18_dates_strict_and_strings_bounded(server: Server) -> None:
     assert _fields(data.post("/v1/screenings", json={"path": "impact18.jsonl", "date": "2019-W31-1"})) == {"date"}
 
 
+def test_row18_cli_dates_are_strict_too() -> None:
+    household = str(FIXTURES / "households" / "HM-2019-000101.json")
+    for bad in ("2019-W31-1", "19500101", "9999-12-31", "2019-8-1"):
+        r = jiuzhu("check", household, "--date", bad)
+        assert r.returncode == 2, (bad, r.stdout[:200])
+        assert "--date" in r.stderr
+    assert jiuzhu("check", household, "--date", "2019-08-01").returncode == 0
+
+
 # ---------------------------------------------------------------- row 19
 
 
@@ -305,6 +315,40 @@ def test_row19_tracebacks_in_the_log_are_masked() -> None:
     assert "320684195009090557" not in text
     assert "32068419511010057X" not in text
     assert "3206**********0557" in text
+
+
+def test_row19_an_unexpected_error_is_a_bare_500_with_a_masked_traceback() -> None:
+    from api.http_safety import SafetyMiddleware, error_log
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("cannot read /srv/secret/320684195009090557.json")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(IdMaskingFilter())
+    error_log.addHandler(handler)
+    try:
+        scope = {"type": "http", "method": "GET", "path": "/boom", "query_string": b""}
+        asyncio.run(SafetyMiddleware(broken)(scope, receive, send))
+    finally:
+        error_log.removeHandler(handler)
+    assert sent[0]["status"] == 500
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]
+    body = sent[1]["body"].decode()
+    assert "/srv" not in body
+    assert "320684" not in body
+    log = stream.getvalue()
+    assert "Traceback" in log
+    assert "RuntimeError" in log
+    assert "320684195009090557" not in log
 
 
 # ---------------------------------------------------------------- row 22

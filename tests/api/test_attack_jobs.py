@@ -151,3 +151,26 @@ def test_row21_jobs_left_running_by_a_dead_server_are_failed_resumable(tmp_path:
         assert second.client(token).post(f"/v1/screenings/{jid}/resume").status_code == 409
     finally:
         second.stop()
+
+
+def test_row21_a_dead_job_that_cannot_resume_is_failed_and_its_upload_deleted(tmp_path: Path) -> None:
+    from api.jobs import JobRunner
+    from api.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    upload = tmp_path / "events.jsonl"
+    upload.write_text("{}\n", encoding="utf-8")
+    folder = tmp_path / "jobs" / "job-1"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"kind": "monitor", "uploads": [str(upload)]}), encoding="utf-8")
+    (folder / ".running").write_text("", encoding="utf-8")  # its lock file, held by nobody now
+    jid = store.add_job("monitor", str(folder), None)
+    store.update_job(jid, status="running")
+    queued = store.add_job("screen", "", None)  # queued, no folder yet: its process is gone too
+    runner = JobRunner(store, tmp_path / "jobs", 2, str)
+    assert runner.recover(lambda params: params.get("kind") == "screen") == [jid, queued]
+    row = store.job(jid)
+    assert row is not None
+    assert (row["status"], json.loads(row["summary"])) == ("failed", {"resumable": False})
+    assert not upload.exists()
+    assert runner.cancel(jid) is False
