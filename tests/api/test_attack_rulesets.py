@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from engine import InputError
-from fixtures.server import Server, start
+from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES, RULES
 
 # the worker's limits for this server: small, so that a bomb reaches them in seconds
@@ -320,3 +320,20 @@ def test_row06_server_restarts_after_a_gap_and_reinstates(tmp_path: Path) -> Non
         assert _decide(again).status_code == 201
     finally:
         again.stop()
+
+
+def test_rules_lint_checks_a_bundle_as_the_service_does(tmp_path: Path) -> None:
+    good, deep, huge = tmp_path / "good.zip", tmp_path / "deep.zip", tmp_path / "huge.zip"
+    good.write_bytes(_bundle())
+    deep.write_bytes(_bundle({"programs/deep.yaml": "[" * 30_000}))
+    rules = [_deflated(name, data) for name, data in _rules_files().items()]
+    huge.write_bytes(_zip([*rules, _newlines("rules/notes.md", 1024)]))
+    r = jiuzhu("rules", "lint", str(good))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok: bundle ")
+    r = jiuzhu("rules", "lint", str(deep))
+    assert r.returncode == 2
+    assert "programs/deep.yaml:1:65: too-deep" in r.stdout
+    r = jiuzhu("rules", "lint", str(huge))
+    assert r.returncode == 2
+    assert "rules/notes.md: unpacks to more than 1048576 bytes (limit per file)" in r.stderr
