@@ -237,7 +237,9 @@ def test_row03_newline_gigabyte_bundle_refused(server: Server) -> None:
 
 def test_row03_zip_limits_are_counted_on_what_is_unpacked() -> None:
     from api.bundles import BundleLimits, BundleTooLarge, unpack_bundle
+    from engine.source import MAX_FILE_BYTES
 
+    assert BundleLimits().entry_bytes == MAX_FILE_BYTES  # no larger file could be a rule file
     rules = [_deflated(name, data) for name, data in _rules_files().items()]
     with zipfile.ZipFile(io.BytesIO(_zip([_newlines("rules/a.md", 3)]))) as z:  # the hand-made zip is sound
         assert z.read("rules/a.md") == b"\n" * (3 << 20)
