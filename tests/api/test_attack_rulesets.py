@@ -339,3 +339,43 @@ def test_rules_lint_checks_a_bundle_as_the_service_does(tmp_path: Path) -> None:
     r = jiuzhu("rules", "lint", str(huge))
     assert r.returncode == 2
     assert "rules/notes.md: unpacks to more than 1048576 bytes (limit per file)" in r.stderr
+
+
+def test_row06_two_servers_cannot_each_withdraw_one_of_the_versions_covering_a_date(tmp_path: Path) -> None:
+    """Two versions in force from the same day: either may go, not both; two stores on one
+    file (two servers) racing to withdraw one each leave exactly one published."""
+    import datetime as dt
+
+    from api.rulesets import uncovered_after_withdrawal
+    from api.store import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    servers = [Store(url), Store(url)]
+    ids = [servers[0].add_ruleset(v, dt.date(1900, 1, 1), {}, None) for v in ("a", "b")]
+
+    def withdraw(store: Store, rid: int, barrier: threading.Barrier, out: list[bool]) -> None:
+        def check(after: list[dict[str, Any]]) -> None:
+            time.sleep(0.05)  # a slow check: the other server tries while this one holds the change
+            before = [{**r, "status": "published"} if r["id"] == rid else r for r in after]
+            if uncovered_after_withdrawal(before, rid) is not None:
+                raise LookupError("would leave a gap")
+
+        barrier.wait()
+        try:
+            out.append(store.change_ruleset_status(rid, "withdrawn", check))
+        except LookupError:
+            out.append(False)
+
+    for _ in range(5):
+        barrier, out = threading.Barrier(2), []
+        threads = [
+            threading.Thread(target=withdraw, args=(s, r, barrier, out)) for s, r in zip(servers, ids, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(out) == [False, True]
+        published = [r["id"] for r in servers[0].rulesets() if r["status"] == "published"]
+        assert len(published) == 1
+        assert servers[1].change_ruleset_status(next(i for i in ids if i not in published), "published")
