@@ -367,7 +367,7 @@ def test_row06_two_servers_cannot_each_withdraw_one_of_the_versions_covering_a_d
             out.append(False)
 
     for _ in range(5):
-        barrier, out = threading.Barrier(2), []
+        barrier, out = threading.Barrier(2), list[bool]()
         threads = [
             threading.Thread(target=withdraw, args=(s, r, barrier, out)) for s, r in zip(servers, ids, strict=True)
         ]
