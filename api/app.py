@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path as FilePath
 from typing import Annotated, Any

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine import MAX_FILE_BYTES, FieldProblem, InputError, Problem, RuleLoadError, load, register_error, run_tests
+from engine import FieldProblem, InputError, Problem, RuleLoadError, load, register_error, run_tests
 
 __all__ = [
     "BundleLimits",
@@ -48,7 +48,7 @@ class BundleLimits:
 
     total_bytes: int = 32 * 1024 * 1024  # every kept entry, unpacked
     entries: int = 1000  # entries in the zip, folders and ignored files included
-    entry_bytes: int = MAX_FILE_BYTES  # one entry unpacked: the engine reads no larger rule file
+    entry_bytes: int = 1 << 20  # one entry unpacked: the engine reads no larger rule file (MAX_FILE_BYTES)
     ratio: int = 100  # unpacked : packed bytes of one entry (rule files pack 3-10 : 1)
     ratio_floor: int = 64 * 1024  # an entry this small may pack as tightly as it likes
     memory_mib: int = 1024  # the worker's address space

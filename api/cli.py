@@ -510,11 +510,15 @@ def rules() -> None:
 
 
 @rules.command("lint")
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RULES)
+@click.argument("directory", required=False, type=click.Path(path_type=Path), default=DEFAULT_RULES)
 @click.option("--json", "as_json", is_flag=True, help="Errors as JSON.")
 def lint(directory: Path, as_json: bool) -> None:
-    """Load and check every rule file; exit 2 listing every problem."""
+    """Load and check every rule file; exit 2 listing every problem. DIRECTORY may be a
+    bundle (.zip) too: it is checked as the service checks an upload, rule tests included."""
     try:
+        if directory.suffix == ".zip" and directory.is_file():
+            _lint_bundle(directory)
+            return
         ruleset = load(directory)
     except RuleLoadError as exc:
         if as_json:
@@ -528,6 +532,23 @@ def lint(directory: Path, as_json: bool) -> None:
     click.echo(
         f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests"
     )
+
+
+def _lint_bundle(path: Path) -> None:
+    """Check a bundle with the service's checker (zip limits, a limited worker process)."""
+    from api.bundles import BundleLimits, check_bundle
+
+    limits = BundleLimits()
+    with path.open("rb") as f:
+        data = f.read(limits.total_bytes + 1)
+    if len(data) > limits.total_bytes:
+        click.echo(f"{path}: larger than {limits.total_bytes} bytes, more than a bundle may unpack to", err=True)
+        sys.exit(2)
+    try:
+        checked = check_bundle(data, limits)
+    except InputError as exc:  # a zip limit, the worker's limits, failed rule tests
+        _fail(exc)
+    click.echo(f"ok: bundle {checked.version}: {len(checked.files)} files, {checked.tests} tests passed")
 
 
 @rules.command("test")

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Gap", "nearest_published", "uncovered_after_withdrawal"]
 
 
+@dataclass(frozen=True)
 class Gap:
     """Dates ``first`` to ``last`` (``None``: every later date) without a ruleset in force."""
 
-    def __init__(self, first: dt.date, last: dt.date | None) -> None:
-        self.first = first
-        self.last = last
+    first: dt.date
+    last: dt.date | None
 
     def __str__(self) -> str:
         if self.last is None:
@@ -37,6 +38,17 @@ def uncovered_after_withdrawal(rows: Iterable[Mapping[str, Any]], rid: int) -> G
     """The dates left without a ruleset if version ``rid`` were withdrawn, or ``None``.
 
     ``rows`` are the store's rulesets (``id``, ``status``, ``effective_from``).
+
+    >>> rows = [
+    ...     {"id": 1, "status": "published", "effective_from": dt.date(1900, 1, 1)},
+    ...     {"id": 2, "status": "published", "effective_from": dt.date(2031, 1, 1)},
+    ... ]
+    >>> print(uncovered_after_withdrawal(rows, 1))
+    1900-01-01…2030-12-31 without a ruleset in force
+    >>> print(uncovered_after_withdrawal(rows, 2))
+    None
+    >>> print(uncovered_after_withdrawal(rows[:1], 1))
+    every decision date from 1900-01-01 on without a ruleset in force
     """
     published = [r for r in rows if r["status"] == "published"]
     target = next((r for r in published if r["id"] == rid), None)

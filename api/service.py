@@ -91,7 +91,6 @@ class Service:
         self.settings = settings
         self.store = Store(settings.db_url)
         self._lock = threading.Lock()
-        self._status_lock = threading.Lock()  # rollback and reinstate check coverage, then change it
         self._rulesets: LRU[int, Ruleset] = LRU(settings.limits["rulesets_cached"])
         self._evaluators: LRU[tuple[int, tuple[int, ...]], Evaluator] = LRU(settings.limits["evaluators_cached"])
         self._explained: OrderedDict[int, Decision] = OrderedDict()
@@ -390,31 +389,31 @@ class Service:
 
     def rollback(self, rid: int, user: User) -> dict[str, Any]:
         """Withdraw a version, unless that leaves decision dates without a ruleset in force."""
-        with self._status_lock:
-            rows = {r["id"]: r for r in self.store.rulesets()}
-            if rid not in rows:
-                raise NotFound(f"ruleset {rid}")
-            if rows[rid]["status"] != "published":
-                raise Conflict(f"ruleset {rid} is already withdrawn")
-            gap = uncovered_after_withdrawal(rows.values(), rid)
+        rows = {r["id"]: r for r in self.store.rulesets()}
+        if rid not in rows:
+            raise NotFound(f"ruleset {rid}")
+
+        def keep_covered(after: list[dict[str, Any]]) -> None:
+            before = [{**r, "status": "published"} if r["id"] == rid else r for r in after]
+            gap = uncovered_after_withdrawal(before, rid)
             if gap is not None:
                 raise Conflict(f"rolling back ruleset {rid} (version {rows[rid]['version']}) leaves {gap}")
-            self.store.set_ruleset_status(rid, "withdrawn")
-            self._in_force.clear()
-            self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "rollback"}, ref=rid)
+
+        if not self.store.change_ruleset_status(rid, "withdrawn", keep_covered):
+            raise Conflict(f"ruleset {rid} is already withdrawn")
+        self._in_force.clear()
+        self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "rollback"}, ref=rid)
         return {"id": rid, "status": "withdrawn"}
 
     def reinstate(self, rid: int, user: User) -> dict[str, Any]:
         """Publish a withdrawn version again: the way back from a rollback."""
-        with self._status_lock:
-            rows = {r["id"]: r for r in self.store.rulesets()}
-            if rid not in rows:
-                raise NotFound(f"ruleset {rid}")
-            if rows[rid]["status"] == "published":
-                raise Conflict(f"ruleset {rid} is already published")
-            self.store.set_ruleset_status(rid, "published")
-            self._in_force.clear()
-            self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "reinstate"}, ref=rid)
+        rows = {r["id"]: r for r in self.store.rulesets()}
+        if rid not in rows:
+            raise NotFound(f"ruleset {rid}")
+        if not self.store.change_ruleset_status(rid, "published"):
+            raise Conflict(f"ruleset {rid} is already published")
+        self._in_force.clear()
+        self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "reinstate"}, ref=rid)
         return {"id": rid, "status": "published", "effective_from": rows[rid]["effective_from"].isoformat()}
 
     def rules_of(self, rid: int) -> list[dict[str, Any]]:

@@ -283,6 +283,25 @@ class Store:
         with self.engine.begin() as conn:
             return bool(conn.execute(rulesets.update().where(rulesets.c.id == rid).values(status=status)).rowcount)
 
+    def change_ruleset_status(
+        self, rid: int, status: str, check: Callable[[list[dict[str, Any]]], None] | None = None
+    ) -> bool:
+        """Give version ``rid`` ``status``; False if it has it already. ``check`` sees every
+        version as they will be and raises to undo the change. The versions are locked for
+        the transaction (PostgreSQL; SQLite has one writer), so two servers cannot each
+        withdraw one of the two versions that cover some dates."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.select(rulesets.c.id).with_for_update())
+            changed = conn.execute(
+                rulesets.update().where(rulesets.c.id == rid, rulesets.c.status != status).values(status=status)
+            ).rowcount
+            if not changed:
+                return False
+            if check is not None:
+                cols = (rulesets.c.id, rulesets.c.version, rulesets.c.effective_from, rulesets.c.status)
+                check([dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(rulesets.c.id))])
+        return True
+
     def ruleset_in_force(self, day: dt.date) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(

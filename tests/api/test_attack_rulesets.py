@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from engine import InputError
-from fixtures.server import Server, start
+from fixtures.server import Server, jiuzhu, start
 from tests.conftest import FIXTURES, RULES
 
 # the worker's limits for this server: small, so that a bomb reaches them in seconds
@@ -237,7 +237,9 @@ def test_row03_newline_gigabyte_bundle_refused(server: Server) -> None:
 
 def test_row03_zip_limits_are_counted_on_what_is_unpacked() -> None:
     from api.bundles import BundleLimits, BundleTooLarge, unpack_bundle
+    from engine.source import MAX_FILE_BYTES
 
+    assert BundleLimits().entry_bytes == MAX_FILE_BYTES  # no larger file could be a rule file
     rules = [_deflated(name, data) for name, data in _rules_files().items()]
     with zipfile.ZipFile(io.BytesIO(_zip([_newlines("rules/a.md", 3)]))) as z:  # the hand-made zip is sound
         assert z.read("rules/a.md") == b"\n" * (3 << 20)
@@ -320,3 +322,60 @@ def test_row06_server_restarts_after_a_gap_and_reinstates(tmp_path: Path) -> Non
         assert _decide(again).status_code == 201
     finally:
         again.stop()
+
+
+def test_rules_lint_checks_a_bundle_as_the_service_does(tmp_path: Path) -> None:
+    good, deep, huge = tmp_path / "good.zip", tmp_path / "deep.zip", tmp_path / "huge.zip"
+    good.write_bytes(_bundle())
+    deep.write_bytes(_bundle({"programs/deep.yaml": "[" * 30_000}))
+    rules = [_deflated(name, data) for name, data in _rules_files().items()]
+    huge.write_bytes(_zip([*rules, _newlines("rules/notes.md", 1024)]))
+    r = jiuzhu("rules", "lint", str(good))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok: bundle ")
+    r = jiuzhu("rules", "lint", str(deep))
+    assert r.returncode == 2
+    assert "programs/deep.yaml:1:65: too-deep" in r.stdout
+    r = jiuzhu("rules", "lint", str(huge))
+    assert r.returncode == 2
+    assert "rules/notes.md: unpacks to more than 1048576 bytes (limit per file)" in r.stderr
+
+
+def test_row06_two_servers_cannot_each_withdraw_one_of_the_versions_covering_a_date(tmp_path: Path) -> None:
+    """Two versions in force from the same day: either may go, not both; two stores on one
+    file (two servers) racing to withdraw one each leave exactly one published."""
+    import datetime as dt
+
+    from api.rulesets import uncovered_after_withdrawal
+    from api.store import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    servers = [Store(url), Store(url)]
+    ids = [servers[0].add_ruleset(v, dt.date(1900, 1, 1), {}, None) for v in ("a", "b")]
+
+    def withdraw(store: Store, rid: int, barrier: threading.Barrier, out: list[bool]) -> None:
+        def check(after: list[dict[str, Any]]) -> None:
+            time.sleep(0.05)  # a slow check: the other server tries while this one holds the change
+            before = [{**r, "status": "published"} if r["id"] == rid else r for r in after]
+            if uncovered_after_withdrawal(before, rid) is not None:
+                raise LookupError("would leave a gap")
+
+        barrier.wait()
+        try:
+            out.append(store.change_ruleset_status(rid, "withdrawn", check))
+        except LookupError:
+            out.append(False)
+
+    for _ in range(5):
+        barrier, out = threading.Barrier(2), list[bool]()
+        threads = [
+            threading.Thread(target=withdraw, args=(s, r, barrier, out)) for s, r in zip(servers, ids, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(out) == [False, True]
+        published = [r["id"] for r in servers[0].rulesets() if r["status"] == "published"]
+        assert len(published) == 1
+        assert servers[1].change_ruleset_status(next(i for i in ids if i not in published), "published")
