@@ -34,6 +34,16 @@ from engine.monitor import Monitor
 from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset
 from engine.ruletests import run_tests
+from engine.subjects import (
+    SubjectDecision,
+    SubjectEvaluator,
+    SubjectRegistry,
+    parse_subject_registry,
+    registry_from_rows,
+)
+from engine.subjects.bulk import read_records, record_type_of, screen_records, subject_registries
+from engine.subjects.explain import explain_text as explain_subject
+from engine.subjects.tests import run_record_type_tests
 
 if TYPE_CHECKING:
     from engine.vector.caseload import load_households
@@ -64,14 +74,25 @@ __all__ = [
     "RuleLoadError",
     "RuleTrace",
     "Ruleset",
+    "SubjectDecision",
+    "SubjectEvaluator",
+    "SubjectRegistry",
     "error_codes",
+    "explain_subject",
     "impact",
     "load",
     "load_households",
     "parse_registry_csv",
+    "parse_subject_registry",
+    "read_records",
+    "record_type_of",
     "register_error",
+    "registry_from_rows",
+    "run_record_type_tests",
     "run_tests",
     "screen",
+    "screen_records",
+    "subject_registries",
     "with_settings",
 ]
 
