@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from api.candidates import add_review_routes
 from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx, unpack_bundle
 from api.store import User
 from engine import FieldProblem, InputError, JiuzhuError, RuleLoadError, error_codes
@@ -150,6 +151,11 @@ def create_app(settings: Settings) -> FastAPI:
     }
 
     # ------------------------------------------------------------ routes
+
+    async def read_record(request: Request) -> Any:
+        return _json(await _body(request, settings.limits["decision"]))
+
+    add_review_routes(app, service.reviews, require, read_record, _lang)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, str]:
@@ -291,7 +297,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def registries(user: Annotated[User, Depends(require("data", "officer", "auditor"))]) -> dict[str, Any]:
         return {
             n: {"version_id": r["id"], "version": r["version"], "rows": r["rows"]}
-            for n, r in service.registry_versions().items()
+            for n, r in service.all_registry_versions().items()
         }
 
     screening_body = {

@@ -356,11 +356,19 @@ DEFAULT_DB = "sqlite:///var/jiuzhu.db"
 
 
 def _settings(
-    db: str, rules_dir: Path, data_dir: Path, relatives: str | None = None, filings: str | None = None
+    db: str,
+    rules_dir: Path,
+    data_dir: Path,
+    relatives: str | None = None,
+    filings: str | None = None,
+    named: tuple[str, ...] = (),
 ) -> Any:
     from api.service import Settings
 
-    return Settings(db, rules_dir, data_dir, Path(relatives) if relatives else None, Path(filings) if filings else None)
+    seeds = {n: Path(p) for n, p in registry_paths(named).items()}
+    return Settings(
+        db, rules_dir, data_dir, Path(relatives) if relatives else None, Path(filings) if filings else None, seeds
+    )
 
 
 @main.command()
@@ -385,8 +393,16 @@ def _settings(
 @click.option(
     "--filings", type=click.Path(exists=True, dir_okay=False), help="Seed the filings registry when the store has none."
 )
+@_named_registries
 def serve(
-    host: str, port: int, db: str, rules_dir: Path, data_dir: Path, relatives: str | None, filings: str | None
+    host: str,
+    port: int,
+    db: str,
+    rules_dir: Path,
+    data_dir: Path,
+    relatives: str | None,
+    filings: str | None,
+    named_registries: tuple[str, ...],
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
     import logging
@@ -397,7 +413,7 @@ def serve(
     from api.masking import IdMaskingFilter
 
     try:
-        app = create_app(_settings(db, rules_dir, data_dir, relatives, filings))
+        app = create_app(_settings(db, rules_dir, data_dir, relatives, filings, named_registries))
     except JiuzhuError as exc:
         _fail(exc)
     store = app.state.service.store

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.candidates import SubjectReviews
 from api.masking import mask_id, mask_name
 from api.store import LedgerRecord, Store, User
 from engine import (
@@ -41,6 +42,7 @@ class Settings:
     data_dir: Path
     relatives: Path | None = None
     filings: Path | None = None
+    registries: dict[str, Path] = field(default_factory=dict)  # other record types' registries to seed
     limits: dict[str, int] = field(
         default_factory=lambda: {
             "decision": 256 * 1024,
@@ -82,6 +84,7 @@ class Service:
         self._rulesets: dict[int, Ruleset] = {}
         self._evaluators: dict[tuple[int, tuple[int, ...]], Evaluator] = {}
         self._registries: dict[str, dict[str, Any]] | None = None
+        self.reviews = SubjectReviews(self)
         self._bootstrap()
 
     # ------------------------------------------------------------ start-up
@@ -93,6 +96,9 @@ class Service:
         for name, path in (("relatives", self.settings.relatives), ("filings", self.settings.filings)):
             if path is not None and self.store.latest_registry(name) is None:
                 self.upload_registry(name, Path(path).read_text(encoding="utf-8"), None)
+        for name, seed in self.settings.registries.items():
+            if self.store.latest_registry(name) is None:
+                self.upload_registry(name, seed.read_text(encoding="utf-8"), None)
 
     # ------------------------------------------------------------ rules and registries
 
@@ -126,6 +132,15 @@ class Service:
                     cached[name] = row
             self._registries = cached
         return cached
+
+    def all_registry_versions(self) -> dict[str, dict[str, Any]]:
+        """The latest version of every registry, other record types' included."""
+        out = dict(self.registry_versions())
+        for name in self.reviews.registry_names():
+            row = self.store.latest_registry(name)
+            if row is not None:
+                out[name] = row
+        return out
 
     def evaluator(self, rid: int, versions: Mapping[str, int] | None = None) -> tuple[Evaluator, dict[str, int]]:
         """The evaluator for a ruleset with the given registry versions (default: the latest)."""
@@ -315,6 +330,10 @@ class Service:
     def upload_registry(self, name: str, text: str, user: User | None) -> dict[str, Any]:
         rs = self.ruleset(self.ruleset_for(dt.date.today()))
         spec = rs.registries.get(name)
+        if spec is None:
+            other = self.reviews.upload(rs, name, text, user)  # a registry of another record type
+            if other is not None:
+                return other
         if spec is None or spec.computed:
             raise NotFound(f"registry {name}")
         reg = parse_registry_csv(spec, text)
