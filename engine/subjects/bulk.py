@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import FieldProblem, InputError
+from engine.validation.rules import json_value
 
 from .evaluate import SubjectEvaluator
 from .record import SubjectRegistry, parse_subject_registry
@@ -40,8 +41,8 @@ def record_type_of(types: Mapping[str, RecordTypeSpec], path: Path) -> str | Non
     if path.is_file() and path.suffix in (".json", ".jsonl"):
         first = next((ln for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()), "")
         try:
-            obj = json.loads(first if path.suffix == ".jsonl" else path.read_text(encoding="utf-8"))
-        except ValueError:
+            obj = json_value(first if path.suffix == ".jsonl" else path.read_text(encoding="utf-8"))
+        except ValueError:  # not JSON, or too deep: the household reader reports it
             return None
         if isinstance(obj, dict) and "household_id" not in obj:
             return next((n for n, s in types.items() if s.role("id") in obj), None)
@@ -67,9 +68,9 @@ def read_records(spec: RecordTypeSpec, path: Path) -> Iterator[tuple[int, Any]]:
         for i, chunk in enumerate(chunks, start=1):
             if chunk.strip():
                 try:
-                    yield i, json.loads(chunk)
-                except (ValueError, RecursionError) as exc:
-                    yield i, ValueError(f"not JSON: {exc}")
+                    yield i, json_value(chunk)
+                except ValueError as exc:  # not JSON, or nested too deep: a rejected row
+                    yield i, exc
         return
     import polars as pl  # a table needs Polars; JSON does not
 

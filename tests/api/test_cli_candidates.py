@@ -43,7 +43,8 @@ def test_check_rejects_a_bad_line_and_goes_on(tmp_path: Path) -> None:
     bad = {**json.loads(lines[0]), "candidate_id": "X-1", "term_start": "2019-01-01", "subject": "sitting_member"}
     bad["term_start"] = "2019-12-01"
     path = tmp_path / "c.jsonl"
-    path.write_text("\n".join([lines[1], json.dumps(bad), "{not json"]) + "\n", encoding="utf-8")
+    deep = '{"candidate_id": "D", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    path.write_text("\n".join([lines[1], json.dumps(bad), "{not json", deep]) + "\n", encoding="utf-8")
     r = _run("check", str(path), *REGS)
     assert r.returncode == 3
     rows = [json.loads(x) for x in r.stdout.splitlines()]
@@ -51,6 +52,7 @@ def test_check_rejects_a_bad_line_and_goes_on(tmp_path: Path) -> None:
     assert rows[1]["rejected"]
     assert rows[1]["errors"][0]["field"] == "term_start"
     assert rows[2]["errors"][0]["field"] == "(json)"
+    assert rows[3]["errors"][0]["field"] == "(json)"  # too deep: refused before anything recurses
 
 
 def test_check_explain_in_chinese() -> None:
