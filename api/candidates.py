@@ -120,6 +120,16 @@ class SubjectReviews:
             raise HTTPException(404, f"{kind} review {seq} not found")
         return self.present(kind, rec.seq, rec.created_at, rec.body)
 
+    def replay(self, kind: str, seq: int) -> dict[str, Any]:
+        """Decide the stored record again under its ruleset and registry versions."""
+        rec = self.service.store.record(seq)
+        if rec is None or rec.kind != f"{kind}_review":
+            raise HTTPException(404, f"{kind} review {seq} not found")
+        ev, _ = self.evaluator(int(rec.body["ruleset_id"]), kind, rec.body["registry_versions"])
+        again = ev.decide(rec.body["record"]).to_dict(explain=False)
+        stored = {k: v for k, v in rec.body["decision"].items() if k != "explanation"}
+        return {"review_id": seq, "identical": again == stored, "decision": again}
+
     def present(self, kind: str, seq: int, at: str, body: Mapping[str, Any]) -> dict[str, Any]:
         spec = self.service.ruleset(int(body["ruleset_id"])).record_types[kind]
         person = body["record"].get(spec.role("person"))
@@ -179,3 +189,9 @@ def _routes(
         review_id: Annotated[int, Path(ge=1, le=2**62)], user: Annotated[User, Depends(require(*REVIEW_ROLES))]
     ) -> dict[str, Any]:
         return reviews.get(kind, review_id)
+
+    @app.get(f"/v1/{table}/reviews/{{review_id}}/replay", tags=[table], name=f"replay_{kind}_review")
+    async def replay_review(
+        review_id: Annotated[int, Path(ge=1, le=2**62)], user: Annotated[User, Depends(require(*REVIEW_ROLES))]
+    ) -> dict[str, Any]:
+        return reviews.replay(kind, review_id)

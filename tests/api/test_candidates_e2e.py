@@ -60,9 +60,12 @@ def test_review_uses_uploaded_registry_versions(server: Server) -> None:
     again = officer.get(f"/v1/candidates/reviews/{review['review_id']}")
     assert again.status_code == 200
     assert again.json()["reasons"] == review["reasons"]
-    # the first review keeps what it was decided with
+    # the first review keeps what it was decided with, and replays to the same decision
     first = officer.get(f"/v1/candidates/reviews/{before.json()['review_id']}").json()
     assert first["review_status"] == "qualified"
+    replay = officer.get(f"/v1/candidates/reviews/{before.json()['review_id']}/replay").json()
+    assert replay["identical"] is True
+    assert replay["decision"]["review_status"] == "qualified"
     listed = data.get("/v1/registries").json()
     assert {"review_records", "review_returns"} <= set(listed)
 
