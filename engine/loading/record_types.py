@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import Problem, ProblemKind
+from engine.errors import Problem, ProblemKind, did_you_mean
 from engine.source import Pos, YMap, pos_of
 from engine.subjects.spec import RecordTypeSpec, read_record_type
 
@@ -61,5 +61,43 @@ def record_type_tests(
                     pos_of(doc, "record_type").problem(ProblemKind.UNKNOWN_NAME, f"no record type `{name}`")
                 )
                 continue
+            _check_tests(doc, types[name], problems)
             out.setdefault(name, []).append((display, doc))
     return out
+
+
+_TEST_KEYS = {"name", "extends", "set", "add", "registries", "parameters", "expected"}
+
+
+def _check_tests(doc: YMap, spec: RecordTypeSpec, problems: list[Problem]) -> None:
+    """Names a test uses (keys, template, fields, registries, parameters, expected fields)."""
+    templates: YMap = doc["templates"] if isinstance(doc.get("templates"), YMap) else YMap()
+    fields = {f.name for f in spec.fields}
+    expected_names = {*spec.decision, "required_departments", "error"}
+    tests = doc.get("tests")
+    for i, t in enumerate(tests if isinstance(tests, list) else []):
+        if not isinstance(t, YMap):
+            problems.append(pos_of(tests, i).problem(ProblemKind.BAD_TYPE, "a test must be a mapping"))
+            continue
+        rid = str(t.get("name", ""))
+        checks: list[tuple[Any, set[str], str]] = [
+            (t, _TEST_KEYS, "test key"),
+            (t.get("set"), fields, "record field"),
+            (t.get("add"), set(spec.registries), "registry"),
+            (t.get("registries"), set(spec.registries), "registry"),
+            (t.get("parameters"), set(spec.parameters), "parameter"),
+            (t.get("expected"), expected_names, "decision field"),
+        ]
+        for m, known, what in checks:
+            for key in m if isinstance(m, YMap) else []:
+                if str(key) not in known:
+                    hint = did_you_mean(str(key), known)
+                    problems.append(
+                        m.key_pos[key].problem(ProblemKind.UNKNOWN_NAME, f"unknown {what} `{key}`{hint}", rid)
+                    )
+        if "extends" in t and str(t["extends"]) not in templates:
+            problems.append(
+                pos_of(t, "extends").problem(ProblemKind.UNKNOWN_NAME, f"no template `{t['extends']}`", rid)
+            )
+        if "expected" not in t or "name" not in t:
+            problems.append(t.pos.problem(ProblemKind.MISSING_KEY, "a test needs `name` and `expected`", rid))

@@ -154,3 +154,22 @@ def test_bundled_rule_tests_pass() -> None:
     results = run_record_type_tests(load(RULES))
     assert len(results) >= 40
     assert [r.failures for r in results if not r.ok] == []
+
+
+def test_rule_test_typos_are_lint_problems(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    path = rules / "tests" / "candidate.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "expected: {review_status: qualified, action: none, reasons: [], missing",
+        "expected: {review_statu: qualified, action: none, reasons: [], missing",
+        1,
+    )
+    text = text.replace("extends: candidate_2021", "extends: candidate_2012", 1)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RuleLoadError) as err:
+        load(rules)
+    problems = [str(p) for p in err.value.problems]
+    assert any(p.startswith("tests/candidate.yaml:") and "review_statu" in p and "did you mean" in p for p in problems)
+    assert any("candidate_2012" in p for p in problems)
