@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
+# the candidate joint review's registries (DOMAIN-2.md §11), for `make run` and `make decide`
+CANDIDATE_REGISTRIES := --registry review_records=fixtures/registries/review_records.csv \
+	--registry review_returns=fixtures/registries/review_returns.csv
+
 .PHONY: install run test lint typecheck pytest bench decide clean
 
 $(STAMP): pyproject.toml
@@ -19,14 +23,16 @@ install: $(STAMP)
 run: install
 	$(BIN)/jiuzhu rules lint
 	$(BIN)/jiuzhu serve --host 127.0.0.1 --port 8000 --db sqlite:///var/jiuzhu.db --data-dir var \
-		--relatives fixtures/registries/relatives.csv --filings fixtures/registries/filings.csv
+		--relatives fixtures/registries/relatives.csv --filings fixtures/registries/filings.csv \
+		$(CANDIDATE_REGISTRIES)
 
-## decide: decide the sample households and print their explanations (no service needed)
+## decide: decide the sample households and candidates and print their explanations (no service needed)
 
 decide: install
 	$(BIN)/jiuzhu rules lint
 	$(BIN)/jiuzhu check fixtures/households.jsonl --relatives fixtures/registries/relatives.csv \
 		--filings fixtures/registries/filings.csv --explain
+	$(BIN)/jiuzhu check fixtures/candidates.jsonl $(CANDIDATE_REGISTRIES) --explain
 
 ## test: every gate — lint, types, tests (rule tests, property tests, benchmark smoke runs)
 test: lint typecheck pytest

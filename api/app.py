@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BeforeValidator
 
 from api import workflow
+from api.candidates import add_review_routes
 from api.http_safety import SafetyMiddleware
 from api.jobs import Busy
 from api.roles import Access, access
@@ -284,6 +285,11 @@ def create_app(settings: Settings) -> FastAPI:
         """``work(*args)`` and the rendering of its (large) answer, in a worker thread."""
         return await run_in_threadpool(lambda: JSON(work(*args), status_code=status))
 
+    async def read_record(request: Request) -> Any:
+        return _json(await _body(request, settings.limits["decision"], "one record"))
+
+    add_review_routes(app, service.reviews, guard, read_record, _lang)
+
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -455,7 +461,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def registries(user: Caller) -> dict[str, Any]:
         return {
             n: {"version_id": r["id"], "version": r["version"], "rows": r["rows"]}
-            for n, r in (await run_in_threadpool(service.registry_versions)).items()
+            for n, r in (await run_in_threadpool(service.all_registry_versions)).items()
         }
 
     screening_body = {

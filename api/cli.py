@@ -27,8 +27,12 @@ from engine import (
     error_codes,
     load,
     parse_value,
+    record_type_of,
+    run_record_type_tests,
     run_tests,
 )
+
+from .record_types import check_records, registry_paths, screen_record_file
 
 __all__ = ["main"]
 
@@ -62,6 +66,16 @@ def _rules_option(f: Any) -> Any:
         default=DEFAULT_RULES,
         show_default=True,
         help="Rules folder.",
+    )(f)
+
+
+def _named_registries(f: Any) -> Any:
+    return click.option(
+        "--registry",
+        "named_registries",
+        multiple=True,
+        metavar="NAME=CSV",
+        help="A registry of another record type (review_records=..., review_returns=...).",
     )(f)
 
 
@@ -115,6 +129,7 @@ def main() -> None:
 @click.option("--date", "on", type=STRICT_DATE, help="Decision date for every household.")
 @_rules_option
 @_registry_options
+@_named_registries
 @click.option("--explain", is_flag=True, help="Print the explanation for an officer instead of JSON.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 def check(
@@ -123,12 +138,20 @@ def check(
     rules_dir: Path,
     relatives: str | None,
     filings: str | None,
+    named_registries: tuple[str, ...],
     explain: bool,
     lang: str,
 ) -> None:
-    """Decide one household (.json) or many (.jsonl), one decision JSON per household."""
+    """Decide one household (.json) or many (.jsonl), one decision JSON per household.
+
+    A file of another record type (e.g. candidates, by their id field) is decided by that
+    type's rules, with its registries given as --registry NAME=CSV."""
     try:
         ruleset = load(rules_dir)
+        kind = record_type_of(ruleset.record_types, file)
+        if kind is not None:
+            check_records(ruleset, kind, file, registry_paths(named_registries), explain, lang)
+            return
         registries = Registries.from_files(ruleset, {"relatives": relatives, "filings": filings})
     except JiuzhuError as exc:
         _fail(exc)
@@ -174,6 +197,7 @@ def check(
 @click.option("--date", "on", type=STRICT_DATE, help="Decision date for every household.")
 @_rules_option
 @_registry_options
+@_named_registries
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "xlsx"]), default="parquet", show_default=True)
 @click.option(
     "--chunk-size", type=click.IntRange(min=1), default=250_000, show_default=True, help="Households per chunk."
@@ -185,18 +209,24 @@ def screen_command(
     rules_dir: Path,
     relatives: str | None,
     filings: str | None,
+    named_registries: tuple[str, ...],
     fmt: str,
     chunk_size: int,
 ) -> None:
     """Re-screen a caseload (.jsonl, or a folder with households and members tables).
 
     Writes decisions, rejects and summary.json to --out; an interrupted run started
-    again with the same arguments resumes after the last finished chunk.
+    again with the same arguments resumes after the last finished chunk. A `candidates`
+    table or file (another record type) is screened by that type's rules.
     """
     from engine import screen
 
     try:
         ruleset = load(rules_dir)
+        kind = record_type_of(ruleset.record_types, caseload)
+        if kind is not None:
+            screen_record_file(ruleset, kind, caseload, out_dir, registry_paths(named_registries), fmt)
+            return
         registries = Registries.from_files(ruleset, {"relatives": relatives, "filings": filings})
         evaluator = Evaluator(ruleset, registries)
         bar: Any = None
@@ -357,11 +387,19 @@ DEFAULT_DB = "sqlite:///var/jiuzhu.db"
 
 
 def _settings(
-    db: str, rules_dir: Path, data_dir: Path, relatives: str | None = None, filings: str | None = None
+    db: str,
+    rules_dir: Path,
+    data_dir: Path,
+    relatives: str | None = None,
+    filings: str | None = None,
+    named: tuple[str, ...] = (),
 ) -> Any:
     from api.service import Settings
 
-    return Settings(db, rules_dir, data_dir, Path(relatives) if relatives else None, Path(filings) if filings else None)
+    seeds = {n: Path(p) for n, p in registry_paths(named).items()}
+    return Settings(
+        db, rules_dir, data_dir, Path(relatives) if relatives else None, Path(filings) if filings else None, seeds
+    )
 
 
 @main.command()
@@ -408,6 +446,7 @@ def _settings(
     help="Change one limit: decision, batch, rules, registry, caseload, events (bytes), jobs (at once), "
     "rulesets_cached, evaluators_cached.",
 )
+@_named_registries
 def serve(
     host: str,
     port: int,
@@ -419,6 +458,7 @@ def serve(
     bundle_memory: int,
     bundle_seconds: float,
     limits: tuple[str, ...],
+    named_registries: tuple[str, ...],
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
     import dataclasses
@@ -428,7 +468,7 @@ def serve(
     from api.app import create_app
     from api.http_safety import configure_logging
 
-    settings = _settings(db, rules_dir, data_dir, relatives, filings)
+    settings = _settings(db, rules_dir, data_dir, relatives, filings, named_registries)
     settings.bundle = dataclasses.replace(settings.bundle, memory_mib=bundle_memory, seconds=bundle_seconds)
     for item in limits:
         name, _, value = item.partition("=")
@@ -559,7 +599,7 @@ def test(directory: Path) -> None:
         ruleset = load(directory)
     except RuleLoadError as exc:
         _fail(exc)
-    results = run_tests(ruleset)
+    results: list[Any] = [*run_tests(ruleset), *run_record_type_tests(ruleset)]
     failed = [r for r in results if not r.ok]
     for r in failed:
         for msg in r.failures:

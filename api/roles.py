@@ -99,6 +99,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/events/{job_id}/findings"): Access(
         ("officer", "data", "auditor"), "a monitoring job's findings", township=True
     ),
+    ("POST", "/v1/candidates/reviews"): Access(
+        ("officer", "data"), "review a village-committee candidate against the departments' records (stored)"
+    ),
+    ("GET", "/v1/candidates/reviews/{review_id}"): Access(("officer", "data"), "one stored candidate review"),
+    ("GET", "/v1/candidates/reviews/{review_id}/replay"): Access(
+        ("officer", "data"), "replay a candidate review under its registry versions"
+    ),
     ("POST", "/v1/impact"): Access(("policy",), "start an impact job (read it at `/v1/screenings/{id}`)"),
     ("GET", "/v1/disclosure"): Access(
         ("auditor", "officer"), "approved decisions for public disclosure, IDs and names masked"

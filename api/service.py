@@ -18,6 +18,7 @@ from typing import Any
 
 from api.bundles import BundleLimits, check_bundle, write_files
 from api.cache import LRU, TTLCache
+from api.candidates import SubjectReviews
 from api.jobs import JobRunner
 from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
@@ -55,6 +56,7 @@ class Settings:
     data_dir: Path
     relatives: Path | None = None
     filings: Path | None = None
+    registries: dict[str, Path] = field(default_factory=dict)  # other record types' registries to seed
     limits: dict[str, int] = field(
         default_factory=lambda: {
             "decision": 256 * 1024,
@@ -101,6 +103,7 @@ class Service:
         self.roots = server_roots(settings.rules_dir)
         self.jobs = JobRunner(self.store, settings.data_dir / "jobs", settings.limits["jobs"], self.scrub)
         self.index = DecisionIndex(self.store)
+        self.reviews = SubjectReviews(self)
         self._bootstrap()
         self.store.checkpoints()
 
@@ -127,6 +130,9 @@ class Service:
         for name, path in (("relatives", self.settings.relatives), ("filings", self.settings.filings)):
             if path is not None and self.store.latest_registry(name) is None:
                 self.upload_registry(name, Path(path).read_text(encoding="utf-8"), None)
+        for name, seed in self.settings.registries.items():
+            if self.store.latest_registry(name) is None:
+                self.upload_registry(name, seed.read_text(encoding="utf-8"), None)
         self.index.catch_up(self.authority_field)
 
     def authority_field(self, rid: int) -> str | None:
@@ -189,6 +195,15 @@ class Service:
             return found
 
         return self._latest.get("latest", latest)
+
+    def all_registry_versions(self) -> dict[str, dict[str, Any]]:
+        """The latest version of every registry, other record types' included."""
+        out = dict(self.registry_versions())
+        for name in self.reviews.registry_names():
+            row = self.store.latest_registry(name)
+            if row is not None:
+                out[name] = row
+        return out
 
     def evaluator(self, rid: int, versions: Mapping[str, int] | None = None) -> tuple[Evaluator, dict[str, int]]:
         """The evaluator for a ruleset with the given registry versions (default: the latest)."""
@@ -440,6 +455,11 @@ class Service:
         a registry that silently lost rows unblocks cases it should block."""
         rs = self.ruleset(self.current_ruleset())
         spec = rs.registries.get(name)
+        if spec is None:
+            # a registry of another record type: refused on the same terms
+            other = self.reviews.upload(rs, name, text, user, accept_partial, allow_empty)
+            if other is not None:
+                return other
         if spec is None or spec.computed:
             raise NotFound(f"registry {name}")
         header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
@@ -457,22 +477,7 @@ class Service:
             "rejected_rows": bad_rows,
             "rejected": rejected,
         }
-        problems = []
-        if bad_rows and not accept_partial:
-            problems.append(
-                FieldProblem(
-                    "(body)",
-                    f"{bad_rows} of {reg.rows} rows are rejected; fix them or upload with ?accept_partial=true",
-                )
-            )
-        if reg.rows - bad_rows == 0 and not allow_empty:
-            problems.append(
-                FieldProblem(
-                    "(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it"
-                )
-            )
-        if problems:
-            raise Refused(problems, report)
+        refuse_partial(report, accept_partial, allow_empty)
         vid = self.store.add_registry_version(
             name, reg.version, sorted(reg.keys), reg.rows, rejected, user.id if user else None
         )
@@ -710,3 +715,23 @@ def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> b
                 sheet.write_string(r, c, str(safe_cell(value)))
     book.close()
     return buf.getvalue()
+
+
+def refuse_partial(report: Mapping[str, Any], accept_partial: bool, allow_empty: bool) -> None:
+    """Refuse a registry version (422 with its row report) that lost rows or has none left,
+    unless the upload accepts that explicitly: a registry that silently lost rows unblocks
+    cases it should block."""
+    rows, bad_rows = int(report["rows"]), int(report["rejected_rows"])
+    problems = []
+    if bad_rows and not accept_partial:
+        problems.append(
+            FieldProblem(
+                "(body)", f"{bad_rows} of {rows} rows are rejected; fix them or upload with ?accept_partial=true"
+            )
+        )
+    if rows - bad_rows == 0 and not allow_empty:
+        problems.append(
+            FieldProblem("(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it")
+        )
+    if problems:
+        raise Refused(problems, dict(report))

@@ -36,6 +36,16 @@ from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset
 from engine.ruletests import run_tests
 from engine.source import MAX_FILE_BYTES
+from engine.subjects import (
+    SubjectDecision,
+    SubjectEvaluator,
+    SubjectRegistry,
+    parse_subject_registry,
+    registry_from_rows,
+)
+from engine.subjects.bulk import read_records, record_type_of, screen_records, subject_registries
+from engine.subjects.explain import explain_text as explain_subject
+from engine.subjects.tests import run_record_type_tests
 from engine.types import BadValue, parse_value
 from engine.validation.rules import BadJson, json_value
 
@@ -72,19 +82,30 @@ __all__ = [
     "RuleLoadError",
     "RuleTrace",
     "Ruleset",
+    "SubjectDecision",
+    "SubjectEvaluator",
+    "SubjectRegistry",
     "caseload_values",
     "error_codes",
+    "explain_subject",
     "impact",
     "json_value",
     "load",
     "load_households",
     "parse_registry_csv",
+    "parse_subject_registry",
     "parse_value",
+    "read_records",
+    "record_type_of",
     "register_error",
+    "registry_from_rows",
+    "run_record_type_tests",
     "run_tests",
     "safe_cell",
     "safe_frame",
     "screen",
+    "screen_records",
+    "subject_registries",
     "with_settings",
 ]
 

@@ -16,6 +16,7 @@ from engine.evaluator import Evaluator
 from engine.loading import load
 from engine.ruleset import RuleTest
 from engine.ruletests import run_test
+from engine.subjects.tests import SubjectTest, read_subject_tests, run_subject_test
 
 __all__ = ["RuleTestFile", "RuleTestItem"]
 
@@ -47,6 +48,10 @@ class RuleTestFile(pytest.File):
         for test in evaluator.ruleset.tests:
             if test.file == display:
                 yield RuleTestItem.from_parent(self, name=test.name, test=test, evaluator=evaluator)
+        rs = evaluator.ruleset
+        for kind, docs in rs.record_type_tests.items():
+            for subject_test in read_subject_tests([(f, doc) for f, doc in docs if f == display]):
+                yield SubjectTestItem.from_parent(self, name=subject_test.name, test=subject_test, kind=kind)
 
 
 class RuleTestItem(pytest.Item):
@@ -57,6 +62,30 @@ class RuleTestItem(pytest.Item):
 
     def runtest(self) -> None:
         result = run_test(self.evaluator, self.test)
+        if not result.ok:
+            raise RuleTestFailure("\n".join(result.failures))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, RuleTestFailure):
+            return "\n".join(f"{self.test.file}: {self.test.name}: {line}" for line in str(excinfo.value).splitlines())
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.test.pos.line - 1, f"rule test: {self.test.name}"
+
+
+class SubjectTestItem(pytest.Item):
+    """A rule test of a record type besides the household (``engine.subjects``)."""
+
+    def __init__(self, *, test: SubjectTest, kind: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test = test
+        self.kind = kind
+
+    def runtest(self) -> None:
+        rules_dir = self.path.parent.parent
+        ruleset = _evaluator(rules_dir).ruleset
+        result = run_subject_test(ruleset.record_types[self.kind], self.test, ruleset.ruleset_version)
         if not result.ok:
             raise RuleTestFailure("\n".join(result.failures))
 

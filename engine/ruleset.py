@@ -7,7 +7,7 @@ import bisect
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import ir
 from engine.plan import Definition, Finding, Interval, Key, Plan, TableRow, Text, Traced
@@ -15,6 +15,9 @@ from engine.record import FieldSpec, RecordSchema
 from engine.source import Pos
 from engine.types import Type
 from engine.validation.rules import parameter_coverage
+
+if TYPE_CHECKING:
+    from engine.subjects.spec import RecordTypeSpec
 
 __all__ = [
     "Interval",
@@ -92,6 +95,9 @@ class Ruleset:
     default_region: str = ""
     events: dict[str, Any] = field(default_factory=dict)  # event type -> engine.events.EventSpec
     reports: dict[str, Any] = field(default_factory=dict)  # what summaries and reports show
+    # record types besides the household (``engine.subjects``), and their rule test files
+    record_types: dict[str, RecordTypeSpec] = field(default_factory=dict)
+    record_type_tests: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Every validator rejects a region or date without parameters in force: computed once

@@ -33,6 +33,7 @@ from .head import read_head
 from .parameters import check_coverage, check_regions, declare_parameters, parameter_order
 from .programs import declare_program
 from .record import declare_inputs, declare_registries
+from .record_types import read_record_types, record_type_tests
 from .rule_tests import TestSources, build_tests, read_test_file
 from .state import Declared
 from .typecheck import typecheck
@@ -78,6 +79,8 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
     for display, doc in sources.tests:
         read_test_file(tests, problems, display, doc)
     head = read_head(d, *sources.head)
+    record_types = read_record_types(sources.head[1], sources.record_types, problems)
+    type_tests = record_type_tests(sources.tests, record_types, problems)
     typecheck(d)
     check_coverage(d)
     check_regions(d)
@@ -109,4 +112,6 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         default_region=head.default_region,
         events=events,
         reports=head.reports,
+        record_types=record_types,
+        record_type_tests=type_tests,
     )

@@ -28,6 +28,7 @@ class Sources:
     events: Doc | None
     files: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # found while reading, the file still read
+    record_types: list[Doc] = field(default_factory=list)  # other record types' files
 
 
 def _listing(root: Path, sub: str) -> list[Path]:
@@ -63,7 +64,7 @@ def read_all(root: Path) -> Sources:
     ]
     if problems:
         raise RuleLoadError(problems)
-    listed = {sub: _listing(root, sub) for sub in ("parameters", "programs", "tests")}
+    listed = {sub: _listing(root, sub) for sub in ("parameters", "programs", "tests", "record_types")}
     singles = [root / "ruleset.yaml", root / "record.yaml", root / "events.yaml"]
     _, too_many = count_files(itertools.chain(singles, *listed.values()), ".")
     if too_many is not None:
@@ -83,8 +84,9 @@ def read_all(root: Path) -> Sources:
     head, record = read(singles[0]), read(singles[1])
     parameters, programs, tests = ([read(p) for p in listed[sub]] for sub in ("parameters", "programs", "tests"))
     events = read(singles[2]) if os.path.lexists(singles[2]) else None
+    record_types = [read(p) for p in listed["record_types"]]
     if unread:
         # a file that could not be read defines nothing, so every later check would only
         # report what it lacks: report the reading problems alone
         raise RuleLoadError(problems)
-    return Sources(head, record, parameters, programs, tests, events, files, problems)
+    return Sources(head, record, parameters, programs, tests, events, files, problems, record_types=record_types)

@@ -35,6 +35,8 @@ def read_test_file(into: TestSources, problems: list[Problem], display: str, doc
             Problem(ProblemKind.BAD_FILE, "a test file maps `tests:` (and optional `templates:`)", display, 1, 1)
         )
         return
+    if "record_type" in doc:
+        return  # another record type's tests (``engine.subjects.tests``)
     for key in doc:
         if key not in ("tests", "templates"):
             problems.append(

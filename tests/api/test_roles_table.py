@@ -42,7 +42,7 @@ def objects(server: Server) -> dict[str, Any]:
         if policy.get(f"/v1/screenings/{job}").json()["status"] in ("done", "failed"):
             break
         time.sleep(0.1)
-    return {"decision_id": decision, "job_id": job, "ruleset_id": 1, "name": "summary"}
+    return {"decision_id": decision, "job_id": job, "ruleset_id": 1, "name": "summary", "review_id": decision}
 
 
 def _call(server: Server, method: str, path: str, objects: dict[str, Any], token: str | None) -> int:
