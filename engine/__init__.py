@@ -37,11 +37,18 @@ from engine.ruletests import run_tests
 
 if TYPE_CHECKING:
     from engine.vector.caseload import load_households
+    from engine.vector.cluster import Cluster, screen_on_cluster
     from engine.vector.impact import impact, with_settings
+    from engine.vector.impact_cluster import impact_on_cluster
     from engine.vector.screen import screen
+    from engine.vector.screen_partitions import EvaluatorSpec
 
 # name -> module that defines it, for the names imported on first use
 _LAZY = {
+    "Cluster": "engine.vector.cluster",
+    "EvaluatorSpec": "engine.vector.screen_partitions",
+    "impact_on_cluster": "engine.vector.impact_cluster",
+    "screen_on_cluster": "engine.vector.cluster",
     "load_households": "engine.vector.caseload",
     "impact": "engine.vector.impact",
     "with_settings": "engine.vector.impact",
@@ -49,10 +56,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "Cluster",
     "Decision",
     "ErrorCodes",
     "EvaluateError",
     "Evaluator",
+    "EvaluatorSpec",
     "FieldProblem",
     "InputError",
     "JiuzhuError",
@@ -66,12 +75,14 @@ __all__ = [
     "Ruleset",
     "error_codes",
     "impact",
+    "impact_on_cluster",
     "load",
     "load_households",
     "parse_registry_csv",
     "register_error",
     "run_tests",
     "screen",
+    "screen_on_cluster",
     "with_settings",
 ]
 

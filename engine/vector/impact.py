@@ -24,7 +24,7 @@ from engine.vector import ColumnRun, decide_frames, duplicate_persons, validate_
 from engine.vector.caseload import jsonl_to_tables, read_table
 from engine.vector.screen import find_tables
 
-__all__ = ["impact", "with_parameter", "with_settings"]
+__all__ = ["impact", "impact_frames", "rejected_ids", "with_parameter", "with_settings", "write_impact"]
 
 _SETTING = re.compile(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})")
 
@@ -146,12 +146,36 @@ def impact(
     hh, mm = _read(caseload, base.ruleset)
     h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
     dups = duplicate_persons(m.select("person_id", pl.col("_h").alias("household_id")))
+    joined = impact_frames(base, head, h, m, dups)
+    return write_impact(base, head, joined, rejected_ids(rejects).len(), out, fmt)
+
+
+def rejected_ids(rejects: pl.DataFrame) -> pl.Series:
+    """The distinct household IDs of the rejects (a missing ID counts as one)."""
+    return rejects.get_column("household_id").unique()
+
+
+def impact_frames(
+    base: Evaluator, head: Evaluator, h: pl.DataFrame, m: pl.DataFrame, dups: frozenset[str]
+) -> pl.DataFrame:
+    """Validated households decided under both rulesets, one row per household: the base's
+    fields, the head's (``__head``), township, people, income figures, parameters changed."""
     b, extra = _run(base, h, m, dups)
     t, _ = _run(head, h, m, dups)
     people = m.group_by("_h").len().sort("_h").get_column("len")
     info = h.select("household_id", pl.col("township").fill_null("(未填)")).with_columns(people.alias("people"))
     joined = b.join(t, on="household_id", suffix="__head").join(info, on="household_id").join(extra, on="household_id")
-    fields = [c for c in b.columns if c not in ("household_id", *_IGNORED)]
+    return joined.join(_parameter_differences(base, head, h), on="household_id", how="left")
+
+
+def write_impact(
+    base: Evaluator, head: Evaluator, joined: pl.DataFrame, rejected: int, out: Path, fmt: str
+) -> dict[str, Any]:
+    """The impact files from `impact_frames` (of the whole caseload, or its partitions put
+    together); rows go by household ID, so the files do not depend on how the work was cut."""
+    out.mkdir(parents=True, exist_ok=True)
+    joined = joined.sort("household_id", maintain_order=True)
+    fields = [c for c in joined.columns if f"{c}__head" in joined.columns and c not in ("household_id", *_IGNORED)]
     # transitions
     statuses = _labels(base.ruleset, "statuses")
     programs = _labels(base.ruleset, "amounts")
@@ -169,8 +193,7 @@ def impact(
         [pl.col(f).cast(pl.Utf8).fill_null("") != pl.col(f + "__head").cast(pl.Utf8).fill_null("") for f in fields]
     )
     changed = joined.filter(differs)
-    param_diff = _parameter_differences(base, head, h)
-    changes = changed.join(param_diff, on="household_id", how="left").select(
+    changes = changed.select(
         "household_id",
         "township",
         *[x for f in fields for x in (pl.col(f).alias(f"base_{f}"), pl.col(f + "__head").alias(f"head_{f}"))],
@@ -184,7 +207,7 @@ def impact(
         "base": base.ruleset.ruleset_version,
         "head": head.ruleset.ruleset_version,
         "households": joined.height,
-        "rejected": int(rejects.get_column("household_id").n_unique()),
+        "rejected": rejected,
         "changed": changes.height,
     }
     (out / "report.html").write_text(
@@ -338,7 +361,7 @@ def _report(
         (pl.col("_T") - pl.col("_line") * pl.col("_n")).abs().alias("gap_line_fen"),
     )
     nearest_std = (
-        near.sort("gap_standard_fen")
+        near.sort("gap_standard_fen", maintain_order=True)
         .head(15)
         .select(
             "household_id",
@@ -349,7 +372,7 @@ def _report(
         )
     )
     nearest_line = (
-        near.sort("gap_line_fen")
+        near.sort("gap_line_fen", maintain_order=True)
         .head(15)
         .select(
             "household_id",

@@ -163,3 +163,24 @@ def test_a_bad_partition_is_reported_not_dropped(spec: EvaluatorSpec, cluster: s
     decisions = pl.read_parquet(out / "decisions.parquet")
     assert not decisions.get_column("household_id").is_in(ids.implode()).any()
     assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == summary
+
+
+def test_impact_on_cluster_writes_the_same_files(cluster: str, tmp_path: Path, evaluator: Evaluator) -> None:
+    """Repeated IDs, a person in two households, a member without household: the same
+    transitions, changes, budget, report and summary as `impact` in one process."""
+    from engine import impact, with_settings
+    from engine.vector.impact_cluster import impact_on_cluster
+
+    caseload = _messy(tmp_path)
+    sets = ("dibao.standard=850@2019-07-01",)
+    head = Evaluator(with_settings(evaluator.ruleset, sets))
+    specs = (EvaluatorSpec.of(evaluator, RULES, {}), EvaluatorSpec.of(head, RULES, {}, sets))
+    one = impact(evaluator, head, caseload, tmp_path / "one", today=DATE)
+    many = impact_on_cluster(
+        evaluator, head, specs, caseload, tmp_path / "many", Cluster(scheduler=cluster, partitions=5), today=DATE
+    )
+    assert one == many
+    assert one["rejected"] > 0  # the repeated household ID, at least
+    assert one["changed"] > 0
+    for name in ("transitions.csv", "changes.csv", "budget.csv", "report.html", "summary.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
