@@ -23,7 +23,7 @@ from engine.vector.caseload import validate_frames
 from engine.vector.cluster import Cluster, ClusterProgress, _client, _threads, submit_partitions
 from engine.vector.impact import impact_frames, rejected_ids, write_impact
 from engine.vector.screen import _locked
-from engine.vector.screen_partitions import EvaluatorSpec, PartitionedScreening, PartitionTask
+from engine.vector.screen_partitions import EvaluatorSpec, PartitionedScreening, PartitionTask, read_part
 
 __all__ = ["impact_on_cluster", "impact_partition", "impact_persons"]
 
@@ -32,7 +32,7 @@ _DUPLICATES = "impact-duplicate-persons.parquet"
 
 def _validated(task: PartitionTask, evaluator: Evaluator) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     today, date = task.dates()
-    households, members = pl.read_parquet(task.households()), pl.read_parquet(task.members())
+    households, members = read_part(task.households()), read_part(task.members())
     return validate_frames(evaluator.ruleset.record, households, members, today, date)
 
 

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Mapping
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from engine.errors import JiuzhuError
 from engine.evaluator import Evaluator
@@ -37,7 +37,15 @@ from engine.vector.screen import ScreenError, _Screening, chunk_registries, mark
 from engine.vector.screen_index import HID, CaseloadIndex, hid_text
 from engine.vector.screen_summary import ChunkCounts
 
-__all__ = ["EvaluatorSpec", "PartitionTask", "PartitionedScreening", "partition_key", "screen_partition"]
+__all__ = [
+    "EvaluatorSpec",
+    "PartitionTask",
+    "PartitionedScreening",
+    "part_folder",
+    "partition_key",
+    "read_part",
+    "screen_partition",
+]
 
 _SEED = 0x5EED_0003  # not Polars' default seed: the partition must not follow the index's hash buckets
 _PART = "~partition"
@@ -110,10 +118,10 @@ class PartitionTask:
     head: EvaluatorSpec | None = None  # impact: the proposed rules
 
     def households(self) -> Path:
-        return Path(self.work) / f"part-households-{self.k:05d}.parquet"
+        return part_folder(Path(self.work), "households", self.k)
 
     def members(self) -> Path:
-        return Path(self.work) / f"part-members-{self.k:05d}.parquet"
+        return part_folder(Path(self.work), "members", self.k)
 
     def dates(self) -> tuple[dt.date, dt.date | None]:
         return dt.date.fromisoformat(self.today), dt.date.fromisoformat(
@@ -129,32 +137,29 @@ def partition_key(partitions: int, *, linked: bool) -> pl.Expr:
     return (key.fill_null(0) % partitions).cast(pl.UInt32).alias(_PART)
 
 
-def _write_partitions(scan: pl.LazyFrame, key: pl.Expr, partitions: int, name: str, work: Path, batch: int) -> None:
-    """One pass over a table, batch by batch, each batch's rows appended to their partition's
-    file (written aside and moved in place at the end); memory stays at one batch."""
-    rows = int(scan.select(pl.len()).collect().item())
-    paths = [work / f"part-{name}-{k:05d}.parquet" for k in range(partitions)]
-    writers: dict[int, Any] = {}
-    schema: Any = None
-    try:
-        for start in range(0, max(rows, 1), batch):
-            frame = scan.slice(start, batch).with_columns(key).collect()
-            for (k,), part in frame.partition_by(_PART, as_dict=True, maintain_order=True).items():
-                table = part.drop(_PART).to_arrow()
-                schema = table.schema
-                if k not in writers:
-                    writers[k] = pq.ParquetWriter(str(paths[int(k)]) + ".tmp", table.schema)
-                writers[k].write_table(table)
-            if schema is None:
-                schema = frame.drop(_PART).to_arrow().schema
-    finally:
-        for w in writers.values():
-            w.close()
-    for k, path in enumerate(paths):
-        if k in writers:
-            os.replace(str(path) + ".tmp", path)
-        else:  # an empty partition: its file has the table's columns and no rows
-            pq.write_table(schema.empty_table(), str(path))
+def part_folder(work: Path, name: str, k: int) -> Path:
+    """The folder of partition ``k`` of table ``name`` (one or more Parquet files, in order)."""
+    return work / f"part-{name}" / f"{_PART}={k}"
+
+
+def read_part(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    files = sorted(folder.glob("*.parquet"))
+    return pl.read_parquet(files, columns=columns, hive_partitioning=False)
+
+
+def _write_partitions(scan: pl.LazyFrame, key: pl.Expr, partitions: int, name: str, work: Path) -> None:
+    """One streaming pass over a table, each row to its partition's folder in input order
+    (LZ4: the files are read once, by the workers, often over the network)."""
+    folder = work / f"part-{name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    by = pl.PartitionBy(folder, key=_PART, include_key=False)
+    scan.with_columns(key).sink_parquet(by, compression="lz4", mkdir=True)
+    empty = scan.clear().collect()
+    for k in range(partitions):
+        target = part_folder(work, name, k)
+        if not target.exists():  # no row went there: an empty file keeps the table's columns
+            target.mkdir(parents=True)
+            empty.write_parquet(target / "empty.parquet")
 
 
 class PartitionedScreening(_Screening):
@@ -172,9 +177,8 @@ class PartitionedScreening(_Screening):
         tables = {name: [Path(p) for p in paths] for name, paths in manifest["tables"].items()}
         linked = not self.caseload.is_dir()
         key = partition_key(self.partitions, linked=linked)
-        batch = max(self.chunk_size, 65_536)
         for name in ("households", "members"):
-            _write_partitions(self._scan(tables[name]), key, self.partitions, name, self.work, batch)
+            _write_partitions(self._scan(tables[name]), key, self.partitions, name, self.work)
         index = CaseloadIndex.from_json(manifest["index"])
         shared = pl.DataFrame(index.duplicate_ids, schema={"a": pl.UInt64, "b": pl.UInt64}, orient="row")
         shared.write_parquet(self.work / "shared-duplicate-ids.parquet")
@@ -232,9 +236,9 @@ def screen_partition(task: PartitionTask) -> dict[str, Any]:
     dup_ids = pl.read_parquet(work / "shared-duplicate-ids.parquet")
 
     def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
-        households = mark_copies(pl.read_parquet(task.households()), dup_ids)
-        members = pl.read_parquet(task.members())
-        if not manifest["linked"]:  # members without a household are reported once, at preparation
+        households = mark_copies(read_part(task.households()), dup_ids)
+        members = read_part(task.members())
+        if index.orphan_rows:  # members without a household are reported once, at preparation
             wanted = households.select(hid_text()).to_series().drop_nulls()
             members = members.filter(hid_text().is_in(wanted.implode()))
         return households, members
@@ -251,7 +255,7 @@ def screen_partition(task: PartitionTask) -> dict[str, Any]:
 def _failed(job: _Screening, task: PartitionTask, exc: Exception) -> ChunkCounts:
     """Every household of a partition that failed, as a reject naming the error."""
     why = f"partition {task.k} could not be decided: {type(exc).__name__}: {exc}"
-    ids = pl.read_parquet(task.households(), columns=[HID]).select(hid_text())
+    ids = read_part(task.households(), columns=[HID]).select(hid_text())
     rejects = ids.select(HID, pl.lit("(partition)").alias("field"), pl.lit(why).alias("reason"))
     rejects.write_parquet(job.work / f"rejects-{task.k:05d}.parquet")
     (job.work / f"failed-{task.k:05d}.json").write_text(

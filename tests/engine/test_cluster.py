@@ -16,7 +16,7 @@ import pytest
 from engine import Evaluator, load
 from engine.vector.cluster import Cluster, screen_on_cluster
 from engine.vector.screen import screen
-from engine.vector.screen_partitions import KILL_ONCE_ENV, EvaluatorSpec
+from engine.vector.screen_partitions import KILL_ONCE_ENV, EvaluatorSpec, part_folder, read_part
 from tests.conftest import FIXTURES, RULES
 from tests.engine.test_screen import _generated, _tables, _write
 
@@ -109,7 +109,7 @@ def test_cluster_output_equals_one_process(
         assert one["decided"] == 299
         assert "duplicate_person" in one["findings"]
         assert one["member_rows_without_household"] == 1
-    households = pl.read_parquet(tmp_path / "many" / ".work" / "part-households-00000.parquet")
+    households = read_part(part_folder(tmp_path / "many" / ".work", "households", 0))
     assert 0 < households.height < one["rows_in"]  # partitions, not one chunk
 
 
@@ -150,10 +150,10 @@ def test_a_bad_partition_is_reported_not_dropped(spec: EvaluatorSpec, cluster: s
     work = out / ".work"
     for name in ("counts", "decisions", "rejects"):
         next(work.glob(f"{name}-00003.*")).unlink()
-    bad = work / "part-members-00003.parquet"
+    bad = next(part_folder(work, "members", 3).glob("*.parquet"))
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # a damaged partition file
     summary = _run(spec, caseload, out, cluster)
-    ids = pl.read_parquet(work / "part-households-00003.parquet").get_column("household_id")
+    ids = read_part(part_folder(work, "households", 3)).get_column("household_id")
     assert summary["rows_in"] == summary["decided"] + summary["rejected"] == 301
     [failed] = summary["failed_partitions"]
     assert (failed["partition"], failed["households"]) == (3, ids.len())
