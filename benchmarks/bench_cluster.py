@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from engine import Cluster, Evaluator, EvaluatorSpec, Registries, load, screen_on_cluster
-from engine.vector.cluster import _distributed
+from engine.vector.cluster import local_cluster
 from engine.vector.screen import screen
 from fixtures.caseload import write
 
@@ -51,9 +51,7 @@ def _setup(folder: Path) -> tuple[Evaluator, EvaluatorSpec]:
 
 @pytest.fixture(scope="module", params=[1, 2], ids=lambda n: f"{n}w")
 def cluster(request: pytest.FixtureRequest) -> Iterator[tuple[int, str]]:
-    local = _distributed().LocalCluster(
-        n_workers=request.param, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    local = local_cluster(request.param)
     try:
         yield request.param, local.scheduler_address
     finally:

@@ -26,7 +26,7 @@ from engine.evaluator import Evaluator
 from engine.vector.screen import FORMATS, ScreenError, _locked
 from engine.vector.screen_partitions import EvaluatorSpec, PartitionedScreening, PartitionTask, screen_partition
 
-__all__ = ["Cluster", "ClusterProgress", "screen_on_cluster", "submit_partitions"]
+__all__ = ["Cluster", "ClusterProgress", "local_cluster", "screen_on_cluster", "submit_partitions"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,22 @@ def _distributed() -> Any:
     return importlib.import_module("distributed")
 
 
+def local_cluster(workers: int) -> Any:
+    """A LocalCluster of ``workers`` processes, one thread each (the kernel runs a partition
+    per process), no dashboard; the scheduler's small HTTP server (health, metrics) on a free
+    port of 127.0.0.1, never on the fixed 8787 that another cluster may hold."""
+    return _distributed().LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+
+
 @contextlib.contextmanager
 def _client(cluster: Cluster) -> Iterator[Any]:
-    dask = _distributed()
-    Client, LocalCluster = dask.Client, dask.LocalCluster  # noqa: N806
+    Client = _distributed().Client  # noqa: N806
 
     if cluster.scheduler:
         client = Client(cluster.scheduler)
@@ -60,12 +72,7 @@ def _client(cluster: Cluster) -> Iterator[Any]:
         finally:
             client.close()
         return
-    local = LocalCluster(
-        n_workers=cluster.workers or 1,
-        threads_per_worker=1,  # the kernel is single-threaded Polars/NumPy per partition: a process per core
-        processes=True,
-        dashboard_address=None,
-    )
+    local = local_cluster(cluster.workers or 1)
     client = Client(local)
     try:
         yield client

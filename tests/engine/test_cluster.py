@@ -34,11 +34,11 @@ def kill_marker(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cluster(kill_marker: Path) -> Iterator[str]:
     """A LocalCluster of 2 processes, its workers started with the kill hook's marker path."""
-    from engine.vector.cluster import _distributed
+    from engine.vector.cluster import local_cluster
 
     os.environ[KILL_ONCE_ENV] = str(kill_marker)
     try:
-        local = _distributed().LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        local = local_cluster(2)
     finally:
         del os.environ[KILL_ONCE_ENV]
     try:
