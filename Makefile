@@ -12,7 +12,7 @@ CANDIDATE_REGISTRIES := --registry review_records=fixtures/registries/review_rec
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,cluster]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

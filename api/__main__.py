@@ -2,4 +2,5 @@
 
 from api.cli import main
 
-main()
+if __name__ == "__main__":  # not again in the worker processes a local Dask cluster spawns
+    main()

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from api.cluster_options import ProgressLine, cluster_from, cluster_options
 from engine import (
     BadValue,
     Evaluator,
@@ -202,6 +203,7 @@ def check(
 @click.option(
     "--chunk-size", type=click.IntRange(min=1), default=250_000, show_default=True, help="Households per chunk."
 )
+@cluster_options
 def screen_command(
     caseload: Path,
     out_dir: Path,
@@ -212,6 +214,9 @@ def screen_command(
     named_registries: tuple[str, ...],
     fmt: str,
     chunk_size: int,
+    scheduler: str | None,
+    workers: int | None,
+    partitions: int | None,
 ) -> None:
     """Re-screen a caseload (.jsonl, or a folder with households and members tables).
 
@@ -222,13 +227,31 @@ def screen_command(
     from engine import screen
 
     try:
+        cluster = cluster_from(scheduler, workers, partitions)
         ruleset = load(rules_dir)
         kind = record_type_of(ruleset.record_types, caseload)
         if kind is not None:
             screen_record_file(ruleset, kind, caseload, out_dir, registry_paths(named_registries), fmt)
             return
-        registries = Registries.from_files(ruleset, {"relatives": relatives, "filings": filings})
+        paths = {"relatives": relatives, "filings": filings}
+        registries = Registries.from_files(ruleset, paths)
         evaluator = Evaluator(ruleset, registries)
+        if cluster is not None:
+            from engine import EvaluatorSpec, screen_on_cluster
+
+            summary = screen_on_cluster(
+                evaluator,
+                EvaluatorSpec.of(evaluator, rules_dir, paths),
+                caseload,
+                out_dir,
+                cluster,
+                fmt=fmt,
+                decision_date=on.date() if on else None,
+                chunk_size=chunk_size,
+                progress=ProgressLine("screening"),
+            )
+            click.echo(_dumps({k: summary[k] for k in ("rows_in", "decided", "rejected")} | {"out": str(out_dir)}))
+            return
         bar: Any = None
 
         def progress(done: int, total: int) -> None:
@@ -329,6 +352,7 @@ def monitor(
     help="Format of changes.<fmt>.",
 )
 @click.option("--pdf", is_flag=True, help="Also print report.html to report.pdf (A4) with headless Chromium.")
+@cluster_options
 def impact_command(
     caseload: Path,
     base_dir: Path,
@@ -340,6 +364,9 @@ def impact_command(
     filings: str | None,
     fmt: str,
     pdf: bool,
+    scheduler: str | None,
+    workers: int | None,
+    partitions: int | None,
 ) -> None:
     """Decide a caseload under two rulesets and report who gains, who loses and the budget."""
     from engine import impact, with_settings
@@ -350,7 +377,24 @@ def impact_command(
         paths = {"relatives": relatives, "filings": filings}
         base = Evaluator(base_rules, Registries.from_files(base_rules, paths))
         head = Evaluator(head_rules, Registries.from_files(head_rules, paths))
-        summary = impact(base, head, caseload, out_dir, decision_date=on.date() if on else None, fmt=fmt)
+        cluster = cluster_from(scheduler, workers, partitions)
+        if cluster is not None:
+            from engine import EvaluatorSpec, impact_on_cluster
+
+            specs = (EvaluatorSpec.of(base, base_dir, paths), EvaluatorSpec.of(head, head_dir, paths, sets))
+            summary = impact_on_cluster(
+                base,
+                head,
+                specs,
+                caseload,
+                out_dir,
+                cluster,
+                decision_date=on.date() if on else None,
+                fmt=fmt,
+                progress=ProgressLine("impact"),
+            )
+        else:
+            summary = impact(base, head, caseload, out_dir, decision_date=on.date() if on else None, fmt=fmt)
     except JiuzhuError as exc:
         _fail(exc)
     if pdf:

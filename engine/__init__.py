@@ -51,12 +51,19 @@ from engine.validation.rules import BadJson, json_value
 
 if TYPE_CHECKING:
     from engine.vector.caseload import caseload_values, load_households
+    from engine.vector.cluster import Cluster, screen_on_cluster
     from engine.vector.impact import impact, with_settings
+    from engine.vector.impact_cluster import impact_on_cluster
     from engine.vector.screen import screen
+    from engine.vector.screen_partitions import EvaluatorSpec
 
 # name -> module that defines it, for the names imported on first use
 _LAZY = {
     "caseload_values": "engine.vector.caseload",
+    "Cluster": "engine.vector.cluster",
+    "EvaluatorSpec": "engine.vector.screen_partitions",
+    "impact_on_cluster": "engine.vector.impact_cluster",
+    "screen_on_cluster": "engine.vector.cluster",
     "load_households": "engine.vector.caseload",
     "impact": "engine.vector.impact",
     "with_settings": "engine.vector.impact",
@@ -67,10 +74,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "BadJson",
     "BadValue",
+    "Cluster",
     "Decision",
     "ErrorCodes",
     "EvaluateError",
     "Evaluator",
+    "EvaluatorSpec",
     "FieldProblem",
     "InputError",
     "JiuzhuError",
@@ -89,6 +98,7 @@ __all__ = [
     "error_codes",
     "explain_subject",
     "impact",
+    "impact_on_cluster",
     "json_value",
     "load",
     "load_households",
@@ -104,6 +114,7 @@ __all__ = [
     "safe_cell",
     "safe_frame",
     "screen",
+    "screen_on_cluster",
     "screen_records",
     "subject_registries",
     "with_settings",

@@ -66,3 +66,19 @@ def test_nothing_outside_tests_imports_tests() -> None:
         if n == "tests" or n.startswith("tests.")
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("command", ["screen", "impact"])
+def test_no_dask_without_a_cluster_flag(command: str, tmp_path: Path) -> None:
+    """`screen` and `impact` in one process never import Dask (an optional extra)."""
+    caseload = str(ROOT / "fixtures" / "households.jsonl")
+    args = [command, caseload, "--out", str(tmp_path / "out"), "--date", "2019-08-01"]
+    if command == "impact":
+        args += ["--base", str(ROOT / "rules"), "--head", str(ROOT / "rules")]
+    code = (
+        "import sys; from api.cli import main; main(sys.argv[1:], standalone_mode=False); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out" / "summary.json").exists()

@@ -24,7 +24,7 @@ from engine.vector import ColumnRun, decide_frames, duplicate_persons, impact_re
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table
 from engine.vector.screen import find_tables
 
-__all__ = ["impact", "with_parameter", "with_settings"]
+__all__ = ["impact", "impact_frames", "rejected_ids", "with_parameter", "with_settings", "write_impact"]
 
 _SETTING = re.compile(r"([\w.]+)=([^@]+)@(\d{4}-\d{2}-\d{2})")
 
@@ -173,25 +173,59 @@ def impact(
     hh, mm, bad_lines = _read(caseload, base.ruleset)
     h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
     dups = duplicate_persons(m.select("person_id", pl.col("_h").alias("household_id")))
-    b, extra, b_undecided = _run(base, h, m, dups)
-    t, _, t_undecided = _run(head, h, m, dups)
-    people = m.group_by("_h").len().sort("_h").get_column("len")
-    info = h.select("household_id", pl.col("township").fill_null("(未填)")).with_columns(people.alias("people"))
-    joined = b.join(t, on="household_id", suffix="__head").join(info, on="household_id").join(extra, on="household_id")
+    joined, undecided = impact_frames(base, head, h, m, dups)
     # every input row is decided on both sides or rejected with its reason: none vanishes
     all_rejects = pl.concat(
         [
             bad_lines.select("household_id", "field", "reason"),
             rejects.select(pl.col("household_id").cast(pl.Utf8), "field", "reason"),
-            _side(b_undecided, "base"),
-            _side(t_undecided, "head"),
+            undecided,
         ]
     )
     unexplained = _unexplained(hh, joined.get_column("household_id"), all_rejects)
     if unexplained:
         raise InputError([FieldProblem("household_id", f"neither decided nor rejected: {unexplained}")])
-    all_rejects.write_csv(out / "rejects.csv")
-    fields = [c for c in b.columns if c not in ("household_id", *_IGNORED)]
+    out.mkdir(parents=True, exist_ok=True)
+    write_rejects(all_rejects, out)
+    return write_impact(base, head, joined, hh.height + bad_lines.height - joined.height, out, fmt)
+
+
+def write_rejects(rejects: pl.DataFrame, out: Path) -> None:
+    """rejects.csv: every row not decided, with its field and reason, by household ID (so a
+    run cut into partitions writes the same file)."""
+    ordered = rejects.sort("household_id", nulls_last=True, maintain_order=True)
+    safe_frame(ordered).write_csv(out / "rejects.csv")
+
+
+def rejected_ids(rejects: pl.DataFrame) -> pl.Series:
+    """The distinct household IDs of the rejects (a missing ID counts as one)."""
+    return rejects.get_column("household_id").unique()
+
+
+def impact_frames(
+    base: Evaluator, head: Evaluator, h: pl.DataFrame, m: pl.DataFrame, dups: frozenset[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Validated households decided under both rulesets, one row per household: the base's
+    fields, the head's (``__head``), township, people, income figures, parameters changed;
+    and the households either side could not decide (household_id, field, reason)."""
+    b, extra, b_undecided = _run(base, h, m, dups)
+    t, _, t_undecided = _run(head, h, m, dups)
+    people = m.group_by("_h").len().sort("_h").get_column("len")
+    info = h.select("household_id", pl.col("township").fill_null("(未填)")).with_columns(people.alias("people"))
+    joined = b.join(t, on="household_id", suffix="__head").join(info, on="household_id").join(extra, on="household_id")
+    joined = joined.join(_parameter_differences(base, head, h), on="household_id", how="left")
+    return joined, pl.concat([_side(b_undecided, "base"), _side(t_undecided, "head")])
+
+
+def write_impact(
+    base: Evaluator, head: Evaluator, joined: pl.DataFrame, rejected: int, out: Path, fmt: str
+) -> dict[str, Any]:
+    """The impact files from `impact_frames` (of the whole caseload, or its partitions put
+    together); rows go by household ID, so the files do not depend on how the work was cut.
+    ``rejected``: the input rows not decided (their reasons are in rejects.csv)."""
+    out.mkdir(parents=True, exist_ok=True)
+    joined = joined.sort("household_id", maintain_order=True)
+    fields = [c for c in joined.columns if f"{c}__head" in joined.columns and c not in ("household_id", *_IGNORED)]
     # transitions
     statuses = _labels(base.ruleset, "statuses")
     programs = _labels(base.ruleset, "amounts")
@@ -209,8 +243,7 @@ def impact(
         [pl.col(f).cast(pl.Utf8).fill_null("") != pl.col(f + "__head").cast(pl.Utf8).fill_null("") for f in fields]
     )
     changed = joined.filter(differs)
-    param_diff = _parameter_differences(base, head, h)
-    changes = changed.join(param_diff, on="household_id", how="left").select(
+    changes = changed.select(
         "household_id",
         "township",
         *[x for f in fields for x in (pl.col(f).alias(f"base_{f}"), pl.col(f + "__head").alias(f"head_{f}"))],
@@ -223,9 +256,9 @@ def impact(
     summary = {
         "base": base.ruleset.ruleset_version,
         "head": head.ruleset.ruleset_version,
-        "rows_in": hh.height + bad_lines.height,
+        "rows_in": joined.height + rejected,
         "households": joined.height,
-        "rejected": hh.height + bad_lines.height - joined.height,
+        "rejected": rejected,
         "changed": changes.height,
     }
     (out / "report.html").write_text(

@@ -119,6 +119,7 @@ class _Screening:
         computed = [s.computed for s in evaluator.ruleset.registries.values() if s.computed]
         # the person column duplicates are looked for in (`computed: duplicates_of:<column>`)
         self.person = next((c.split(":", 1)[1] for c in computed if c.startswith("duplicates_of:")), None)
+        self.key_extra: dict[str, Any] = {}  # what else a finished preparation must match to be reused
 
     # ------------------------------------------------------------ preparing
 
@@ -139,6 +140,7 @@ class _Screening:
                 "today": self.today,  # the default decision date
                 "chunk": self.chunk_size,
                 "polars": pl.__version__,  # the ID hashes are stable within one Polars version
+                **self.key_extra,
             },
         )
         manifest: dict[str, Any] = {}
@@ -229,11 +231,7 @@ class _Screening:
         index = CaseloadIndex.from_json(manifest["index"])
         tables = {name: [Path(p) for p in paths] for name, paths in manifest["tables"].items()}
         hh_scan, mm_scan = self._scan(tables["households"]), self._scan(tables["members"])
-        registries = {n: r.keys for n, r in self.ev.registries.by_name.items()}
-        shared = frozenset(index.duplicate_persons)
-        for name, spec in self.ev.ruleset.registries.items():
-            if spec.computed:
-                registries[name] = registries.get(name, frozenset()) | shared
+        registries = chunk_registries(self.ev, index.duplicate_persons)
         dup_ids = pl.DataFrame(index.duplicate_ids, schema={"a": pl.UInt64, "b": pl.UInt64}, orient="row")
         total = manifest["chunks"]
         for k in range(total):
@@ -258,8 +256,12 @@ class _Screening:
         registries: dict[str, frozenset[str]],
     ) -> None:
         """Decide chunk ``k`` and write its parts; its frames are freed when it returns."""
-        households = _mark_copies(hh_scan.slice(k * self.chunk_size, self.chunk_size).collect(), dup_ids)
-        rows = households.height
+        self.decide_chunk(k, lambda: self._frames(k, hh_scan, mm_scan, index, dup_ids), registries)
+
+    def _frames(
+        self, k: int, hh_scan: pl.LazyFrame, mm_scan: pl.LazyFrame, index: CaseloadIndex, dup_ids: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        households = mark_copies(hh_scan.slice(k * self.chunk_size, self.chunk_size).collect(), dup_ids)
         if LINK in households.columns:  # JSON Lines: a member follows its household's line
             lines = households.get_column(LINK)
             members = mm_scan.filter(pl.col(LINK).is_between(lines.min(), lines.max())).collect()
@@ -269,6 +271,16 @@ class _Screening:
         else:
             wanted = households.select(hid_text()).to_series().drop_nulls()  # IDs as validation reads them
             members = mm_scan.filter(hid_text().is_in(wanted.implode())).collect()
+        return households, members
+
+    def decide_chunk(
+        self, k: int, frames: Callable[[], tuple[pl.DataFrame, pl.DataFrame]], registries: dict[str, frozenset[str]]
+    ) -> ChunkCounts:
+        """Validate and decide the raw (households, members) that ``frames`` reads; write the
+        chunk's rejects, decisions and counts (the counts last, atomically: they mark it finished).
+        The frames are read here, not passed in, so that they are freed once parsed."""
+        households, members = frames()
+        rows = households.height
         h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
         ids = households.get_column(HID)
         del households, members  # the raw values are parsed: only the IDs are needed from here
@@ -284,6 +296,7 @@ class _Screening:
         tmp = counts.with_name(counts.name + ".tmp")
         tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
         os.replace(tmp, counts)
+        return result
 
     def _check_chunk(self, k: int, ids: pl.Series, decisions: pl.DataFrame, rejects: pl.DataFrame) -> None:
         """Every household of the chunk is decided or has at least one reject row."""
@@ -304,7 +317,8 @@ class _Screening:
 
     def finish(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
-        parts = [self._part(k) for k in range(manifest["chunks"])]
+        # a partition that failed whole has no decisions part: its rows are in its rejects
+        parts = [self._part(k) for k in range(manifest["chunks"]) if self._part(k).exists()]
         counts = [
             ChunkCounts.from_json(json.loads(self._counts(k).read_text(encoding="utf-8")))
             for k in range(manifest["chunks"])
@@ -344,7 +358,18 @@ class _Screening:
         os.replace(tmp, path)
 
 
-def _mark_copies(households: pl.DataFrame, dup_ids: pl.DataFrame) -> pl.DataFrame:
+def chunk_registries(evaluator: Evaluator, duplicate_persons: list[str]) -> dict[str, frozenset[str]]:
+    """The registry keys a chunk is decided with: the loaded registries, and the persons found
+    in two households of the whole caseload in the computed ones."""
+    registries = {n: r.keys for n, r in evaluator.registries.by_name.items()}
+    shared = frozenset(duplicate_persons)
+    for name, spec in evaluator.ruleset.registries.items():
+        if spec.computed:
+            registries[name] = registries.get(name, frozenset()) | shared
+    return registries
+
+
+def mark_copies(households: pl.DataFrame, dup_ids: pl.DataFrame) -> pl.DataFrame:
     """The chunk with the copies of an ID found more than once in the caseload marked, so
     the validator rejects each with every other reason it has, as `check` does."""
     if dup_ids.height == 0:

@@ -1,0 +1,168 @@
+"""Screening and impact on a Dask cluster: one task per partition, with retries.
+
+The only module that imports Dask (``distributed``), and only when a run asks for a cluster:
+``scheduler`` (the address of a running one: ``dask scheduler`` plus ``dask worker`` on each
+machine) or ``workers`` (a local cluster of that many processes, started and stopped here).
+Tasks receive paths and versions (`screen_partitions.PartitionTask`), so the run's folder
+must be on storage every worker sees at the same path. A worker that dies mid-task (killed,
+out of memory, machine lost) has its task run again elsewhere (``retries``, and the
+scheduler's own reassignment); a partition whose data fail is reported as rejects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.evaluator import Evaluator
+from engine.vector.screen import FORMATS, ScreenError, _locked
+from engine.vector.screen_partitions import EvaluatorSpec, PartitionedScreening, PartitionTask, screen_partition
+
+__all__ = ["Cluster", "ClusterProgress", "local_cluster", "screen_on_cluster", "submit_partitions"]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Which cluster a run uses: a scheduler's address, or a local one of ``workers`` processes."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    partitions: int | None = None  # default: 4 per worker thread, so a slow partition does not hold up the end
+    retries: int = 2
+
+
+# (partitions done, partitions in all, households decided by this run's tasks, seconds since they started)
+ClusterProgress = Callable[[int, int, int, float], None]
+
+
+def _distributed() -> Any:
+    """The ``distributed`` package, imported here only (it ships no type hints)."""
+    return importlib.import_module("distributed")
+
+
+def local_cluster(workers: int) -> Any:
+    """A LocalCluster of ``workers`` processes, one thread each (the kernel runs a partition
+    per process), no dashboard; the scheduler's small HTTP server (health, metrics) on a free
+    port of 127.0.0.1, never on the fixed 8787 that another cluster may hold."""
+    return _distributed().LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+
+
+@contextlib.contextmanager
+def _client(cluster: Cluster) -> Iterator[Any]:
+    Client = _distributed().Client  # noqa: N806
+
+    if cluster.scheduler:
+        client = Client(cluster.scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    local = local_cluster(cluster.workers or 1)
+    client = Client(local)
+    try:
+        yield client
+    finally:
+        client.close()
+        local.close()
+
+
+def _threads(client: Any) -> int:
+    return max(1, int(sum(client.nthreads().values())))
+
+
+def submit_partitions(
+    client: Any,
+    fn: Callable[[PartitionTask], dict[str, Any]],
+    tasks: list[PartitionTask],
+    total: int,
+    retries: int,
+    progress: ClusterProgress | None,
+    already: int = 0,
+) -> list[dict[str, Any]]:
+    """Run ``fn`` on every task, one Dask task each; their results in the tasks' order. A task
+    that still fails after its retries stops the run with an error naming its partition."""
+    as_completed = _distributed().as_completed
+    run = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(fn, t, key=f"jiuzhu-{fn.__name__}-{run}-{t.k}", retries=retries, pure=False) for t in tasks
+    ]
+    which = {f.key: t.k for f, t in zip(futures, tasks, strict=True)}
+    results: dict[int, dict[str, Any]] = {}
+    start, households, done = time.monotonic(), 0, already
+    try:
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as exc:
+                raise ScreenError(
+                    f"partition {which[future.key]} failed after {retries + 1} tries: {type(exc).__name__}: {exc}"
+                ) from exc
+            results[which[future.key]] = result
+            done += 1
+            households += int(result.get("rows", 0))
+            if progress:
+                progress(done, total, households, time.monotonic() - start)
+    finally:
+        for f in futures:
+            f.cancel()
+    return [results[t.k] for t in tasks]
+
+
+def screen_on_cluster(
+    evaluator: Evaluator,
+    spec: EvaluatorSpec,
+    caseload: Path,
+    out: Path,
+    cluster: Cluster,
+    *,
+    fmt: str = "parquet",
+    decision_date: dt.date | None = None,
+    chunk_size: int = 250_000,
+    today: dt.date | None = None,
+    progress: ClusterProgress | None = None,
+) -> dict[str, Any]:
+    """`screen` with one task per partition on a Dask cluster: the same decisions, rejects and
+    summary (rows in partition order, not input order); a rerun skips finished partitions."""
+    today = today or dt.date.today()
+    caseload, out = caseload.resolve(), out.resolve()  # workers may run elsewhere: paths as seen from here
+    with _locked(out):
+        with _client(cluster) as client:
+            partitions = cluster.partitions or 4 * _threads(client)
+            job = PartitionedScreening(
+                evaluator, caseload, out, fmt, decision_date, chunk_size, today, partitions=partitions
+            )
+            for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:
+                (out / name).unlink(missing_ok=True)
+            manifest = job.prepare()
+            on = decision_date.isoformat() if decision_date else None
+            tasks = [
+                PartitionTask(k, str(job.work), spec, today.isoformat(), on)
+                for k in range(partitions)
+                if not job.finished(k)
+            ]
+            already = partitions - len(tasks)
+            if progress and already:
+                progress(already, partitions, 0, 0.0)
+            submit_partitions(client, screen_partition, tasks, partitions, cluster.retries, progress, already)
+        summary = job.finish(manifest)
+        failed = job.failures()
+        if failed:  # only then: a clean run's summary is the one-process run's, key for key
+            summary["failed_partitions"] = failed
+            text = json.dumps(summary, ensure_ascii=False, indent=2)
+            (out / "summary.json").write_text(text, encoding="utf-8")
+        return summary
