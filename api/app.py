@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from api import accounts
 from api.service import Conflict, Forbidden, NotFound, Service, Settings, disclosure_csv, disclosure_xlsx, unpack_bundle
 from api.store import User
 from engine import FieldProblem, InputError, JiuzhuError, RuleLoadError, error_codes
@@ -20,6 +21,10 @@ from engine import FieldProblem, InputError, JiuzhuError, RuleLoadError, error_c
 __all__ = ["create_app"]
 
 ROLES = ("officer", "policy", "data", "auditor", "admin")
+IDEMPOTENCY = (
+    "a key of your choosing (e.g. a UUID): a retry with the same key and body returns the decisions the first "
+    "request stored (200) instead of storing them again; the same key with another body is 422"
+)
 Id = Annotated[int, Path(ge=1, le=2**62, description="a record number")]
 
 
@@ -163,33 +168,27 @@ def create_app(settings: Settings) -> FastAPI:
         explain: Annotated[
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
+        idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY)] = None,
     ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["decision"]))
-        return JSON(service.decide(raw, user, _lang(accept_language), text=explain == "text"), status_code=201)
+        lang = _lang(accept_language)
+        fresh, out = service.decide_once(raw, user, lang, text=explain == "text", key=idempotency_key)
+        return JSON(out, status_code=201 if fresh else 200)
 
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
         request: Request,
         user: Annotated[User, Depends(require("officer", "data"))],
         accept_language: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+        idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY)] = None,
+    ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["batch"]))
         if not isinstance(raw, list) or not raw:
             raise InputError([FieldProblem("(body)", "must be a non-empty JSON array of households")])
         if len(raw) > 1000:
             raise InputError([FieldProblem("(body)", f"at most 1000 households per batch (got {len(raw)})")])
-        lang = _lang(accept_language)
-        results: list[dict[str, Any]] = []
-        for i, household in enumerate(raw):
-            try:
-                results.append(service.decide(household, user, lang))
-            except InputError as exc:
-                results.append({"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]})
-        return {
-            "decided": sum(1 for r in results if not r.get("rejected")),
-            "rejected": sum(1 for r in results if r.get("rejected")),
-            "results": results,
-        }
+        fresh, out = service.decide_batch(raw, user, _lang(accept_language), key=idempotency_key)
+        return JSON(out, status_code=201 if fresh else 200)
 
     @app.get("/v1/decisions/{decision_id}", tags=["decisions"])
     async def get_decision(
@@ -438,4 +437,44 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Content-Disposition": 'attachment; filename="disclosure.csv"'},
         )
 
+    @app.get("/v1/users", tags=["users"])
+    async def list_users(user: Annotated[User, Depends(require("admin"))]) -> list[dict[str, Any]]:
+        """Every user, role, township, token expiry and revocation; never a token."""
+        return accounts.list_users(service.store)
+
+    @app.post("/v1/users/{name}/revoke", tags=["users"])
+    async def revoke_user(
+        name: Annotated[str, Path(max_length=100)], user: Annotated[User, Depends(require("admin"))]
+    ) -> dict[str, Any]:
+        if not accounts.revoke_user(service.store, name):
+            raise NotFound(f"active user {name}")
+        return {"name": name, "revoked": True}
+
     return app
+
+
+SETTINGS_ENV = "JIUZHU_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `jiuzhu serve --workers N` worker process, from the settings the parent
+    process put in the environment (uvicorn starts workers from an import string)."""
+    import logging
+    import os
+    from pathlib import Path as FilePath
+
+    from api.masking import IdMaskingFilter
+
+    raw = json.loads(os.environ[SETTINGS_ENV])
+    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(IdMaskingFilter())
+    optional = {k: FilePath(raw[k]) if raw.get(k) else None for k in ("relatives", "filings")}
+    return create_app(
+        Settings(
+            raw["db_url"],
+            FilePath(raw["rules_dir"]),
+            FilePath(raw["data_dir"]),
+            optional["relatives"],
+            optional["filings"],
+        )
+    )

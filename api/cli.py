@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from api.admin_cli import DEFAULT_DB, audit, users
 from engine import (
     Evaluator,
     InputError,
@@ -322,9 +323,6 @@ def caseload_command(households: int, seed: int, out_dir: Path, fmt: str, on: dt
     click.echo(_dumps(paths))
 
 
-DEFAULT_DB = "sqlite:///var/jiuzhu.db"
-
-
 def _settings(
     db: str, rules_dir: Path, data_dir: Path, relatives: str | None = None, filings: str | None = None
 ) -> Any:
@@ -355,8 +353,22 @@ def _settings(
 @click.option(
     "--filings", type=click.Path(exists=True, dir_okay=False), help="Seed the filings registry when the store has none."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes; they share the store safely (one ledger writer at a time).",
+)
 def serve(
-    host: str, port: int, db: str, rules_dir: Path, data_dir: Path, relatives: str | None, filings: str | None
+    host: str,
+    port: int,
+    db: str,
+    rules_dir: Path,
+    data_dir: Path,
+    relatives: str | None,
+    filings: str | None,
+    workers: int,
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
     import logging
@@ -379,59 +391,31 @@ def serve(
     for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(IdMaskingFilter())
     click.echo(f"jiuzhu serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    # each worker process builds its own app from these settings (the store is set up above)
+    import os
+
+    from api.app import SETTINGS_ENV
+
+    store.engine.dispose()
+    os.environ[SETTINGS_ENV] = json.dumps(
+        {"db_url": db, "rules_dir": str(rules_dir), "data_dir": str(data_dir), "relatives": None, "filings": None}
+    )
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
-@main.group()
-def users() -> None:
-    """Manage users of the service."""
-
-
-@users.command("add")
-@click.argument("name")
-@click.option("--role", required=True, type=click.Choice(["officer", "policy", "data", "auditor", "admin"]))
-@click.option("--level", type=click.Choice(["township", "city"]), help="An officer's level.")
-@click.option("--certificate", help="Enforcement certificate number (持证上岗).")
-@click.option("--valid-until", type=click.DateTime(["%Y-%m-%d"]), help="Last day the certificate is valid.")
-@click.option("--db", default=DEFAULT_DB, show_default=True)
-def users_add(
-    name: str, role: str, level: str | None, certificate: str | None, valid_until: dt.datetime | None, db: str
-) -> None:
-    """Create a user; its token is printed as the last line."""
-    from api.store import Store
-
-    if role == "officer" and level is None:
-        click.echo("an officer needs --level township or city", err=True)
-        sys.exit(2)
-    if (certificate is None) != (valid_until is None):
-        click.echo("--certificate and --valid-until go together", err=True)
-        sys.exit(2)
-    store = Store(db)
-    try:
-        user, token = store.add_user(name, role, level, certificate, valid_until.date() if valid_until else None)
-    except Exception as exc:  # the store's own constraint, e.g. a name already taken
-        click.echo(f"cannot add {name}: {exc.__class__.__name__}", err=True)
-        sys.exit(2)
-    click.echo(f"user {user.name} (id {user.id}, role {user.role}) created")
-    click.echo(token)
-
-
-@main.group()
-def audit() -> None:
-    """Check the decision and approval log."""
-
-
-@audit.command("verify")
-@click.option("--db", default=DEFAULT_DB, show_default=True)
-def audit_verify(db: str) -> None:
-    """Recompute the hash chain; exit 1 naming the first record that does not match."""
-    from api.store import Store
-
-    checked, bad = Store(db).verify()
-    if bad is not None:
-        click.echo(f"ledger broken at record {bad} ({checked} checked)")
-        sys.exit(1)
-    click.echo(f"ledger intact: {checked} records")
+main.add_command(users)
+main.add_command(audit)
 
 
 @main.group()

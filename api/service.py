@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.idempotency import IdempotencyKey, KeyTaken, request_hash, store_decisions, stored_result, valid_key
 from api.masking import mask_id, mask_name
-from api.store import LedgerRecord, Store, User
+from api.store import AlreadyDecided, LedgerRecord, Store, User
 from engine import (
     Decision,
     Evaluator,
@@ -153,6 +154,10 @@ class Service:
     # ------------------------------------------------------------ decisions
 
     def decide(self, raw: Any, user: User, lang: str, text: bool = False) -> dict[str, Any]:
+        return self.decide_once(raw, user, lang, text)[1]
+
+    def _decided(self, raw: Any) -> tuple[dict[str, Any], Decision]:
+        """The ledger body of one household's decision (not stored yet) and the decision."""
         if not isinstance(raw, Mapping):
             raise InputError([FieldProblem("(body)", "must be a JSON object: one household")])
         rid = self.ruleset_for(_parse_day(raw))
@@ -164,8 +169,71 @@ class Service:
             "ruleset_id": rid,
             "registry_versions": reg_ids,
         }
-        rec = self.store.append("decision", user.id, body)
-        return self.present(rec, decision if text else None, lang, approvals=False)
+        return body, decision
+
+    def _replayed(self, user: User, key: str | None, route: str, raw: Any) -> tuple[IdempotencyKey | None, Any]:
+        """(the key to store with new decisions, or None; what a key already stored, or None).
+        The same key with another request is refused: it would silently answer the wrong one."""
+        if key is None:
+            return None, None
+        if not valid_key(key):
+            raise InputError([FieldProblem("Idempotency-Key", "must be 1 to 200 visible ASCII characters")])
+        digest = request_hash(route, raw)
+        stored = stored_result(self.store, user.id, key)
+        if stored is None:
+            return IdempotencyKey(user.id, key, digest), None
+        if stored[0] != digest:
+            raise InputError(
+                [FieldProblem("Idempotency-Key", "was used before with another request; use a new key for new work")]
+            )
+        return None, stored[1]
+
+    def decide_once(
+        self, raw: Any, user: User, lang: str, text: bool = False, key: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """(stored now, the decision): with an Idempotency-Key already used for this request,
+        the decision it stored (not stored now)."""
+        fresh, stored = self._replayed(user, key, "decision", raw)
+        if stored is None:
+            body, decision = self._decided(raw)
+            try:
+                (rec,) = store_decisions(self.store, user.id, [body], fresh)
+            except KeyTaken:  # the same request with the same key committed a moment ago
+                return self.decide_once(raw, user, lang, text, key)
+            return True, self.present(rec, decision if text else None, lang, approvals=False)
+        return False, self.get(int(stored["decisions"][0]), lang, text)
+
+    def decide_batch(
+        self, households: list[Any], user: User, lang: str, key: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """Decide every household, then store all the decisions in one transaction (all or
+        none); a household that cannot be decided is reported in its place."""
+        fresh, stored = self._replayed(user, key, "batch", households)
+        if stored is None:
+            layout: list[dict[str, Any] | None] = []
+            bodies: list[dict[str, Any]] = []
+            for i, household in enumerate(households):
+                try:
+                    bodies.append(self._decided(household)[0])
+                    layout.append(None)
+                except InputError as exc:
+                    layout.append({"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]})
+            if fresh is not None:
+                fresh = IdempotencyKey(fresh.user_id, fresh.key, fresh.request_hash, layout)
+            try:
+                records = store_decisions(self.store, user.id, bodies, fresh)
+            except KeyTaken:
+                return self.decide_batch(households, user, lang, key)
+            decided = iter([self.present(rec, None, lang, approvals=False) for rec in records])
+        else:
+            layout = stored["layout"]
+            decided = iter([self.get(int(seq), lang) for seq in stored["decisions"]])
+        results = [entry if entry is not None else next(decided) for entry in layout]
+        return stored is None, {
+            "decided": sum(1 for r in results if not r.get("rejected")),
+            "rejected": sum(1 for r in results if r.get("rejected")),
+            "results": results,
+        }
 
     def present(
         self, rec: LedgerRecord, decision: Decision | None, lang: str, approvals: bool = True
@@ -247,7 +315,10 @@ class Service:
             "note": note,
             "household_id": decision.get("household_id"),
         }
-        return self._approval(self.store.append("approval", user.id, body, ref=seq))
+        try:
+            return self._approval(self.store.add_approval(seq, user.id, body))
+        except AlreadyDecided:  # another officer (or server) decided it since the check above
+            raise Conflict(f"decision {seq} already has an approval or rejection") from None
 
     # ------------------------------------------------------------ rule versions
 

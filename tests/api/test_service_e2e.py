@@ -325,13 +325,14 @@ def test_ledger_is_tamper_evident(server: Server, tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             con.execute("UPDATE ledger SET body = '{}' WHERE seq = 1")
         con.execute("DROP TRIGGER ledger_no_update")
-        con.execute("UPDATE ledger SET body = replace(body, '480.00', '980.00') WHERE seq = 1")
+        (first,) = con.execute("SELECT min(seq) FROM ledger WHERE kind = 'decision'").fetchone()
+        con.execute("UPDATE ledger SET body = replace(body, '480.00', '980.00') WHERE seq = ?", (first,))
         con.commit()
     finally:
         con.close()
     bad = jiuzhu("audit", "verify", "--db", f"sqlite:///{copy_db}")
     assert bad.returncode == 1
-    assert "broken at record 1" in bad.stdout
+    assert f"broken at record {first}" in bad.stdout
 
 
 def test_ids_are_masked_in_the_log(server: Server) -> None:
