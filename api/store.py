@@ -26,6 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 __all__ = ["AlreadyDecided", "LedgerRecord", "Store", "StoreMissing", "User", "metadata"]
 
@@ -274,6 +276,10 @@ class Store:
     def migrate(self) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:  # up to date: no write lock (workers start together)
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
         with self.writer.begin() as conn:
             if conn.dialect.name == "postgresql":  # servers starting together migrate one at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('jiuzhu.migrate'))"))
