@@ -3,14 +3,16 @@ check that the users table still matches the ledger's record of every change to 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import secrets
 from typing import Any
 
 import sqlalchemy as sa
 
-from api.store import Store, ledger, user_state, users, utc_naive
+from api.store import Store, hash_token, ledger, user_state, users, utc_naive
 
-__all__ = ["list_users", "revoke_user", "users_unlike_ledger"]
+__all__ = ["list_users", "renew_token", "revoke_user", "users_unlike_ledger"]
 
 
 def revoke_user(store: Store, name: str) -> bool:
@@ -24,6 +26,20 @@ def revoke_user(store: Store, name: str) -> bool:
         conn.execute(users.update().where(users.c.id == uid).values(revoked_at=utc_naive()))
         store.record_user(conn, int(uid), "revoke")
     return True
+
+
+def renew_token(store: Store, name: str, expires_in: dt.timedelta) -> str | None:
+    """A new token for a user (the old one stops working; a revoked user is active again),
+    recorded in the ledger; None when there is no such user."""
+    token = secrets.token_urlsafe(32)
+    with store.appending() as conn:
+        uid = conn.execute(sa.select(users.c.id).where(users.c.name == name)).scalar_one_or_none()
+        if uid is None:
+            return None
+        values = {"token_hash": hash_token(token), "token_expires_at": utc_naive() + expires_in, "revoked_at": None}
+        conn.execute(users.update().where(users.c.id == uid).values(**values))
+        store.record_user(conn, int(uid), "renew")
+    return token
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:

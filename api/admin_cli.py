@@ -46,7 +46,7 @@ def users() -> None:
     type=click.FloatRange(min=0, min_open=True, max=3650),
     default=90,
     show_default=True,
-    help="The token stops working after this many days; add the user again under a new name, or revoke it.",
+    help="The token stops working after this many days (`users renew` issues a new one).",
 )
 @_db_option
 @_create_option
@@ -111,6 +111,22 @@ def users_list(db: str, as_json: bool) -> None:
         state = "revoked" if r["revoked_at"] else "expired" if r["expired"] else "active"
         cells = [r["name"], r["role"], r["level"] or "", r["township"] or "", r["expires_at"] or "", state]
         click.echo("\t".join(cells))
+
+
+@users.command("renew")
+@click.argument("name")
+@click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True, max=3650), default=90, show_default=True)
+@_db_option
+def users_renew(name: str, expires_in_days: float, db: str) -> None:
+    """Issue a new token (printed as the last line); the old one stops working."""
+    from api.accounts import renew_token
+
+    token = renew_token(_store(db), name, dt.timedelta(days=expires_in_days))
+    if token is None:
+        click.echo(f"no user named {name}", err=True)
+        sys.exit(1)
+    click.echo(f"user {name}: new token")
+    click.echo(token)
 
 
 @users.command("revoke")

@@ -216,7 +216,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _hash_token(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -321,7 +321,7 @@ class Store:
                     township=township,
                     certificate_no=certificate_no,
                     certificate_valid_until=valid_until,
-                    token_hash=_hash_token(token),
+                    token_hash=hash_token(token),
                     token_expires_at=utc_naive() + expires_in,
                     created_at=_now(),
                 )
@@ -344,7 +344,7 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(users).where(
-                    users.c.token_hash == _hash_token(token),
+                    users.c.token_hash == hash_token(token),
                     users.c.revoked_at.is_(None),
                     sa.or_(users.c.token_expires_at.is_(None), users.c.token_expires_at > utc_naive()),
                 )

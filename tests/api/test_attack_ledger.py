@@ -60,11 +60,10 @@ def test_row04_database_refuses_a_fork_and_a_second_approval(store: Store) -> No
 
 
 def _ledger_with_records(folder: Path, n: int) -> tuple[str, Path]:
-    """A store made by `users add --create` holding n decisions, and an anchor key file."""
+    """A store with a user and n decisions, and an anchor key file."""
     db = f"sqlite:///{folder / 'store.db'}"
-    r = jiuzhu("users", "add", "审计", "--role", "auditor", "--db", db, "--create")
-    assert r.returncode == 0, r.stderr
-    store = Store(db, create=False)
+    store = Store(db)
+    store.add_user("审计", "auditor")
     for i in range(n):
         store.append("decision", 1, {"household_id": f"H-{i}", "amount": f"{100 + i}.00"})
     store.engine.dispose()
@@ -166,7 +165,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_row22_tokens_expire_and_revoke(server: Server) -> None:
-    short = server.add_user("短期", "auditor", "--expires-in-days", "0.0001")  # 8.6 seconds
+    short = server.add_user("短期", "auditor", "--expires-in-days", "0.00005")  # 4.3 seconds
+    assert server.client(short).get("/v1/rulesets").status_code == 200
     revoked = server.add_user("撤销", "auditor")
     revoked_http = server.add_user("撤销2", "auditor")
     assert server.client(revoked).get("/v1/rulesets").status_code == 200
@@ -196,6 +196,11 @@ def test_row22_tokens_expire_and_revoke(server: Server) -> None:
     everything = shown.stdout + json.dumps(listed, ensure_ascii=False)
     assert not any(token in everything for token in (short, revoked, revoked_http, server.admin))
     assert "token_hash" not in everything
+    renewed = jiuzhu("users", "renew", "撤销", "--db", server.db)
+    assert renewed.returncode == 0, renewed.stderr
+    fresh = renewed.stdout.strip().splitlines()[-1]
+    assert server.client(fresh).get("/v1/rulesets").status_code == 200
+    assert server.client(revoked).get("/v1/rulesets").status_code == 401
     verify = jiuzhu("audit", "verify", "--db", server.db)
     assert verify.returncode == 0, verify.stdout
 
