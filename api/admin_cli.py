@@ -20,11 +20,11 @@ _create_option = click.option("--create", is_flag=True, help="Make a new, empty 
 
 
 def _store(db: str, create: bool = False) -> Any:
-    from api.store import Store, StoreMissing
+    from api.store import Store, StoreUnusable
 
     try:
         return Store(db, create=create)
-    except StoreMissing as exc:
+    except StoreUnusable as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
 

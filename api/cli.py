@@ -377,11 +377,15 @@ def serve(
 
     from api.app import create_app
     from api.masking import IdMaskingFilter
+    from api.store import StoreUnusable
 
     try:
         app = create_app(_settings(db, rules_dir, data_dir, relatives, filings))
     except JiuzhuError as exc:
         _fail(exc)
+    except StoreUnusable as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     store = app.state.service.store
     if store.count_users() == 0:
         _, token = store.add_user("admin", "admin")

@@ -29,7 +29,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-__all__ = ["AlreadyDecided", "LedgerRecord", "Store", "StoreMissing", "User", "metadata"]
+__all__ = ["AlreadyDecided", "LedgerRecord", "Store", "StoreMissing", "StoreUnusable", "User", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -139,7 +139,11 @@ class LedgerRecord:
     hash: str
 
 
-class StoreMissing(Exception):
+class StoreUnusable(Exception):
+    """The database named cannot serve as the store (the message says why)."""
+
+
+class StoreMissing(StoreUnusable):
     """The database named does not exist (and creating it was not asked for)."""
 
 

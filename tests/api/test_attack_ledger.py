@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from api.store import AlreadyDecided, Store, record_hash
 from fixtures.server import Server, jiuzhu, start
 from tests.api.test_store import PG_URL, _fresh_pg
+from tests.conftest import ROOT
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,6 +57,29 @@ def test_row04_database_refuses_a_fork_and_a_second_approval(store: Store) -> No
         )
     assert store.verify() == (3, None)
     assert len(store.records_for(first.seq, "approval")) == 1
+
+
+def test_row04_a_ledger_forked_before_the_upgrade_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "api" / "migrations"))
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:  # a store as the first release made it, forked by two writers
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        for digest in ("a" * 64, "b" * 64):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ledger (kind, created_at, body, prev_hash, hash) "
+                    "VALUES ('decision', '2019-08-01', '{}', :prev, :hash)"
+                ),
+                {"prev": "0" * 64, "hash": digest},
+            )
+    engine.dispose()
+    r = jiuzhu("audit", "verify", "--db", f"sqlite:///{db}")
+    assert r.returncode == 2
+    assert "the ledger is forked" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 # ------------------------------------------------------------ row 9: anchors

@@ -18,8 +18,18 @@ LEGACY_TOKEN_DAYS = 90
 
 
 def upgrade() -> None:
-    from api.store import append_record, user_state, users
+    from api.store import StoreUnusable, append_record, user_state, users
 
+    forked = (
+        op.get_bind()
+        .execute(sa.text("SELECT prev_hash FROM ledger GROUP BY prev_hash HAVING count(*) > 1 LIMIT 1"))
+        .first()
+    )
+    if forked is not None:  # written before one writer at a time: the chain cannot be made unique
+        raise StoreUnusable(
+            f"the ledger is forked: two records follow the one hashed {forked[0][:16]}…; "
+            "restore the store from a backup taken before the fork, then start again"
+        )
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("township", sa.String(100)))
         batch.add_column(sa.Column("token_expires_at", sa.DateTime))
