@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BeforeValidator
 
-from api import workflow
+from api import accounts, workflow
 from api.candidates import add_review_routes
 from api.http_safety import SafetyMiddleware
 from api.jobs import Busy
@@ -53,6 +53,10 @@ from engine import (
 
 __all__ = ["create_app"]
 
+IDEMPOTENCY = (
+    "a key of your choosing (e.g. a UUID): a retry with the same key and body returns the decisions the first "
+    "request stored (200) instead of storing them again; the same key with another body is 422"
+)
 Id = Annotated[int, Path(ge=1, le=2**62, description="a record number")]
 
 
@@ -302,32 +306,33 @@ def create_app(settings: Settings) -> FastAPI:
         explain: Annotated[
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
+        idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY)] = None,
     ) -> JSONResponse:
         raw = _json(await _body(request, settings.limits["decision"], "one household"))
-        return await _off_loop(201, service.decide, raw, user, _lang(accept_language), explain == "text")
+        lang = _lang(accept_language)
+        # off the event loop: deciding, the ledger's group commit and rendering the answer
+        fresh, out = await run_in_threadpool(service.decide_once, raw, user, lang, explain == "text", idempotency_key)
+        return await run_in_threadpool(lambda: JSON(out, status_code=201 if fresh else 200))
 
     @app.post("/v1/decisions/batch", tags=["decisions"], status_code=201, openapi_extra=batch_body)
     async def post_batch(
         request: Request,
         user: Caller,
         accept_language: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY)] = None,
     ) -> JSONResponse:
         data = await _body(request, settings.limits["batch"], "a batch")
         # parsing, deciding, storing and rendering run in a worker thread: the loop keeps answering
-        return await _off_loop(201, _batch, data, user, _lang(accept_language))
+        return await run_in_threadpool(_batch, data, user, _lang(accept_language), idempotency_key)
 
-    def _batch(data: bytes, user: User, lang: str) -> dict[str, Any]:
+    def _batch(data: bytes, user: User, lang: str, key: str | None) -> JSONResponse:
         raw = _json(data)
         if not isinstance(raw, list) or not raw:
             raise InputError([FieldProblem("(body)", "must be a non-empty JSON array of households")])
         if len(raw) > 1000:
             raise InputError([FieldProblem("(body)", f"at most 1000 households per batch (got {len(raw)})")])
-        results = service.decide_batch(raw, user, lang)
-        return {
-            "decided": sum(1 for r in results if not r.get("rejected")),
-            "rejected": sum(1 for r in results if r.get("rejected")),
-            "results": results,
-        }
+        fresh, out = service.decide_batch(raw, user, lang, key=key)
+        return JSON(out, status_code=201 if fresh else 200)
 
     @app.get("/v1/decisions", tags=["decisions"])
     async def search_decisions(
@@ -633,6 +638,18 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Content-Disposition": 'attachment; filename="disclosure.csv"'},
         )
 
+    @app.get("/v1/users", tags=["users"])
+    async def list_users(user: Caller) -> list[dict[str, Any]]:
+        """Every user, role, township, token expiry and revocation; never a token."""
+        return accounts.list_users(service.store)
+
+    @app.post("/v1/users/{name}/revoke", tags=["users"])
+    async def revoke_user(name: Annotated[str, Path(max_length=100)], user: Caller) -> dict[str, Any]:
+        if not accounts.revoke_user(service.store, name):
+            raise NotFound(f"active user {name}")
+        service.tokens.clear()  # at once here; other servers' caches within a second
+        return {"name": name, "revoked": True}
+
     # ------------------------------------------------------------ offline docs
 
     # Swagger UI's files come from a pinned PyPI package (fastapi-offline, MIT), not a CDN
@@ -651,3 +668,21 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     return app
+
+
+SETTINGS_ENV = "JIUZHU_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `jiuzhu serve --workers N` worker process, from the settings the parent
+    process put in the environment (uvicorn starts workers from an import string)."""
+    import os
+    from pathlib import Path as FilePath
+
+    from api.http_safety import configure_logging
+
+    raw = json.loads(os.environ[SETTINGS_ENV])
+    configure_logging()
+    settings = Settings(raw["db_url"], FilePath(raw["rules_dir"]), FilePath(raw["data_dir"]))
+    settings.limits.update(raw.get("limits") or {})
+    return create_app(settings)

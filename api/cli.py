@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from api.admin_cli import DEFAULT_DB, audit, users
 from api.cluster_options import ProgressLine, cluster_from, cluster_options
 from engine import (
     BadValue,
@@ -427,9 +428,6 @@ def caseload_command(households: int, seed: int, out_dir: Path, fmt: str, on: dt
     click.echo(_dumps(paths))
 
 
-DEFAULT_DB = "sqlite:///var/jiuzhu.db"
-
-
 def _settings(
     db: str,
     rules_dir: Path,
@@ -491,6 +489,13 @@ def _settings(
     "rulesets_cached, evaluators_cached.",
 )
 @_named_registries
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes; they share the store safely (one ledger writer at a time).",
+)
 def serve(
     host: str,
     port: int,
@@ -503,6 +508,7 @@ def serve(
     bundle_seconds: float,
     limits: tuple[str, ...],
     named_registries: tuple[str, ...],
+    workers: int,
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs)."""
     import dataclasses
@@ -511,6 +517,7 @@ def serve(
 
     from api.app import create_app
     from api.http_safety import configure_logging
+    from api.store import StoreUnusable
 
     settings = _settings(db, rules_dir, data_dir, relatives, filings, named_registries)
     settings.bundle = dataclasses.replace(settings.bundle, memory_mib=bundle_memory, seconds=bundle_seconds)
@@ -525,6 +532,9 @@ def serve(
         app = create_app(settings)
     except JiuzhuError as exc:
         _fail(exc)
+    except StoreUnusable as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     store = app.state.service.store
     if store.count_users() == 0:
         _, token = store.add_user("admin", "admin")
@@ -533,59 +543,32 @@ def serve(
         click.echo(f"store {db} has users; add one with: jiuzhu users add NAME --role ROLE --db {db}")
     configure_logging()  # one stderr handler, IDs masked in messages and tracebacks; the access log
     click.echo(f"jiuzhu serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
+        return
+    # each worker process builds its own app from these settings (the store is set up above)
+    import os
+
+    from api.app import SETTINGS_ENV
+
+    app.state.service.close()  # the workers open their own; the registries are seeded above
+    os.environ[SETTINGS_ENV] = json.dumps(
+        {"db_url": db, "rules_dir": str(rules_dir), "data_dir": str(data_dir), "limits": settings.limits}
+    )
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+    )
 
 
-@main.group()
-def users() -> None:
-    """Manage users of the service."""
-
-
-@users.command("add")
-@click.argument("name")
-@click.option("--role", required=True, type=click.Choice(["officer", "policy", "data", "auditor", "admin"]))
-@click.option("--level", type=click.Choice(["township", "city"]), help="An officer's level.")
-@click.option("--certificate", help="Enforcement certificate number (持证上岗).")
-@click.option("--valid-until", type=click.DateTime(["%Y-%m-%d"]), help="Last day the certificate is valid.")
-@click.option("--db", default=DEFAULT_DB, show_default=True)
-def users_add(
-    name: str, role: str, level: str | None, certificate: str | None, valid_until: dt.datetime | None, db: str
-) -> None:
-    """Create a user; its token is printed as the last line."""
-    from api.store import Store
-
-    if role == "officer" and level is None:
-        click.echo("an officer needs --level township or city", err=True)
-        sys.exit(2)
-    if (certificate is None) != (valid_until is None):
-        click.echo("--certificate and --valid-until go together", err=True)
-        sys.exit(2)
-    store = Store(db)
-    try:
-        user, token = store.add_user(name, role, level, certificate, valid_until.date() if valid_until else None)
-    except Exception as exc:  # the store's own constraint, e.g. a name already taken
-        click.echo(f"cannot add {name}: {exc.__class__.__name__}", err=True)
-        sys.exit(2)
-    click.echo(f"user {user.name} (id {user.id}, role {user.role}) created")
-    click.echo(token)
-
-
-@main.group()
-def audit() -> None:
-    """Check the decision and approval log."""
-
-
-@audit.command("verify")
-@click.option("--db", default=DEFAULT_DB, show_default=True)
-def audit_verify(db: str) -> None:
-    """Recompute the hash chain; exit 1 naming the first record that does not match."""
-    from api.store import Store
-
-    checked, bad = Store(db).verify()
-    if bad is not None:
-        click.echo(f"ledger broken at record {bad} ({checked} checked)")
-        sys.exit(1)
-    click.echo(f"ledger intact: {checked} records")
+main.add_command(users)
+main.add_command(audit)
 
 
 @main.group()

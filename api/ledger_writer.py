@@ -16,32 +16,31 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Generic, TypeVar
 
 __all__ = ["GroupCommitter"]
 
+S = TypeVar("S")  # what one request appends (a store Submission)
+R = TypeVar("R")  # what it gets back (its records)
 
-Submission = Sequence[Any]  # what one request appends, as the writer takes it
-Writer = Callable[[Sequence[Submission]], list[list[Any]]]
 
-
-class GroupCommitter:
+class GroupCommitter(Generic[S, R]):
     """Serializes ledger appends through one thread; ``write`` stores a group in one transaction."""
 
-    def __init__(self, write: Writer, max_group: int = 256) -> None:
+    def __init__(self, write: Callable[[Sequence[S]], list[R]], max_group: int = 256) -> None:
         self._write = write
         self._max_group = max_group
-        self._queue: queue.SimpleQueue[tuple[Submission, Future[list[Any]]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[S, Future[R]] | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, entries: Submission) -> list[Any]:
+    def submit(self, entries: S) -> R:
         """Append ``entries`` as one unit and wait; raises what writing them raised."""
         if self._closed:
             raise RuntimeError("the ledger writer is closed")
-        future: Future[list[Any]] = Future()
-        self._queue.put((tuple(entries), future))
+        future: Future[R] = Future()
+        self._queue.put((entries, future))
         return future.result()
 
     def close(self) -> None:
@@ -71,7 +70,7 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _commit(self, group: list[tuple[Submission, Future[list[Any]]]]) -> None:
+    def _commit(self, group: list[tuple[S, Future[R]]]) -> None:
         try:
             results = self._write([sub for sub, _ in group])
         except BaseException as exc:

@@ -106,6 +106,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/candidates/reviews/{review_id}/replay"): Access(
         ("officer", "data"), "replay a candidate review under its registry versions"
     ),
+    ("GET", "/v1/users"): Access(("admin",), "users with role, township, token expiry and revocation (never a token)"),
+    ("POST", "/v1/users/{name}/revoke"): Access(("admin",), "revoke a user's token at once"),
     ("POST", "/v1/impact"): Access(("policy",), "start an impact job (read it at `/v1/screenings/{id}`)"),
     ("GET", "/v1/disclosure"): Access(
         ("auditor", "officer"), "approved decisions for public disclosure, IDs and names masked"

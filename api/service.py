@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from api.bundles import BundleLimits, check_bundle, write_files
 from api.cache import LRU, TTLCache
 from api.candidates import SubjectReviews
+from api.idempotency import IdempotencyKey, KeyTaken, remember, request_hash, stored_result, valid_key
 from api.jobs import JobRunner
 from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
 from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.search import DecisionIndex, township_of
-from api.store import LedgerRecord, Store, User
+from api.store import AlreadyDecided, LedgerRecord, Store, Submission, User
 from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township
 from engine import (
     BadValue,
@@ -229,33 +232,98 @@ class Service:
     # ------------------------------------------------------------ decisions
 
     def decide(self, raw: Any, user: User, lang: str, text: bool = False) -> dict[str, Any]:
+        return self.decide_once(raw, user, lang, text)[1]
+
+    def decide_once(
+        self, raw: Any, user: User, lang: str, text: bool = False, key: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """(stored now, the decision): with an Idempotency-Key already used for this request,
+        the decision it stored (not stored now)."""
         if isinstance(raw, Mapping):
             check_township(user, raw)
+        fresh, stored = self._replayed(user, key, "decision", raw)
+        if stored is not None:
+            return False, self.get(int(stored["decisions"][0]), lang, text, user)
         body, decision = self._decide(raw)
-        (rec,) = self.writer.submit([self._entry(body, user)])
-        return self.present(rec, decision, lang, text=text, approvals=False)
+        try:
+            (rec,) = self._store([body], user, fresh)
+        except KeyTaken:  # the same request with the same key committed a moment ago
+            return self.decide_once(raw, user, lang, text, key)
+        return True, self.present(rec, decision, lang, text=text, approvals=False)
 
-    def decide_batch(self, raws: list[Any], user: User, lang: str) -> list[dict[str, Any]]:
-        """Decide each household; store every decided one in one transaction (all or none).
-        A household the engine rejects is reported at its index, naming the field."""
+    def decide_batch(
+        self, raws: list[Any], user: User, lang: str, key: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """Decide every household, then store all the decisions in one transaction (all or
+        none); a household that cannot be decided is reported at its index, naming the field."""
         self.check_households(raws, user)
-        results: list[dict[str, Any]] = [{} for _ in raws]
-        decided: list[tuple[int, dict[str, Any], Decision]] = []
-        for i, raw in enumerate(raws):
+        fresh, stored = self._replayed(user, key, "batch", raws)
+        if stored is None:
+            layout: list[dict[str, Any] | None] = []
+            decided: list[tuple[dict[str, Any], Decision]] = []
+            for i, raw in enumerate(raws):
+                try:
+                    decided.append(self._decide(raw))
+                    layout.append(None)
+                except InputError as exc:
+                    layout.append({"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]})
+            if fresh is not None:
+                fresh = IdempotencyKey(fresh.user_id, fresh.key, fresh.request_hash, layout)
             try:
-                body, decision = self._decide(raw)
-            except InputError as exc:
-                results[i] = {"index": i, "rejected": True, "errors": [p.as_dict() for p in exc.problems]}
-            else:
-                decided.append((i, body, decision))
-        records = self.writer.submit([self._entry(body, user) for _, body, _ in decided]) if decided else []
-        for (i, _, decision), rec in zip(decided, records, strict=True):
-            results[i] = self.present(rec, decision, lang, approvals=False)
-        return results
+                records = self._store([body for body, _ in decided], user, fresh) if decided or fresh else []
+            except KeyTaken:
+                return self.decide_batch(raws, user, lang, key)
+            shown = iter(
+                [self.present(rec, d, lang, approvals=False) for rec, (_, d) in zip(records, decided, strict=True)]
+            )
+        else:
+            layout = stored["layout"]
+            shown = iter([self.get(int(seq), lang, user=user) for seq in stored["decisions"]])
+        results = [entry if entry is not None else next(shown) for entry in layout]
+        return stored is None, {
+            "decided": sum(1 for r in results if not r.get("rejected")),
+            "rejected": sum(1 for r in results if r.get("rejected")),
+            "results": results,
+        }
 
-    def _entry(self, body: dict[str, Any], user: User) -> tuple[str, int, dict[str, Any], None, Any]:
-        """A decision as the ledger writer takes it; its search index row is written with it."""
-        return ("decision", user.id, body, None, self.index.writes(self.authority_field(int(body["ruleset_id"]))))
+    def _store(self, bodies: list[dict[str, Any]], user: User, key: IdempotencyKey | None) -> list[LedgerRecord]:
+        """Decisions appended through the ledger writer as one unit (group commit), with their
+        search index rows and the Idempotency-Key, if any, in the same transaction; KeyTaken
+        when a request with that key committed first."""
+        writes = [self.index.writes(self.authority_field(int(body["ruleset_id"]))) for body in bodies]
+
+        def after(conn: Any, records: list[LedgerRecord]) -> None:
+            for write, rec in zip(writes, records, strict=True):
+                write(conn, rec)
+            if key is not None:
+                remember(conn, key, records)
+
+        try:
+            result: list[LedgerRecord] = self.writer.submit(
+                Submission([("decision", user.id, body, None) for body in bodies], after)
+            )
+        except IntegrityError:
+            if key is None or stored_result(self.store, key.user_id, key.key) is None:
+                raise
+            raise KeyTaken(key.key) from None
+        return result
+
+    def _replayed(self, user: User, key: str | None, route: str, raw: Any) -> tuple[IdempotencyKey | None, Any]:
+        """(the key to store with new decisions, or None; what a key already stored, or None).
+        The same key with another request is refused: it would silently answer the wrong one."""
+        if key is None:
+            return None, None
+        if not valid_key(key):
+            raise InputError([FieldProblem("Idempotency-Key", "must be 1 to 200 visible ASCII characters")])
+        digest = request_hash(route, raw)
+        stored = stored_result(self.store, user.id, key)
+        if stored is None:
+            return IdempotencyKey(user.id, key, digest), None
+        if stored[0] != digest:
+            raise InputError(
+                [FieldProblem("Idempotency-Key", "was used before with another request; use a new key for new work")]
+            )
+        return None, stored[1]
 
     def _decide(self, raw: Any) -> tuple[dict[str, Any], Decision]:
         """One household decided, and the compact, replayable record the ledger keeps of it:
@@ -372,9 +440,11 @@ class Service:
             "note": note,
             "household_id": decision.get("household_id"),
         }
-        return self._approval(
-            self.store.append("approval", user.id, body, ref=seq, also=self.index.closes(seq, action))
-        )
+        try:
+            rec = self.store.add_approval(seq, user.id, body, also=self.index.closes(seq, action))
+        except AlreadyDecided:  # another officer (or server) decided it since the check above
+            raise Conflict(f"decision {seq} already has an approval or rejection") from None
+        return self._approval(rec)
 
     # ------------------------------------------------------------ rule versions
 

@@ -3,7 +3,10 @@ hash-chained ledger of decisions and approvals (SQLite file by default, PostgreS
 
 Every ledger record carries the hash of the one before; `verify` recomputes the chain, so
 an edited or deleted record is found. The database also refuses UPDATE and DELETE on the
-ledger (triggers created by the migration).
+ledger (triggers created by the migration), refuses two records with one predecessor (a
+fork) and a second approval or rejection of one decision. Appends hold the database's write
+lock from the read of the chain head to the commit (SQLite ``BEGIN IMMEDIATE``, a
+PostgreSQL advisory transaction lock), so any number of processes share one chain.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,10 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
-__all__ = ["LedgerRecord", "Store", "User", "metadata"]
+__all__ = ["AlreadyDecided", "LedgerRecord", "Store", "StoreMissing", "StoreUnusable", "User", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -36,9 +43,11 @@ users = sa.Table(
     sa.Column("level", sa.String(20)),
     sa.Column("certificate_no", sa.String(50)),
     sa.Column("certificate_valid_until", sa.Date),
-    sa.Column("township", sa.String(100)),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("township", sa.String(100)),
+    sa.Column("token_expires_at", sa.DateTime),
+    sa.Column("revoked_at", sa.DateTime),
 )
 rulesets = sa.Table(
     "rulesets",
@@ -72,8 +81,16 @@ ledger = sa.Table(
     sa.Column("actor_id", sa.Integer),
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+# one row per decided decision: its primary key refuses a second approval or rejection
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("decision_seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ledger_seq", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
 )
 jobs = sa.Table(
     "jobs",
@@ -125,28 +142,100 @@ class LedgerRecord:
     hash: str
 
 
-Also = Callable[[sa.Connection, LedgerRecord], None]  # writes what derives from a record, in its transaction
-Entry = (
-    tuple[str, int | None, dict[str, Any], int | None] | tuple[str, int | None, dict[str, Any], int | None, Also | None]
-)
+class StoreUnusable(Exception):
+    """The database named cannot serve as the store (the message says why)."""
+
+
+class StoreMissing(StoreUnusable):
+    """The database named does not exist (and creating it was not asked for)."""
+
+
+class AlreadyDecided(Exception):
+    """The decision already has an approval or a rejection."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Records one request appends as a unit (all or none), and what derives from them, written
+    in the same transaction once they have their sequence numbers (search index rows, an
+    Idempotency-Key)."""
+
+    entries: Sequence[tuple[str, int | None, dict[str, Any], int | None]]
+    after: Callable[[sa.Connection, list[LedgerRecord]], None] | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside the writer; NORMAL sync is durable at each checkpoint."""
+    """WAL lets readers run beside the writer; NORMAL sync is durable at each checkpoint.
+    The driver's own transaction handling is off: ``_sqlite_begin`` says BEGIN itself."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=15000")
     # no connection checkpoints as it commits: `Store.checkpoints` does it in the background
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    """A writer takes the write lock at BEGIN (IMMEDIATE), so it never reads a chain head that
+    another process is about to move, and waits (busy timeout) instead of failing on upgrade."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("jiuzhu_write") else "BEGIN")
+
+
+def _lock_chain(conn: sa.Connection) -> None:
+    """On PostgreSQL one transaction at a time may extend the chain (released at commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('jiuzhu.ledger'))"))
+
+
+def _chain_head(conn: sa.Connection) -> str:
+    head = conn.execute(sa.select(ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).scalar_one_or_none()
+    return str(head) if head else GENESIS
+
+
+def append_record(
+    conn: sa.Connection, kind: str, actor: int | None, body: dict[str, Any], ref: int | None = None
+) -> LedgerRecord:
+    """Append one record inside the caller's write transaction (which holds the chain lock)."""
+    _lock_chain(conn)
+    body_text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    prev = _chain_head(conn)
+    created = _now().isoformat()
+    digest = record_hash(prev, kind, ref, actor, created, body_text)
+    result = conn.execute(
+        ledger.insert().values(
+            kind=kind, ref=ref, actor_id=actor, created_at=created, body=body_text, prev_hash=prev, hash=digest
+        )
+    )
+    seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+    return LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+
+
+def user_state(row: Any) -> dict[str, Any]:
+    """What the ledger records of a user: every column that grants or limits access."""
+
+    def text(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "name": row.name,
+        "role": row.role,
+        "level": row.level,
+        "township": row.township,
+        "certificate_no": row.certificate_no,
+        "certificate_valid_until": text(row.certificate_valid_until),
+        "token_hash": row.token_hash,
+        "token_expires_at": text(row.token_expires_at),
+        "revoked_at": text(row.revoked_at),
+    }
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _hash_token(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -156,22 +245,53 @@ def record_hash(prev: str, kind: str, ref: int | None, actor: int | None, create
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until, row.township)
+    return User(
+        row.id, row.name, row.role, row.level, row.certificate_no, row.certificate_valid_until, township=row.township
+    )
+
+
+def utc_naive() -> dt.datetime:
+    """Token times are stored as naive UTC to the second: equal on SQLite and PostgreSQL."""
+    return _now().replace(tzinfo=None, microsecond=0)
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (its WAL files inherit the mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 class Store:
     """All persistence; one instance per process."""
 
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, url: str, create: bool = True) -> None:
+        """Open (and migrate) the store at ``url``; with ``create=False`` a database that does
+        not exist yet is refused with StoreMissing instead of being made empty."""
         self.url = url
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.exists():
+                if not create:
+                    raise StoreMissing(f"no store at {path} (check --db; --create makes a new one)")
+                _create_private(path)
         self.engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        # every transaction that writes goes through this engine (BEGIN IMMEDIATE on SQLite)
+        self.writer = self.engine.execution_options(jiuzhu_write=True)
         self._append_lock = threading.Lock()
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        if not create and not url.startswith("sqlite"):
+            try:
+                present = sa.inspect(self.engine).has_table("ledger")
+            except sa.exc.OperationalError as exc:
+                raise StoreMissing(f"cannot open the store {shown}: {exc.orig}") from None
+            if not present:
+                raise StoreMissing(f"{shown} holds no store (check --db; --create makes a new one)")
         self.migrate()
 
     def checkpoints(self, every: float = 1.0) -> None:
@@ -201,9 +321,27 @@ class Store:
     def migrate(self) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.begin() as conn:
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:  # up to date: no write lock (workers start together)
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        with self.writer.begin() as conn:
+            if conn.dialect.name == "postgresql":  # servers starting together migrate one at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('jiuzhu.migrate'))"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        with self.writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def appending(self) -> Iterator[sa.Connection]:
+        """A write transaction for ledger appends (``append_record``); one thread of this
+        process at a time, so threads queue here rather than in the database's busy wait."""
+        with self._append_lock, self.writer.begin() as conn:
+            yield conn
 
     # ------------------------------------------------------------ users
 
@@ -214,26 +352,48 @@ class Store:
         level: str | None = None,
         certificate_no: str | None = None,
         valid_until: dt.date | None = None,
+        township: str | None = None,
+        expires_in: dt.timedelta = dt.timedelta(days=90),
     ) -> tuple[User, str]:
+        """A new user and its token (shown once; only its hash is kept); recorded in the ledger."""
         token = secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
+        with self.appending() as conn:
             result = conn.execute(
                 users.insert().values(
                     name=name,
                     role=role,
                     level=level,
+                    township=township,
                     certificate_no=certificate_no,
                     certificate_valid_until=valid_until,
-                    token_hash=_hash_token(token),
+                    token_hash=hash_token(token),
+                    token_expires_at=utc_naive() + expires_in,
                     created_at=_now(),
                 )
             )
             uid = int(result.inserted_primary_key[0])  # type: ignore[index]
-        return User(uid, name, role, level, certificate_no, valid_until), token
+            self.record_user(conn, uid, "add")
+        return User(uid, name, role, level, certificate_no, valid_until, township=township), token
+
+    def record_user(self, conn: sa.Connection, uid: int, action: str) -> None:
+        """Append the user's row as it now is to the ledger (``accounts.users_unlike_ledger`` checks)."""
+        row = conn.execute(sa.select(users).where(users.c.id == uid)).one()
+        append_record(conn, "user", None, {"action": action, "user_id": uid, "user": user_state(row)}, ref=uid)
+
+    def has_user(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(users.c.id).where(users.c.name == name)).first() is not None
 
     def user_by_token(self, token: str) -> User | None:
+        """The user of a token that is known, not revoked and not expired."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(users).where(users.c.token_hash == _hash_token(token))).first()
+            row = conn.execute(
+                sa.select(users).where(
+                    users.c.token_hash == hash_token(token),
+                    users.c.revoked_at.is_(None),
+                    sa.or_(users.c.token_expires_at.is_(None), users.c.token_expires_at > utc_naive()),
+                )
+            ).first()
         return _user(row) if row else None
 
     def user(self, uid: int) -> User | None:
@@ -248,7 +408,7 @@ class Store:
     # ------------------------------------------------------------ rule versions
 
     def add_ruleset(self, version: str, effective_from: dt.date, files: dict[str, str], actor: int | None) -> int:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 rulesets.insert().values(
                     version=version,
@@ -280,7 +440,7 @@ class Store:
         return json.loads(text) if text else None
 
     def set_ruleset_status(self, rid: int, status: str) -> bool:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return bool(conn.execute(rulesets.update().where(rulesets.c.id == rid).values(status=status)).rowcount)
 
     def change_ruleset_status(
@@ -290,7 +450,7 @@ class Store:
         version as they will be and raises to undo the change. The versions are locked for
         the transaction (PostgreSQL; SQLite has one writer), so two servers cannot each
         withdraw one of the two versions that cover some dates."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(sa.select(rulesets.c.id).with_for_update())
             changed = conn.execute(
                 rulesets.update().where(rulesets.c.id == rid, rulesets.c.status != status).values(status=status)
@@ -317,7 +477,7 @@ class Store:
     def add_registry_version(
         self, name: str, version: str, keys: list[str], rows: int, rejected: list[dict[str, Any]], actor: int | None
     ) -> int:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 registry_versions.insert().values(
                     name=name,
@@ -354,37 +514,37 @@ class Store:
         actor: int | None,
         body: dict[str, Any],
         ref: int | None = None,
-        also: Also | None = None,
+        also: Callable[[sa.Connection, LedgerRecord], None] | None = None,
     ) -> LedgerRecord:
-        """Append one record to the chain (serialized: each record hashes the one before);
-        ``also(connection, record)`` writes what derives from it in the same transaction."""
-        ((record,),) = self.append_many([[(kind, actor, body, ref, also)]])
+        """Append one record to the chain (one writer at a time: each record hashes the one
+        before); ``also(connection, record)`` writes what derives from it in the same transaction."""
+        after = None if also is None else (lambda conn, records: also(conn, records[0]))
+        ((record,),) = self.append_many([Submission([(kind, actor, body, ref)], after)])
         return record
 
-    def append_many(self, submissions: Sequence[Sequence[Entry]]) -> list[list[LedgerRecord]]:
-        """Append several submissions of (kind, actor, body, ref[, also]) in ONE transaction,
-        in order, each record hashing the one before; all are stored or none.
+    def append_many(self, submissions: Sequence[Submission]) -> list[list[LedgerRecord]]:
+        """Append several submissions in ONE transaction, in order, each record hashing the one
+        before; all are stored or none.
 
-        The chain is computed first and written with one multi-row insert: under the writer's
+        The chain is computed first and written with one multi-row insert: under the chain
         lock the next sequence numbers are known, so a group of fifty costs one statement.
-        Each entry's ``also(connection, record)`` then writes what derives from it (the
-        search index) in the same transaction."""
-        entries = [[(*e, None)[:5] for e in sub] for sub in submissions]
+        Each submission's ``after(connection, records)`` then runs in the same transaction."""
         texts = [
-            [json.dumps(e[2], ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str) for e in sub]
-            for sub in entries
+            [
+                json.dumps(e[2], ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+                for e in sub.entries
+            ]
+            for sub in submissions
         ]
         out: list[list[LedgerRecord]] = []
         rows: list[dict[str, Any]] = []
-        derived: list[tuple[Also, LedgerRecord]] = []
-        with self._append_lock, self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE"))
+        with self.appending() as conn:
+            _lock_chain(conn)
             head = conn.execute(_HEAD).first()
             seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
-            for sub, sub_texts in zip(entries, texts, strict=True):
+            for sub, sub_texts in zip(submissions, texts, strict=True):
                 records: list[LedgerRecord] = []
-                for (kind, actor, body, ref, also), body_text in zip(sub, sub_texts, strict=True):
+                for (kind, actor, body, ref), body_text in zip(sub.entries, sub_texts, strict=True):
                     seq += 1
                     created = _now().isoformat()
                     digest = record_hash(prev, kind, ref, actor, created, body_text)
@@ -400,17 +560,40 @@ class Store:
                             "hash": digest,
                         }
                     )
-                    record = LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
-                    records.append(record)
-                    if also is not None:
-                        derived.append((also, record))
+                    records.append(LedgerRecord(seq, kind, ref, actor, created, body, prev, digest))
                     prev = digest
                 out.append(records)
             if rows:
                 conn.execute(_INSERT, rows)
-            for also, record in derived:
-                also(conn, record)
+            for sub, records in zip(submissions, out, strict=True):
+                if sub.after is not None:
+                    sub.after(conn, records)
         return out
+
+    def add_approval(
+        self,
+        decision_seq: int,
+        actor: int | None,
+        body: dict[str, Any],
+        also: Callable[[sa.Connection, LedgerRecord], None] | None = None,
+    ) -> LedgerRecord:
+        """Append an approval or rejection; AlreadyDecided when the decision has one, even one
+        made a moment ago by another process (the approvals table's primary key)."""
+
+        def record_it(conn: sa.Connection, records: list[LedgerRecord]) -> None:
+            conn.execute(
+                approvals.insert().values(
+                    decision_seq=decision_seq, ledger_seq=records[0].seq, action=str(body["action"])
+                )
+            )
+            if also is not None:
+                also(conn, records[0])
+
+        try:
+            ((rec,),) = self.append_many([Submission([("approval", actor, body, decision_seq)], record_it)])
+        except sa.exc.IntegrityError:
+            raise AlreadyDecided(decision_seq) from None
+        return rec
 
     def record(self, seq: int) -> LedgerRecord | None:
         with self.engine.connect() as conn:
@@ -454,7 +637,7 @@ class Store:
     # ------------------------------------------------------------ jobs
 
     def add_job(self, kind: str, folder: str, actor: int | None) -> int:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 jobs.insert().values(
                     kind=kind, status="queued", done=0, total=0, folder=folder, created_by=actor, created_at=_now()
@@ -463,7 +646,7 @@ class Store:
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def update_job(self, jid: int, **values: Any) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(jobs.update().where(jobs.c.id == jid).values(**values))
 
     def job(self, jid: int) -> dict[str, Any] | None:

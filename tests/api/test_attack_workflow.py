@@ -55,10 +55,8 @@ def add_users(s: Server, *names: str) -> None:
     try:
         for name in names or tuple(USERS):
             role, level, township = USERS[name]
-            cert = ("JS-2019-0101", dt.date(2099, 12, 31)) if role == "officer" else (None, None)
-            _, s.tokens[name] = store.add_user(name, role, level, *cert)
-            if township:
-                s.bind_township(name, township)
+            number, until = ("JS-2019-0101", dt.date(2099, 12, 31)) if role == "officer" else (None, None)
+            _, s.tokens[name] = store.add_user(name, role, level, number, until, township=township)
     finally:
         store.engine.dispose()
 

@@ -29,13 +29,12 @@ def users(s: Server) -> None:
     """The officers, data and auditor users, made in the store directly (fast; the CLI has its tests)."""
     store = Store(s.db)
     try:
-        for name, role, level in (("镇官", "officer", "township"), ("市官", "officer", "city")):
-            _, s.tokens[name] = store.add_user(name, role, level, "JS-2019-0201", dt.date(2099, 12, 31))
+        for name, role, level, town in (("镇官", "officer", "township", CHANGLE), ("市官", "officer", "city", None)):
+            _, s.tokens[name] = store.add_user(name, role, level, "JS-2019-0201", dt.date(2099, 12, 31), town)
         for name, role in (("数据", "data"), ("审计", "auditor")):
             _, s.tokens[name] = store.add_user(name, role)
     finally:
         store.engine.dispose()
-    s.bind_township("镇官", CHANGLE)
 
 
 @pytest.fixture(scope="module")

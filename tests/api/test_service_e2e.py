@@ -39,8 +39,18 @@ def _finished(server: Server, jid: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = start(tmp_path_factory.mktemp("service"))
-    s.add_user("王镇", "officer", "--level", "township", "--certificate", "JS-2019-0001", "--valid-until", "2099-12-31")
-    s.bind_township("王镇", "常乐镇")
+    s.add_user(
+        "王镇",
+        "officer",
+        "--level",
+        "township",
+        "--township",
+        "常乐镇",
+        "--certificate",
+        "JS-2019-0001",
+        "--valid-until",
+        "2099-12-31",
+    )
     s.add_user("李市", "officer", "--level", "city", "--certificate", "JS-2019-0002", "--valid-until", "2099-12-31")
     s.add_user("过期", "officer", "--level", "city", "--certificate", "JS-2015-0003", "--valid-until", "2016-01-01")
     s.add_user("政策", "policy")
@@ -331,13 +341,14 @@ def test_ledger_is_tamper_evident(server: Server, tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             con.execute("UPDATE ledger SET body = '{}' WHERE seq = 1")
         con.execute("DROP TRIGGER ledger_no_update")
-        con.execute("UPDATE ledger SET body = replace(body, '480.00', '980.00') WHERE seq = 1")
+        (first,) = con.execute("SELECT min(seq) FROM ledger WHERE kind = 'decision'").fetchone()
+        con.execute("UPDATE ledger SET body = replace(body, '480.00', '980.00') WHERE seq = ?", (first,))
         con.commit()
     finally:
         con.close()
     bad = jiuzhu("audit", "verify", "--db", f"sqlite:///{copy_db}")
     assert bad.returncode == 1
-    assert "broken at record 1" in bad.stdout
+    assert f"broken at record {first}" in bad.stdout
 
 
 def test_ids_are_masked_in_the_log(server: Server) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from api.cache import TTLCache
 from api.ledger_writer import GroupCommitter
 from api.service import Service, Settings
-from api.store import LedgerRecord, Store
+from api.store import LedgerRecord, Store, Submission
 from fixtures.server import FIXTURES
 
 ROOT = FIXTURES.parent
@@ -32,7 +32,7 @@ def test_group_commit_writes_concurrent_submissions_together_and_in_chain(tmp_pa
     groups: list[int] = []
     gate = threading.Event()
 
-    def write(subs: Sequence[Sequence[Any]]) -> list[list[LedgerRecord]]:
+    def write(subs: Sequence[Submission]) -> list[list[LedgerRecord]]:
         gate.wait(5)  # hold the first group so the others queue up behind it
         groups.append(len(subs))
         return store.append_many(subs)
@@ -41,7 +41,7 @@ def test_group_commit_writes_concurrent_submissions_together_and_in_chain(tmp_pa
     results: dict[int, list[LedgerRecord]] = {}
 
     def client(i: int) -> None:
-        results[i] = writer.submit([("decision", None, {"n": i, "k": k}, None) for k in range(3)])
+        results[i] = writer.submit(Submission([("decision", None, {"n": i, "k": k}, None) for k in range(3)]))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
     for t in threads:
@@ -63,9 +63,9 @@ def test_a_failing_submission_fails_alone(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     gate = threading.Event()
 
-    def write(subs: Sequence[Sequence[Any]]) -> list[list[LedgerRecord]]:
+    def write(subs: Sequence[Submission]) -> list[list[LedgerRecord]]:
         gate.wait(5)
-        if any(body.get("bad") for sub in subs for _, _, body, _ in sub):
+        if any(body.get("bad") for sub in subs for _, _, body, _ in sub.entries):
             raise ValueError("refused by the database")
         return store.append_many(subs)
 
@@ -74,7 +74,7 @@ def test_a_failing_submission_fails_alone(tmp_path: Path) -> None:
 
     def client(i: int) -> None:
         try:
-            outcome[i] = writer.submit([("decision", None, {"n": i, "bad": i == 3}, None)])
+            outcome[i] = writer.submit(Submission([("decision", None, {"n": i, "bad": i == 3}, None)]))
         except ValueError as exc:
             outcome[i] = exc
 
@@ -102,7 +102,7 @@ def test_append_many_is_all_or_nothing(tmp_path: Path) -> None:
             )
         )
     with pytest.raises(sa.exc.IntegrityError):
-        store.append_many([[("decision", None, {"n": 1}, None), ("decision", None, {"n": "boom"}, None)]])
+        store.append_many([Submission([("decision", None, {"n": 1}, None), ("decision", None, {"n": "boom"}, None)])])
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM ledger")).scalar_one() == 1
 
@@ -155,7 +155,9 @@ def test_a_record_written_with_its_explanation_still_reads_and_replays(service: 
 def test_batch_is_stored_in_one_unit_with_rejects_reported(service: Service) -> None:
     officer, _ = service.store.add_user("officer", "officer", "city")
     bad = {**_household(), "household_id": None}
-    results = service.decide_batch([_household(), bad, _household("HM-2019-000102")], officer, "zh")
+    fresh, answer = service.decide_batch([_household(), bad, _household("HM-2019-000102")], officer, "zh")
+    results = answer["results"]
+    assert fresh is True
     assert results[1]["rejected"] is True
     assert results[1]["index"] == 1
     seqs = [results[0]["decision_id"], results[2]["decision_id"]]

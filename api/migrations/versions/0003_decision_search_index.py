@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_decision_search_index"
-down_revision = "0002_users_township"
+down_revision = "0002"
 
 
 def upgrade() -> None:
