@@ -140,18 +140,21 @@ class DecisionIndex:
         with self.engine.connect() as conn:
             last = conn.execute(sa.select(sa.func.max(decisions_index.c.seq))).scalar_one_or_none() or 0
         added = 0
-        query = sa.select(ledger).where(ledger.c.kind == "decision", ledger.c.seq > last).order_by(ledger.c.seq)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        for r in rows:
-            rec = self.store._record(r)
-            row = _row(
-                rec.seq, rec.actor_id, rec.created_at, rec.body, authority_of(int(rec.body.get("ruleset_id") or 0))
-            )
+        while True:  # in pages, so that a long ledger never sits in memory at once
+            query = sa.select(ledger).where(ledger.c.kind == "decision", ledger.c.seq > last)
+            with self.engine.connect() as conn:
+                found = [self.store._record(r) for r in conn.execute(query.order_by(ledger.c.seq).limit(500))]
+            if not found:
+                break
+            rows = [
+                _row(r.seq, r.actor_id, r.created_at, r.body, authority_of(int(r.body.get("ruleset_id") or 0)))
+                for r in found
+            ]
             with self.engine.begin() as conn:
-                self._insert_ignore(conn, decisions_index, [row])
-                self._insert_ignore(conn, decision_persons, _persons(rec.seq, rec.body))
-            added += 1
+                self._insert_ignore(conn, decisions_index, rows)
+                self._insert_ignore(conn, decision_persons, [p for r in found for p in _persons(r.seq, r.body)])
+            added += len(found)
+            last = found[-1].seq
         # approvals of decisions the index still shows pending (the ledger's (ref, kind) index)
         pending = sa.select(decisions_index.c.seq).where(decisions_index.c.status == "pending")
         query = sa.select(ledger).where(ledger.c.kind == "approval", ledger.c.ref.in_(pending)).order_by(ledger.c.seq)
