@@ -155,6 +155,7 @@ class Evaluator:
             dict(self._versions),
             self.ruleset.decision_fields,
             lambda: self._render(program.explain(*kept)),
+            self.ruleset.member_lists,
         )
 
     def _render(self, kept: tuple[tuple[Any, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]) -> list[RuleTrace]:
@@ -288,6 +289,7 @@ class ClosureEvaluator(Evaluator):
             registries=dict(self._versions),
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
+            member_lists=self.ruleset.member_lists,
         )
 
     def _trace(self, env: dict[str, Any], explained: list[dict[str, Any]]) -> list[RuleTrace]:

@@ -21,7 +21,7 @@ LANGS = ("zh", "en")
 KEYS: dict[str, tuple[set[str], set[str]]] = {
     # section: (allowed keys, required keys)
     "ruleset.yaml": (
-        {"ruleset", "decision", "explain_members", "default_region", "reports", "record_types"},
+        {"ruleset", "decision", "explain_members", "default_region", "reports", "record_types", "member_lists"},
         {"ruleset", "decision"},
     ),
     "ruleset": ({"name", "version", "title"}, {"name", "version"}),
@@ -40,6 +40,7 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
             "applies",
             "hit_policy",
             "input",
+            "inputs",
             "domain",
             "outputs",
             "rows",

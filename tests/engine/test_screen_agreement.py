@@ -23,6 +23,7 @@ from engine.validation.byte_checks import canonical_text, resident_id_ok
 from engine.validation.messages import say
 from engine.vector.screen import screen
 from tests.conftest import FIXTURES
+from tests.engine.test_screen import flat_member
 from tests.engine.test_validation_property import AWKWARD, DELETE, GROUP_KEYS, MEMBER_KEYS
 
 TODAY = dt.date(2020, 1, 1)
@@ -99,7 +100,8 @@ def as_tables(households: list[dict[str, Any]], folder: Path) -> Path:
         rows.append(row)
         if h["household_id"] not in seen:
             members += [
-                {"household_id": h["household_id"], **{k: _cell(v) for k, v in m.items()}} for m in h["members"]
+                {"household_id": h["household_id"], **{k: _cell(v) for k, v in flat_member(m).items()}}
+                for m in h["members"]
             ]
         seen.add(h["household_id"])
     folder.mkdir()
