@@ -198,7 +198,7 @@ def _c_inset(ch: Chunk, e: ir.InSet, scope: str) -> V:
     else:
         keys = ch.registry(e.registry.removeprefix("registry.") if e.registry else "")
     if item.raw is not None:
-        out = item.raw.is_in(ch.key_series(keys)).fill_null(False).to_numpy()
+        out = item.raw.is_in(ch.key_series(keys).implode()).fill_null(False).to_numpy()
     elif item.is_text:
         lut = np.array([c in keys for c in item.cats] + [False], dtype=bool)
         out = lut[item.data]
