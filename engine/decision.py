@@ -79,6 +79,11 @@ class RuleTrace:
         return f"{title}{sep}{word}" + (f" ({self.row})" if self.row else "")
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, messages in both languages; made once (a decision's reasons appear in its
+        fields and in its explanation). Callers must not change what it returns."""
+        cached = self.__dict__.get("_as_dict")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         d: dict[str, Any] = {
             "rule": self.rule_id,
             "program": self.program,
@@ -92,6 +97,7 @@ class RuleTrace:
             d["person_id"] = self.person_id
         if self.row is not None:
             d["row"] = self.row
+        self.__dict__["_as_dict"] = d
         return d
 
 
