@@ -17,6 +17,11 @@ SWITCH_DATES = [
     dt.date(2019, 7, 1),
     dt.date(2020, 6, 30),
     dt.date(2020, 7, 1),
+    # the poverty campaign's first and last days and the days around them (DOMAIN-2.md §12)
+    dt.date(2018, 7, 31),
+    dt.date(2018, 8, 1),
+    dt.date(2020, 12, 31),
+    dt.date(2021, 1, 1),
 ]
 STANDARDS = {dt.date(2018, 7, 1): 73000, dt.date(2019, 7, 1): 79000, dt.date(2020, 7, 1): 83000}
 
@@ -122,7 +127,7 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
         "low_income": draw(st.booleans()),
         "tekun": draw(st.booleans()),
         "illness_expenditure": draw(st.booleans()),
-        "registered_poor": False,
+        "registered_poor": draw(st.booleans()),
         "dibao_monthly_amount": _yuan(draw(st.integers(0, std * 2))) if recipient else "0.00",
         "last_review_date": last_review.isoformat() if last_review else None,
     }

@@ -13,6 +13,7 @@ from tests.strategies import households
 FIELDS = [
     "dibao_status",
     "dibao_amount",
+    "dibao_exit_months",
     "low_income_status",
     "tekun_persons",
     "tekun_amount",
