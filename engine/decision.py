@@ -106,6 +106,8 @@ class Decision:
     registries: dict[str, str] = field(default_factory=dict)
     field_order: list[str] = field(default_factory=list)
     trace: Callable[[], list[RuleTrace]] = field(default=list, repr=False, compare=False)
+    # per-member lists (``engine.member_lists``), computed when the decision is written out
+    lists: Callable[[], dict[str, list[dict[str, Any]]]] = field(default=dict, repr=False, compare=False)
 
     @cached_property
     def rules(self) -> list[RuleTrace]:
@@ -133,6 +135,7 @@ class Decision:
 
     def to_dict(self, explain: bool = True) -> dict[str, Any]:
         out = self.top_level()
+        out.update(self.lists())
         if explain:
             out["explanation"] = {
                 "ruleset_version": self.ruleset_version,
