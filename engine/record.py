@@ -64,6 +64,10 @@ class FieldSpec:
     def __post_init__(self) -> None:
         self.key = self.name.rsplit(".", 1)[-1]
 
+    def groups(self) -> list[FieldSpec]:
+        """This group and every group nested in it, outermost first."""
+        return [self, *(g for f in self.fields if f.kind == "group" for g in f.groups())]
+
     def value_type(self) -> Type:
         kind = {"resident_id": "str", "group": "bool"}.get(self.kind, self.kind)
         values = self.values or tuple(sorted({v for vs in (self.values_by or ("", {}))[1].values() for v in vs}))
@@ -87,6 +91,9 @@ class RecordSchema:
         for spec in self.household:
             if spec.kind == "group":
                 self.known[spec.name] = frozenset(f.key for f in spec.fields)
+        for spec in self.member:  # a member's object fields: "member.<path>"
+            for group in spec.groups() if spec.kind == "group" else ():
+                self.known["member." + group.name] = frozenset(f.key for f in group.fields)
 
     def household_types(self) -> dict[str, Type]:
         out: dict[str, Type] = {}
@@ -105,7 +112,9 @@ class RecordSchema:
         return out
 
     def member_types(self) -> dict[str, Type]:
-        return {spec.name: spec.value_type() for spec in self.member}
+        """A member's inputs: an object field is flattened to dotted names (its fields, and
+        the object itself as true or null), null wherever an enclosing object may be absent."""
+        return _flat_types(self.member, False)
 
     # ------------------------------------------------------------ JSON Schema
 
@@ -167,6 +176,19 @@ class RecordSchema:
         return {**self.__dict__, "_row": None}  # generated code is rebuilt, not pickled
 
 
+def _flat_types(specs: list[FieldSpec], conditional: bool) -> dict[str, Type]:
+    out: dict[str, Type] = {}
+    for spec in specs:
+        if spec.kind == "group":
+            inner = conditional or spec.nullable or bool(spec.required_when)
+            out[spec.name] = Type("bool", nullable=inner)
+            out.update(_flat_types(spec.fields, inner))
+        else:
+            t = spec.value_type()
+            out[spec.name] = t.with_nullable(t.nullable or conditional)
+    return out
+
+
 _JSON_TYPES: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
     "resident_id": {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$"},
@@ -184,11 +206,16 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
 
 
 def _field_schema(spec: FieldSpec) -> dict[str, Any]:
+    if spec.kind == "group":
+        group = _object_schema(spec.fields)
+        return {"anyOf": [group, {"type": "null"}]} if spec.nullable or spec.required_when else group
     if spec.kind == "enum":
         values = list(spec.values) or sorted({v for vs in (spec.values_by or ("", {}))[1].values() for v in vs})
         schema: dict[str, Any] = {"type": "string", "enum": values}
     else:
         schema = dict(_JSON_TYPES[spec.kind])
+        if spec.values:  # a whole number from a listed set
+            schema["enum"] = [int(v) for v in spec.values]
     if isinstance(spec.min, int | float):  # a bound naming another field has no JSON Schema form
         schema["minimum"] = spec.min
     if isinstance(spec.max, int | float):
@@ -217,7 +244,10 @@ def _title(spec: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in t.items()} if isinstance(t, Mapping) else {}
 
 
-def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[str]) -> FieldSpec | None:
+def _spec(
+    name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[str], *, nest: bool = False
+) -> FieldSpec | None:
+    """One field; ``nest``: a group may hold groups (a member's objects)."""
     if not isinstance(raw, YMap):
         problems.append(where.problem("bad-field-spec", f"field `{name}` must be a mapping with a `type`"))
         return None
@@ -251,6 +281,10 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
     if "values" in raw:
         spec.values = tuple(str(v) for v in raw["values"])
         spec.enum_set = frozenset(spec.values)
+        if kind == "int" and not all(isinstance(v, int) and not isinstance(v, bool) for v in raw["values"]):
+            problems.append(
+                pos_of(raw, "values").problem("bad-field-spec", f"values of `{name}` must be whole numbers")
+            )
     if "values_by" in raw:
         vb = raw["values_by"]
         if isinstance(vb, Mapping) and len(vb) == 1:
@@ -263,7 +297,12 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
                 )
             )
     if "required_when" in raw:
-        spec.required_when = dict(raw["required_when"])
+        # {field: value} or {field: [values...]}: required when the field has (one of) these
+        when = raw["required_when"]
+        spec.required_when = {
+            str(k): tuple(v) if isinstance(v, list) else v
+            for k, v in (when.items() if isinstance(when, Mapping) else ())
+        }
     spec.min, spec.max = raw.get("min"), raw.get("max")
     spec.min = str(spec.min) if isinstance(spec.min, str) else spec.min
     spec.max = str(spec.max) if isinstance(spec.max, str) else spec.max
@@ -276,7 +315,8 @@ def _spec(name: str, raw: Any, where: Pos, problems: list[Problem], allow: set[s
             for sub_name, sub_raw in fields.items():
                 if not _named(sub_name, fields, problems):
                     continue
-                sub = _spec(f"{name}.{sub_name}", sub_raw, fields.value_pos[sub_name], problems, set(INPUT_KINDS))
+                kinds = set(INPUT_KINDS) | ({"group"} if nest else set())
+                sub = _spec(f"{name}.{sub_name}", sub_raw, fields.value_pos[sub_name], problems, kinds, nest=nest)
                 if sub:
                     spec.fields.append(sub)
     return spec
@@ -301,7 +341,7 @@ def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> Recor
     member: list[FieldSpec] = []
     for section, target, allow in (
         ("household", household, set(INPUT_KINDS) | {"group", "members"}),
-        ("member", member, set(INPUT_KINDS)),
+        ("member", member, set(INPUT_KINDS) | {"group"}),
     ):
         raw = doc.get(section)
         if not isinstance(raw, YMap):
@@ -310,7 +350,7 @@ def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> Recor
         for name, spec_raw in raw.items():
             if not _named(name, raw, problems):
                 continue
-            spec = _spec(str(name), spec_raw, raw.value_pos[name], problems, allow)
+            spec = _spec(str(name), spec_raw, raw.value_pos[name], problems, allow, nest=section == "member")
             if spec:
                 target.append(spec)
     return RecordSchema(household, member)

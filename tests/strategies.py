@@ -45,6 +45,51 @@ decision_dates = st.one_of(
 )
 
 
+ADL_ITEMS = {  # MZ/T 039-2013 B.1: the scores each item may take, in record order
+    "feeding": (0, 5, 10), "bathing": (0, 5), "grooming": (0, 5), "dressing": (0, 5, 10), "bowel": (0, 5, 10),
+    "bladder": (0, 5, 10), "toileting": (0, 5, 10), "transfer": (0, 5, 10, 15), "walking": (0, 5, 10, 15),
+    "stairs": (0, 5, 10),
+}  # fmt: skip
+SOCIAL_ITEMS = ("daily_living", "work", "orientation_time_space", "orientation_person", "interaction")
+RISK_EVENTS = ("falls", "wandering", "choking", "suicide", "other")
+
+
+@st.composite
+def ability_assessments(draw: st.DrawFn, on: dt.date) -> dict[str, Any]:
+    """An ability assessment (DOMAIN-2.md §9.1) dated up to ~13 months before ``on``, its
+    totals near the grade cut-offs: every item at its best, less a few steps, or anywhere."""
+    mode = draw(st.sampled_from(["near_best", "anywhere", "anywhere"]))
+    adl = {k: (max(v) if mode == "near_best" else draw(st.sampled_from(v))) for k, v in ADL_ITEMS.items()}
+    for _ in range(draw(st.integers(0, 3)) if mode == "near_best" else 0):
+        k = draw(st.sampled_from(sorted(ADL_ITEMS)))
+        adl[k] = max(0, adl[k] - 5)
+    low = st.sampled_from([0, 0, 0, 1, 2])
+    consciousness = draw(st.sampled_from([0, 0, 0, 0, 1, 2, 3]))
+    waived = consciousness == 3 and draw(st.booleans())  # the coma waiver: later items not assessed
+    months = draw(st.sampled_from([6, 6, None]))
+    if months is not None:  # on the reassessment date, or a day either side
+        base = on.replace(day=min(on.day, 28))
+        month = base.month - months
+        assessed = base.replace(year=base.year + (month - 1) // 12, month=(month - 1) % 12 + 1)
+        assessed += dt.timedelta(days=draw(st.sampled_from([-1, 0, 1])))
+    else:
+        assessed = on - dt.timedelta(days=draw(st.integers(0, 400)))
+    return {
+        "assessed_on": min(assessed, on).isoformat(),
+        "adl": adl,
+        "mental": {k: draw(low) for k in ("cognition", "aggression", "depression")},
+        "sensory": {
+            "consciousness": consciousness,
+            "vision": None if waived else draw(st.integers(0, 4)),
+            "hearing": None if waived else draw(st.integers(0, 4)),
+            "communication": None if waived else draw(st.integers(0, 3)),
+        },
+        "social": None if waived else {k: draw(st.sampled_from([0, 0, 1, 2, 3, 4])) for k in SOCIAL_ITEMS},
+        "mental_illness_diagnosed": draw(st.sampled_from([False, False, False, True])),
+        "risk_events_30d": {k: draw(st.sampled_from([0, 0, 0, 1, 2, 3])) for k in RISK_EVENTS},
+    }
+
+
 @st.composite
 def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str, Any]:
     on = draw(decision_dates)
@@ -104,6 +149,8 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
                 else (on - dt.timedelta(days=1) if death == "before" else on).isoformat(),
             }
         )
+        if (on - birth).days >= 59 * 365 and draw(st.sampled_from([False, True, True])):
+            members[-1]["ability_assessment"] = draw(ability_assessments(on))
     limit = 24 * std * n
     financial = draw(st.sampled_from([limit, limit + 1, 0, 0])) if draw(st.booleans()) else draw(st.integers(0, limit))
     household: dict[str, Any] = {

@@ -14,6 +14,7 @@ from engine.tables import check_unique, parse_interval
 from engine.types import Type
 
 from .check import AlreadyReported, Checker
+from .check_multi import check_inputs, multi_rows
 from .draft import Draft, TableBody
 from .shapes import checked_name, text
 from .validity import KEY as VALID_FROM
@@ -36,6 +37,9 @@ def check_table(ck: Checker, sym: Draft) -> None:
         )
         raise AlreadyReported
     sym.applies = ck.condition(item, "applies", scope, rid) if "applies" in item else None
+    if "inputs" in item:
+        _check_multi(ck, sym, item, policy, outputs)
+        return
     inp = ck.expr(item.get("input"), pos_of(item, "input"), scope, rid) if "input" in item else None
     if policy == "unique" and inp is None:
         ck.problems.append(
@@ -65,6 +69,34 @@ def check_table(ck: Checker, sym: Draft) -> None:
         _check_domain(ck, item, rid, inp, rows)
     typed = {k: t for k, t in outputs.items() if t is not None}  # a column without a type failed the load
     sym.table = TableBody(policy, inp, typed, tuple(rows), other, max_by if policy == "max" else None)
+
+
+def _check_multi(ck: Checker, sym: Draft, item: YMap, policy: str, outputs: dict[str, Type | None]) -> None:
+    """A unique table over several inputs (``engine.loading.check_multi``): evaluated as its
+    rows' conditions once every combination of the inputs' values is covered exactly once."""
+    rid, scope = sym.name, sym.scope
+    if policy != "unique":
+        ck.problems.append(
+            pos_of(item, "inputs").problem(ProblemKind.BAD_VALUE, "`inputs` is for `hit_policy: unique`", rid)
+        )
+        raise AlreadyReported
+    inputs = check_inputs(ck, item, rid, scope)
+    raw_rows = item.get("rows")
+    if not isinstance(raw_rows, YList) or not raw_rows:
+        ck.problems.append(pos_of(item, "rows").problem(ProblemKind.BAD_TYPE, "`rows` must be a non-empty list", rid))
+        raise AlreadyReported
+    cells = [_row(ck, raw, raw_rows.item_pos[i], rid, scope, outputs, "otherwise") for i, raw in enumerate(raw_rows)]
+    read = [r for r in cells if r is not None]
+    if len(read) != len(cells):
+        raise AlreadyReported
+    rows = multi_rows(ck, item, rid, inputs, read)
+    other = (
+        _row(ck, item["otherwise"], pos_of(item, "otherwise"), rid, scope, outputs, "otherwise")
+        if "otherwise" in item
+        else None
+    )
+    typed = {k: t for k, t in outputs.items() if t is not None}
+    sym.table = TableBody("first", None, typed, tuple(rows), other, None)
 
 
 def _check_domain(ck: Checker, item: YMap, rid: str, inp: ir.Expr, rows: list[TableRow]) -> None:

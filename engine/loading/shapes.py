@@ -40,6 +40,7 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
             "applies",
             "hit_policy",
             "input",
+            "inputs",
             "domain",
             "outputs",
             "rows",

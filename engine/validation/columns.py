@@ -31,7 +31,15 @@ from engine.validation.reasons import (
     members_max_reasons,
     reasons_frame,
 )
-from engine.validation.rules import Coverage, FieldRule, cross_rules, schema_rules
+from engine.validation.rules import (
+    Coverage,
+    FieldRule,
+    GroupRule,
+    cross_rules,
+    member_groups,
+    norm,
+    schema_rules,
+)
 
 if TYPE_CHECKING:
     from engine.record import RecordSchema
@@ -107,6 +115,8 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
             bad = bad | (ok & (value.is_null() & ~t.str.starts_with("-") | (value > rule.hi)))
         if rule.lo is None and rule.hi is None:
             bad = bad | (ok & value.is_null())  # beyond int64 and unbounded: refuse, not wrap
+        if rule.values:  # a whole number from a listed set
+            bad = bad | (ok & ~value.is_in([int(v) for v in rule.values]))
         return value, bad.fill_null(False)
     if kind == "money":
         ok = t.str.contains(f"^({MONEY_PATTERN}|{NEGATIVE_ZERO})$")  # "-0.00" is zero
@@ -136,6 +146,7 @@ def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, 
         bad = value.is_null() & col.is_not_null()
         bad = bad | (value < rule.lo) if rule.lo is not None else bad
         bad = bad | (value > rule.hi) if rule.hi is not None else bad
+        bad = bad | ~value.is_in([int(v) for v in rule.values]) if rule.values else bad
         return value, bad.fill_null(False)
     if kind == "money" and (dtype.is_integer() or (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) <= 2)):
         bad = (col < 0) | (col >= 10**MONEY_DIGITS)
@@ -187,10 +198,7 @@ def _field(f: _Field, frame: pl.DataFrame, parsed: dict[str, pl.Expr], today: dt
             value, bad = _parse(rule, t, dep)
         absent = t.is_null()
     if rule.when:
-        cond = pl.lit(True)
-        for key, want in rule.when:
-            cond = cond & (parsed[key].cast(pl.Utf8) == str(want)).fill_null(False)
-        bad = bad | (absent & cond)
+        bad = bad | (absent & _holds(rule.when, parsed))
     elif rule.has_default:
         default: Any = today if rule.default == "today" else rule.default
         if rule.kind == "money" and default is not None:
@@ -203,8 +211,26 @@ def _field(f: _Field, frame: pl.DataFrame, parsed: dict[str, pl.Expr], today: dt
     return value, bad
 
 
+def _holds(when: tuple[tuple[str, Any], ...], parsed: dict[str, pl.Expr]) -> pl.Expr:
+    """``engine.validation.rules.when_holds`` over parsed columns."""
+    cond = pl.lit(True)
+    for key, want in when:
+        wanted = [norm(w) for w in (want if isinstance(want, tuple) else (want,))]
+        cond = cond & parsed[key].cast(pl.Utf8).is_in(wanted).fill_null(False)
+    return cond
+
+
+def _member_fields(schema: RecordSchema) -> tuple[list[_Field], list[GroupRule]]:
+    """A member's fields, each with its column (an object's fields flattened with their
+    prefix, ``ability_assessment_adl_feeding``) and the innermost object it sits in."""
+    groups = member_groups(schema)
+    inner = {r.path: g.path for g in groups for r in g.entries if isinstance(r, FieldRule)}
+    _, rules = schema_rules(schema)
+    return [_Field(r, r.path.replace(".", "_"), inner.get(r.path, "")) for r in rules], groups
+
+
 def _fields(schema: RecordSchema) -> tuple[list[_Field], list[str], list[_Field]]:
-    household, member_rules = schema_rules(schema)
+    household, _member_rules = schema_rules(schema)
     hh: list[_Field] = []
     groups: list[str] = []
     for spec, rules in household:
@@ -214,7 +240,7 @@ def _fields(schema: RecordSchema) -> tuple[list[_Field], list[str], list[_Field]
             hh.append(
                 _Field(rule, rule.path.replace(".", "_"), spec.name if spec.kind == "group" and spec.nullable else "")
             )
-    return hh, groups, [_Field(rule, rule.path) for rule in member_rules]
+    return hh, groups, _member_fields(schema)[0]
 
 
 def _given(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -249,6 +275,37 @@ def _parsed(
         values[g] = pl.when(present[g]).then(pl.lit(True))
     ordered = {f.rule.path: values[f.rule.path] for f in fields} | {g: values[g] for g in groups}
     return ordered, {f.rule.path: bads[f.rule.path] for f in fields}
+
+
+def _member_parsed(
+    frame: pl.DataFrame, fields: list[_Field], groups: list[GroupRule], today: dt.date
+) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
+    """``_parsed`` for a member: a field inside an object is read only where the object is
+    given (a marker from JSON, or any cell of it); an absent object is null, or bad where it
+    is required (``GroupRule.missing``), like the row validator's."""
+    present: dict[str, pl.Expr] = {}
+    for g in groups:
+        inside = set(g.paths())
+        cols = [_given(frame, f.column) for f in fields if f.rule.path in inside]
+        cols += [pl.col(group_marker(p)).is_not_null() for p in inside if group_marker(p) in frame.columns]
+        present[g.path] = pl.any_horizontal(cols) if cols else pl.lit(False)
+    values: dict[str, pl.Expr] = {}
+    bads: dict[str, pl.Expr] = {}
+    for f in sorted(fields, key=lambda f: bool(f.rule.by or f.rule.when)):
+        value, bad = _field(f, frame, values, today)
+        if f.group:
+            value, bad = pl.when(present[f.group]).then(value), present[f.group] & bad
+        values[f.rule.path] = value
+        bads[f.rule.path] = bad
+    parent = {e.path: g.path for g in groups for e in g.entries if isinstance(e, GroupRule)}
+    for g in groups:
+        values[g.path] = pl.when(present[g.path]).then(pl.lit(True))
+    for g in groups:
+        above = present[parent[g.path]] if g.path in parent else pl.lit(True)
+        required = _holds(g.when, values) if g.when else pl.lit(not g.nullable)
+        bads[g.path] = above & ~present[g.path] & required
+    ordered = {f.rule.path: values[f.rule.path] for f in fields} | {g.path: values[g.path] for g in groups}
+    return ordered, {k: bads[k] for k in [*(f.rule.path for f in fields), *(g.path for g in groups)]}
 
 
 def _unknown(frame: pl.DataFrame, known: set[str]) -> list[str]:
@@ -295,7 +352,7 @@ def validate_columns(
     )
     # members: link each to its household row, number them within it
     link = LINK if json_origin else "~id"
-    m_values, m_bads = _parsed(members, mm_fields, [], today)
+    m_values, m_bads = _member_parsed(members, mm_fields, member_groups(schema), today)
     m = (
         members.lazy()
         .select(
@@ -356,7 +413,7 @@ def validate_columns(
     kept = keep[of]
     good_m = (
         m.filter(kept)
-        .select(*(f.rule.path for f in mm_fields))
+        .select(*m_values)
         .with_columns(pl.Series("_h", (np.cumsum(keep, dtype=np.int64) - 1)[of[kept]], dtype=pl.UInt32))
     )
     return good_h.select(*h_values), good_m, pl.concat(rejects, how="vertical")

@@ -24,6 +24,7 @@ from engine.validation.rules import (
     Coverage,
     FieldRule,
     cross_rules,
+    member_groups,
     schema_rules,
     unknown_problem,
 )
@@ -202,7 +203,7 @@ def all_field_reasons(
         (h, households, "~i", [r for _, rs in household for r in rs]),
         (m, members, "~j", member_rules),
     ):
-        column = {r.path: (r.path.replace(".", "_") if frame is h else r.path) for r in rules}
+        column = {r.path: r.path.replace(".", "_") for r in rules}  # a member's object fields flattened too
         for rule in rules:
             flag = pl.col("~b:" + rule.path)
             if not frame.select(flag.any()).item():
@@ -214,6 +215,11 @@ def all_field_reasons(
             )
             bad = bad.join(raw.select(key, raw_col.alias("~raw")), on=key, how="left")
             out += field_reasons(rule, bad, deps, members_field, today)
+    for obj in member_groups(schema):  # a member's object that is absent where it is required
+        if "~b:" + obj.path in m.columns:
+            why = obj.required_message
+            bad = m.filter(pl.col("~b:" + obj.path)).select("~i", "~id", MEMBER_INDEX)
+            out += [(i, hid, f"{members_field}[{k}].{obj.path}", why) for i, hid, k in bad.iter_rows()]
     for rule in cross_rules(member_rules):
         if f"~first:{rule.path}" in m.columns:
             bad = m.filter(pl.col(f"~first:{rule.path}").is_not_null())
@@ -242,6 +248,10 @@ def all_field_reasons(
     for c in m_unknown:
         key = c.removeprefix(members_field + ".")  # a member's own key that is also a table column
         bad = m.filter(pl.col("~u:" + c))
+        within, _, inner = key.rpartition(".")
+        if json_origin and "member." + within in schema.known:  # a key inside a member's object
+            out += unknown_reasons(key, inner, schema.known["member." + within], bad, members_field)
+            continue
         reason = _repeated_column(c, schema.known["member"]) if not json_origin else None
         if reason is not None:
             out += [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,9 @@ from engine.validation.rules import (
     TODAY,
     Coverage,
     FieldRule,
+    GroupRule,
     cross_rules,
+    member_entries,
     schema_rules,
     unknown_fields,
 )
@@ -117,6 +119,8 @@ class _Gen:
                     f" and v <= {int(rule.hi)}" if rule.hi is not None else "",
                 ]
             )
+            if rule.values:  # a whole number from a listed set
+                bounds += f" and v in {self.const(frozenset(int(x) for x in rule.values))}"
             return f"type(v) is int{bounds}", "v"
         if kind == "money":
             return "type(v) is str and _money2(v)", "_Decimal(v)"
@@ -173,7 +177,7 @@ def compile_row_validator(schema: RecordSchema) -> RowValidator:
     emit(2, f"_unknown(raw, {known}, '', P)")
     for spec, rules in household:
         if spec.kind == "members":
-            _members(g, spec.name, schema.known["member"], member_rules, schema.members_max())
+            _members(g, spec.name, schema.known["member"], member_entries(schema), schema.members_max())
         elif spec.kind == "group":
             _group(g, spec.name, spec.key, spec.nullable, schema.known[spec.name], rules)
         else:
@@ -254,7 +258,33 @@ def _group(g: _Gen, name: str, key: str, nullable: bool, known: frozenset[str], 
         g.field(d, rule, "g", "h", "''")
 
 
-def _members(g: _Gen, name: str, known: frozenset[str], rules: list[FieldRule], most: int | None) -> None:
+def _entries(g: _Gen, d: int, entries: Sequence[FieldRule | GroupRule], src: str) -> None:
+    """A member's fields (or an object's) from ``src`` into ``o``; one that depends on
+    another comes after it."""
+    for entry in sorted(entries, key=lambda e: bool(e.when or (isinstance(e, FieldRule) and e.by))):
+        if isinstance(entry, GroupRule):
+            _object(g, d, entry, src)
+        else:
+            g.field(d, entry, src, "o", "_mp(i)")
+
+
+def _object(g: _Gen, d: int, group: GroupRule, src: str) -> None:
+    """A member's object field: absent (null when allowed), not an object, or read key by key."""
+    emit, x, p = g.emit, f"x{d}", repr(group.path)
+    emit(d, f"{x} = {src}.get({group.key!r})")
+    emit(d, f"if {x} is None:")
+    emit(d + 1, f"{g.const(group)}.absent(_mp(i), o, P)")
+    emit(d, f"elif type({x}) is not dict and not isinstance({x}, _Mapping):")
+    emit(d + 1, f"S.append(_FP(_mp(i) + {p}, _OBJECT))")
+    emit(d, "else:")
+    emit(d + 1, f"o[{p}] = True")
+    k = g.const(group.known)
+    emit(d + 1, f"if {x} and not {k}.issuperset({x}):")
+    emit(d + 2, f"_unknown({x}, {k}, _mp(i) + {group.path + '.'!r}, P)")
+    _entries(g, d + 1, group.entries, x)
+
+
+def _members(g: _Gen, name: str, known: frozenset[str], entries: list[FieldRule | GroupRule], most: int | None) -> None:
     emit = g.emit
     k = g.const(known)
     g.ns["_mp"] = lambda i: f"{name}[{i}]."  # the prefix of a member's fields, built only to report
@@ -273,8 +303,7 @@ def _members(g: _Gen, name: str, known: frozenset[str], rules: list[FieldRule], 
     emit(3, f"if not {k}.issuperset(m):")
     emit(4, f"_unknown(m, {k}, _mp(i), P)")
     emit(3, "o = {}")
-    for rule in sorted(rules, key=lambda r: bool(r.by or r.when)):
-        g.field(3, rule, "m", "o", "_mp(i)")
+    _entries(g, 3, entries, "m")
     emit(3, "M.append(o)")
     emit(1, "else:")
     emit(2, f"P.append(_FP({name!r}, _MEMBERS))")

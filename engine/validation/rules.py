@@ -40,7 +40,11 @@ __all__ = [
     "BadJson",
     "Coverage",
     "FieldRule",
+    "GroupRule",
     "json_value",
+    "member_entries",
+    "member_groups",
+    "norm",
     "parameter_coverage",
     "present",
     "repeated_household_ids",
@@ -115,11 +119,11 @@ class FieldRule:
 
     @property
     def cond(self) -> str:
-        return ", ".join(f"{k.rsplit('.', 1)[-1]} is {v}" for k, v in self.when)
+        return when_text(self.when)
 
     def absent(self, prefix: str, out: dict[str, Any], problems: list[FieldProblem], today: dt.date | None) -> None:
         """An absent, null or blank value: the default, None, or a problem."""
-        if self.when and all(out.get(k) == v for k, v in self.when):
+        if self.when and when_holds(self.when, out):
             problems.append(FieldProblem(prefix + self.path, say("required_when", cond=self.cond)))
         elif self.has_default:
             out[self.path] = (today or dt.date.today()) if self.default == TODAY else self.default
@@ -156,12 +160,111 @@ class FieldRule:
         except BadValue as exc:
             problems.append(FieldProblem(prefix + self.path, str(exc)))
             return
-        if self.lo is not None and parsed < self.lo:
+        if values and self.kind == "int" and str(parsed) not in values:  # a whole number from a listed set
+            problems.append(FieldProblem(prefix + self.path, say("enum", values=", ".join(values), got=text, hint="")))
+        elif self.lo is not None and parsed < self.lo:
             problems.append(FieldProblem(prefix + self.path, say("min", bound=self.lo, got=shown(text))))
         elif self.hi is not None and parsed > self.hi:
             problems.append(FieldProblem(prefix + self.path, say("max", bound=self.hi, got=shown(text))))
         else:
             out[self.path] = parsed
+
+
+def norm(value: Any) -> str:
+    """A value as a condition compares it: parsed or read back from a column alike."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def when_holds(when: tuple[tuple[str, Any], ...], out: Mapping[str, Any]) -> bool:
+    """Whether every ``(key, wanted)`` holds: the value at ``key`` is ``wanted``, or one of
+    them when ``wanted`` is a tuple (an absent value holds none)."""
+    for key, wanted in when:
+        got = out.get(key)
+        if got is None or norm(got) not in {norm(w) for w in (wanted if isinstance(wanted, tuple) else (wanted,))}:
+            return False
+    return True
+
+
+def when_text(when: tuple[tuple[str, Any], ...]) -> str:
+    """The condition as messages word it: "type is emergency", "consciousness is 0, 1 or 2"."""
+
+    def one(v: Any) -> str:
+        if not isinstance(v, tuple):
+            return norm(v)
+        words = [norm(x) for x in v]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+    return ", ".join(f"{k.rsplit('.', 1)[-1]} is {one(v)}" for k, v in when)
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """An object field of a member (``record.yaml`` group): absent means not applicable when
+    ``nullable`` (or ``when`` does not hold); given, every key inside it is checked."""
+
+    path: str  # "ability_assessment.adl": the object's dotted path from the member
+    key: str
+    nullable: bool
+    when: tuple[tuple[str, Any], ...]  # required when these output keys have these values
+    known: frozenset[str]
+    entries: tuple[FieldRule | GroupRule, ...]
+
+    def rules(self) -> list[FieldRule]:
+        """Every scalar field inside, at any depth, in declaration order."""
+        return [r for e in self.entries for r in (e.rules() if isinstance(e, GroupRule) else [e])]
+
+    def groups(self) -> list[GroupRule]:
+        """This object and every object inside it, outermost first."""
+        return [self, *(g for e in self.entries if isinstance(e, GroupRule) for g in e.groups())]
+
+    def paths(self) -> list[str]:
+        """Every output key this object sets: itself, its objects and its fields."""
+        return [g.path for g in self.groups()] + [r.path for r in self.rules()]
+
+    @property
+    def required_message(self) -> str:
+        """What is said when this object is absent where it is required."""
+        return say("required_when", cond=when_text(self.when)) if self.when else say("required")
+
+    def missing(self, out: Mapping[str, Any]) -> str | None:
+        """Why this object may not be absent (the message), or None: it is not applicable."""
+        if self.when:
+            return self.required_message if when_holds(self.when, out) else None
+        return None if self.nullable else self.required_message
+
+    def absent(self, prefix: str, out: dict[str, Any], problems: list[FieldProblem]) -> None:
+        """An absent or null object: a problem, or every key inside it null."""
+        why = self.missing(out)
+        if why is not None:
+            problems.append(FieldProblem(prefix + self.path, why))
+            return
+        for path in self.paths():
+            out[path] = None
+
+
+def _entry(spec: FieldSpec, parent: str, known: Mapping[str, frozenset[str]]) -> FieldRule | GroupRule:
+    """The rule of one member field, or of an object and everything inside it."""
+    if spec.kind != "group":
+        return field_rule(spec, spec.name, parent)
+    pre = parent + "." if parent else ""
+    return GroupRule(
+        path=spec.name,
+        key=spec.key,
+        nullable=spec.nullable,
+        when=tuple((pre + k, v) for k, v in spec.required_when.items()),
+        known=known["member." + spec.name],
+        entries=tuple(_entry(sub, spec.name, known) for sub in spec.fields),
+    )
+
+
+def member_entries(schema: RecordSchema) -> list[FieldRule | GroupRule]:
+    """A member's fields in declaration order, objects with everything inside them."""
+    return [_entry(spec, "", schema.known) for spec in schema.member]
+
+
+def member_groups(schema: RecordSchema) -> list[GroupRule]:
+    """Every object of a member, at any depth, outermost first."""
+    return [g for e in member_entries(schema) if isinstance(e, GroupRule) for g in e.groups()]
 
 
 def _bounds(spec: FieldSpec) -> dict[str, Any]:
@@ -293,4 +396,5 @@ def schema_rules(schema: RecordSchema) -> tuple[list[tuple[FieldSpec, list[Field
             household.append((spec, rules))
         else:
             household.append((spec, [field_rule(spec, spec.name)]))
-    return household, [field_rule(spec, spec.name) for spec in schema.member]
+    members = [r for e in member_entries(schema) for r in (e.rules() if isinstance(e, GroupRule) else [e])]
+    return household, members

@@ -46,8 +46,20 @@ def flat_columns(schema: RecordSchema) -> tuple[dict[str, FieldSpec], dict[str, 
                 hh[sub.name.replace(".", "_")] = sub
             continue
         hh[spec.name] = spec
-    mm = {spec.name: spec for spec in schema.member}
+    mm: dict[str, FieldSpec] = {}
+    for spec in schema.member:  # an object's fields flattened with their prefix, at any depth
+        for leaf in _leaves(spec):
+            mm[leaf.name.replace(".", "_")] = leaf
     return hh, mm
+
+
+def _leaves(spec: FieldSpec) -> list[FieldSpec]:
+    return [x for f in spec.fields for x in _leaves(f)] if spec.kind == "group" else [spec]
+
+
+def _member_objects(schema: RecordSchema) -> dict[str, FieldSpec]:
+    """A member's object fields by dotted path, at any depth."""
+    return {g.name: g for s in schema.member if s.kind == "group" for g in s.groups()}
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -91,14 +103,50 @@ def _misshapen(obj: dict[str, Any], schema: RecordSchema, groups: set[str], top:
             if any(k.startswith("~") or (k in known and isinstance(v, dict | list)) for k, v in value.items()):
                 return True
         elif key == schema.members_field:
+            objects = _member_objects(schema)
             for m in value if isinstance(value, list) else ():
-                if not isinstance(m, dict) or any(
-                    k.startswith("~") or (k in member and isinstance(v, dict | list)) for k, v in m.items()
-                ):
+                if not isinstance(m, dict) or _misshapen_in(m, "", member, objects, schema):
                     return True
         elif key in top and isinstance(value, dict | list):
             return True
     return False
+
+
+def _misshapen_in(
+    obj: dict[str, Any], path: str, known: frozenset[str], objects: dict[str, FieldSpec], schema: RecordSchema
+) -> bool:
+    """A member, or an object inside it, with a problem of shape the row validator words."""
+    for k, v in obj.items():
+        if k.startswith("~"):
+            return True
+        inner = path + k
+        if inner in objects:
+            if v is None:
+                continue
+            if not isinstance(v, dict) or _misshapen_in(
+                v, inner + ".", schema.known["member." + inner], objects, schema
+            ):
+                return True
+        elif k in known and isinstance(v, dict | list):
+            return True
+    return False
+
+
+def _flat_member(
+    m: dict[str, Any], path: str, objects: dict[str, FieldSpec], known: frozenset[str], row: dict[str, Any]
+) -> None:
+    """A member's object into ``row``: its fields as ``a_b_c`` columns, a marker for every
+    object given (even empty), an unknown key as ``a.b.key`` (named as the row validator names it)."""
+    for k, v in m.items():
+        if k.startswith("~"):
+            continue
+        inner = path + "." + k
+        if inner in objects:
+            if v is not None:
+                row[group_marker(inner)] = "true"
+                _flat_member(v, inner, objects, frozenset(f.key for f in objects[inner].fields), row)
+        else:
+            row[inner.replace(".", "_") if k in known else inner] = _cell(v)
 
 
 def jsonl_to_tables(
@@ -113,6 +161,7 @@ def jsonl_to_tables(
     only its ID and its reasons (``~shape``), which ``validate_frames`` reports.
     """
     groups = {s.name: s for s in schema.household if s.kind == "group"}
+    objects = _member_objects(schema)
     again = say("repeated_household")
     top = frozenset(s.name for s in schema.household if s.kind not in ("group", "members"))
     households: list[dict[str, Any]] = []
@@ -161,18 +210,17 @@ def jsonl_to_tables(
                 if isinstance(value, list):
                     hid = _cell(obj.get(schema.id_field))
                     own = f"{key}.{schema.id_field}"  # a member's own `household_id` key is unknown
-                    members.extend(
-                        {
-                            LINK: i,
-                            **{
-                                own if k == schema.id_field else k: _cell(v)
-                                for k, v in m.items()
-                                if not k.startswith("~")
-                            },
-                            schema.id_field: hid,
-                        }
-                        for m in value
-                    )
+                    for m in value:
+                        mrow: dict[str, Any] = {LINK: i}
+                        for k, v in m.items():
+                            if k in objects:
+                                if v is not None:
+                                    mrow[group_marker(k)] = "true"
+                                    _flat_member(v, k, objects, schema.known["member." + k], mrow)
+                            elif not k.startswith("~"):
+                                mrow[own if k == schema.id_field else k] = _cell(v)
+                        mrow[schema.id_field] = hid
+                        members.append(mrow)
             else:
                 # an unknown key is kept apart (".key"), so that it never poses as a table's
                 # own column: `assets_houses` in JSON is an unknown field, not assets.houses
@@ -182,8 +230,10 @@ def jsonl_to_tables(
     # every batch has the declared columns, the link and the group markers; only unknown fields vary
     markers = {LINK} | {group_marker(g) for g, spec in groups.items() if spec.nullable}
     all_h = sorted({k for r in households for k in r} | set(hh_cols) | markers, key=lambda c: (c not in hh_cols, c))
+    m_markers = {group_marker(g) for g in objects}
     all_m = sorted(
-        {k for r in members for k in r} | set(mm_cols) | {schema.id_field, LINK}, key=lambda c: (c not in mm_cols, c)
+        {k for r in members for k in r} | set(mm_cols) | m_markers | {schema.id_field, LINK},
+        key=lambda c: (c not in mm_cols, c),
     )
     return (
         pl.DataFrame(
@@ -217,9 +267,12 @@ def tables_to_households(schema: RecordSchema, households: pl.DataFrame, members
         return v
 
     by_household: dict[str, list[dict[str, Any]]] = {}
+    objects = [s for s in schema.member if s.kind == "group"]
     for row in members.iter_rows(named=True):
         hid = str(row.pop("household_id"))
-        by_household.setdefault(hid, []).append({k: plain(v) for k, v in row.items() if v is not None})
+        member = {g.key: _nest(g, row, plain) for g in objects}
+        member.update({k: plain(v) for k, v in row.items() if v is not None})
+        by_household.setdefault(hid, []).append(member)
     out = []
     for row in households.iter_rows(named=True):
         obj: dict[str, Any] = {}
@@ -234,6 +287,16 @@ def tables_to_households(schema: RecordSchema, households: pl.DataFrame, members
         obj["members"] = by_household.get(str(obj.get("household_id")), [])
         out.append(obj)
     return out
+
+
+def _nest(group: FieldSpec, row: dict[str, Any], plain: Any) -> dict[str, Any] | None:
+    """A member's object from its flattened columns (popped from ``row``); None when none is given."""
+    out: dict[str, Any] = {}
+    for f in group.fields:
+        v = _nest(f, row, plain) if f.kind == "group" else plain(row.pop(f.name.replace(".", "_"), None))
+        if v is not None and v != "":
+            out[f.key] = v
+    return out or None
 
 
 def load_households(caseload: Path, schema: RecordSchema) -> list[dict[str, Any]]:

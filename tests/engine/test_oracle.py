@@ -23,6 +23,8 @@ FIELDS = [
     "review_interval_months",
     "next_review_date",
     "review_overdue",
+    "ability_assessed_persons",
+    "ability_max_level",
 ]
 
 

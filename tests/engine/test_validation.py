@@ -196,7 +196,7 @@ def test_generated_source_holds_declared_names_only_as_literals(ruleset: Ruleset
         "d",
         "f",
     }
-    local |= {n for n in names if n[0] == "u" and n[1:].isdigit()}
+    local |= {n for n in names if n[0] in "ux" and n[1:].isdigit()}
     assert names <= set(validate.__globals__) | local | {
         "type",
         "isinstance",
@@ -208,6 +208,7 @@ def test_generated_source_holds_declared_names_only_as_literals(ruleset: Ruleset
     }
     declared = {s.key for s in ruleset.record.household} | {s.key for s in ruleset.record.member}
     declared |= {f.key for s in ruleset.record.household for f in s.fields}
+    declared |= {f.key for s in ruleset.record.member if s.kind == "group" for g in s.groups() for f in g.fields}
     literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert declared <= literals
 

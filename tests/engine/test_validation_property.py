@@ -20,7 +20,7 @@ from engine.record import RecordSchema
 from engine.types import BadValue, value_text
 from engine.vector.caseload import jsonl_to_tables, validate_frames
 from tests.conftest import RULES
-from tests.strategies import households
+from tests.strategies import ability_assessments, households
 
 TODAY = dt.date(2020, 1, 1)
 # ("ok", household values, member values) or ("rejected", {(field, reason), ...})
@@ -90,6 +90,35 @@ MEMBER_KEYS = ["person_id", "name", "relation", "birth_date", "monthly_income", 
                "serious_illness", "employed_recently", "empty_nest", "entitled_veteran_family", "fixed_income",
                "has_supporter", "support_mode", "enrolling_in_school", "death_date", "monthy_income", "household_id",
                "~row"]  # fmt: skip
+# a member's object fields (DOMAIN-2.md §9.1): (path inside the member, keys to put there)
+MEMBER_OBJECT_KEYS = {
+    (): ["ability_assessment"],
+    ("ability_assessment",): ["assessed_on", "adl", "mental", "sensory", "social", "mental_illness_diagnosed",
+                              "risk_events_30d", "asessed_on", "~row"],
+    ("ability_assessment", "adl"): ["feeding", "bathing", "stairs", "walking", "feding"],
+    ("ability_assessment", "sensory"): ["consciousness", "vision", "hearing", "communication"],
+    ("ability_assessment", "social"): ["daily_living", "interaction"],
+    ("ability_assessment", "risk_events_30d"): ["falls", "other"],
+}  # fmt: skip
+OBJECT_VALUES: list[Any] = [
+    None,
+    {},
+    0,
+    2,
+    3,
+    5,
+    10,
+    15,
+    "5",
+    " 10 ",
+    -1,
+    4,
+    True,
+    "2019-07-01",
+    "2030-01-01",
+    [],
+    {"a": 1},
+]
 DELETE = object()
 
 
@@ -98,7 +127,7 @@ def awkward_households(draw: st.DrawFn) -> dict[str, Any]:
     h: dict[str, Any] = copy.deepcopy(draw(households()))
     for _ in range(draw(st.integers(1, 3))):
         value = draw(st.sampled_from([*AWKWARD, DELETE]))
-        where = draw(st.sampled_from(["top", "group", "member", "member", "special"]))
+        where = draw(st.sampled_from(["top", "group", "member", "member", "special", "object", "object"]))
         if where == "top":
             key = draw(st.sampled_from(HOUSEHOLD_KEYS))
             _put(h, key, value)
@@ -111,9 +140,29 @@ def awkward_households(draw: st.DrawFn) -> dict[str, Any]:
             i = draw(st.integers(0, len(h["members"]) - 1))
             if isinstance(h["members"][i], dict):
                 _put(h["members"][i], draw(st.sampled_from(MEMBER_KEYS)), value)
+        elif where == "object":
+            _object_value(draw, h, value)
         else:
             _special(draw, h)
     return h
+
+
+def _object_value(draw: st.DrawFn, h: dict[str, Any], value: Any) -> None:
+    """Put an awkward value somewhere inside a member's object (made when absent)."""
+    members = h.get("members")
+    if not isinstance(members, list) or not members or not isinstance(members[0], dict):
+        return
+    path = draw(st.sampled_from(list(MEMBER_OBJECT_KEYS)))
+    obj: Any = members[0]
+    if path and not isinstance(obj.get(path[0]), dict):
+        obj[path[0]] = copy.deepcopy(draw(ability_assessments(dt.date(2019, 8, 1))))
+    for key in path:
+        if not isinstance(obj.get(key), dict):
+            obj[key] = {}
+        obj = obj[key]
+    if draw(st.booleans()):
+        value = draw(st.sampled_from(OBJECT_VALUES))
+    _put(obj, draw(st.sampled_from(MEMBER_OBJECT_KEYS[path])), value)
 
 
 def _put(obj: dict[str, Any], key: str, value: Any) -> None:
