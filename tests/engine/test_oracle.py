@@ -25,6 +25,11 @@ FIELDS = [
     "review_overdue",
     "ability_assessed_persons",
     "ability_max_level",
+    "children_recorded",
+    "orphans",
+    "defacto_children",
+    "left_behind_children",
+    "children_allowance_total",
 ]
 
 

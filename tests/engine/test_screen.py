@@ -22,6 +22,17 @@ DATE = dt.date(2019, 8, 1)
 SAMPLES = len((FIXTURES / "households.jsonl").read_text(encoding="utf-8").splitlines())
 
 
+def _flat(member: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A member's objects (`child`, `ability_assessment`) as `a_b_c` columns, as tables hold them."""
+    out: dict[str, Any] = {}
+    for k, v in member.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}_"))
+        elif v is not None or not prefix:
+            out[prefix + k] = v
+    return out
+
+
 def _tables(tmp: Path) -> Path:
     """The sample households as CSV tables, plus one bad row of each kind."""
     households: list[dict[str, Any]] = []
@@ -33,7 +44,7 @@ def _tables(tmp: Path) -> Path:
             for k, v in (h.get(group) or {}).items():
                 row[f"{group}_{k}"] = v
         households.append(row)
-        members.extend({"household_id": h["household_id"], **m} for m in h["members"])
+        members.extend({"household_id": h["household_id"], **_flat(m)} for m in h["members"])
 
     def clone(hid: str, new: str, **member_changes: Any) -> None:
         base = next(r for r in households if r["household_id"] == hid)
