@@ -116,7 +116,7 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
         if rule.lo is None and rule.hi is None:
             bad = bad | (ok & value.is_null())  # beyond int64 and unbounded: refuse, not wrap
         if rule.values:  # a whole number from a listed set
-            bad = bad | (ok & ~value.is_in([int(v) for v in rule.values]))
+            bad = bad | (ok & ~value.is_in(_ints(rule.values)))
         return value, bad.fill_null(False)
     if kind == "money":
         ok = t.str.contains(f"^({MONEY_PATTERN}|{NEGATIVE_ZERO})$")  # "-0.00" is zero
@@ -130,6 +130,11 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
         good = t.str.contains(f"^{DATE_PATTERN}$") & value.is_not_null() & (value.dt.year() >= 1)
         return pl.when(good).then(value), given & ~good.fill_null(False)
     raise InputError([FieldProblem(rule.path, f"type `{kind}` cannot be read from a table")])
+
+
+def _ints(values: tuple[str, ...]) -> pl.Expr:
+    """A whole number's listed values, as ``is_in`` takes them."""
+    return pl.lit(pl.Series([int(v) for v in values], dtype=pl.Int64).implode())
 
 
 def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr] | None:
@@ -146,7 +151,7 @@ def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, 
         bad = value.is_null() & col.is_not_null()
         bad = bad | (value < rule.lo) if rule.lo is not None else bad
         bad = bad | (value > rule.hi) if rule.hi is not None else bad
-        bad = bad | ~value.is_in([int(v) for v in rule.values]) if rule.values else bad
+        bad = bad | ~value.is_in(_ints(rule.values)) if rule.values else bad
         return value, bad.fill_null(False)
     if kind == "money" and (dtype.is_integer() or (isinstance(dtype, pl.Decimal) and (dtype.scale or 0) <= 2)):
         bad = (col < 0) | (col >= 10**MONEY_DIGITS)
@@ -216,7 +221,7 @@ def _holds(when: tuple[tuple[str, Any], ...], parsed: dict[str, pl.Expr]) -> pl.
     cond = pl.lit(True)
     for key, want in when:
         wanted = [norm(w) for w in (want if isinstance(want, tuple) else (want,))]
-        cond = cond & parsed[key].cast(pl.Utf8).is_in(wanted).fill_null(False)
+        cond = cond & parsed[key].cast(pl.Utf8).is_in(pl.Series(wanted, dtype=pl.Utf8).implode()).fill_null(False)
     return cond
 
 

@@ -18,17 +18,17 @@ from engine.vector.screen import screen
 from tests.conftest import FIXTURES
 
 DATE = dt.date(2019, 8, 1)
-# the sample households: every one of them is decided
+# the sample households (all decidable), counted rather than written out: samples get added
 SAMPLES = len((FIXTURES / "households.jsonl").read_text(encoding="utf-8").splitlines())
 
 
-def _flat(member: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A member's objects (`child`, `ability_assessment`) as `a_b_c` columns, as tables hold them."""
+def flat_member(m: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A member as a members-table row: an object field's keys flattened with its prefix."""
     out: dict[str, Any] = {}
-    for k, v in member.items():
+    for k, v in m.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}_"))
-        elif v is not None or not prefix:
+            out |= flat_member(v, f"{prefix}{k}_")
+        else:
             out[prefix + k] = v
     return out
 
@@ -44,7 +44,7 @@ def _tables(tmp: Path) -> Path:
             for k, v in (h.get(group) or {}).items():
                 row[f"{group}_{k}"] = v
         households.append(row)
-        members.extend({"household_id": h["household_id"], **_flat(m)} for m in h["members"])
+        members.extend({"household_id": h["household_id"], **flat_member(m)} for m in h["members"])
 
     def clone(hid: str, new: str, **member_changes: Any) -> None:
         base = next(r for r in households if r["household_id"] == hid)
@@ -134,7 +134,7 @@ def test_interrupted_run_resumes_without_redoing_finished_chunks(
     seen: list[int] = []
     summary = screen(evaluator, caseload, out, chunk_size=4, today=DATE, progress=lambda d, t: seen.append(d))
     assert first.stat().st_mtime_ns == stamp
-    assert seen == list(range(1, -(-(SAMPLES + 5) // 4) + 1))
+    assert seen == list(range(1, -(-(SAMPLES + 5) // 4) + 1))  # the samples and 5 bad rows, 4 a chunk
     fresh = tmp_path / "fresh"
     screen(evaluator, caseload, fresh, chunk_size=4, today=DATE)
     assert pl.read_parquet(out / "decisions.parquet").equals(pl.read_parquet(fresh / "decisions.parquet"))

@@ -23,6 +23,7 @@ from engine.validation.byte_checks import canonical_text, resident_id_ok
 from engine.validation.messages import say
 from engine.vector.screen import screen
 from tests.conftest import FIXTURES
+from tests.engine.test_screen import flat_member
 from tests.engine.test_validation_property import AWKWARD, DELETE, GROUP_KEYS, MEMBER_KEYS
 
 TODAY = dt.date(2020, 1, 1)
@@ -89,17 +90,6 @@ def _cell(v: Any) -> str | None:
     return v if v is None or isinstance(v, str) else json.dumps(v)
 
 
-def _member_cells(m: dict[str, Any], prefix: str = "") -> dict[str, str | None]:
-    """A member's cells; its objects (`child`, `ability_assessment`) as `a_b_c` columns."""
-    out: dict[str, str | None] = {}
-    for k, v in m.items():
-        if isinstance(v, dict):
-            out |= _member_cells(v, f"{prefix}{k}_")
-        else:
-            out[prefix + k] = _cell(v)
-    return out
-
-
 def as_tables(households: list[dict[str, Any]], folder: Path) -> Path:
     """Households and members Parquet tables of text cells (a repeated ID's members once)."""
     rows, members, seen = [], [], set()
@@ -109,7 +99,10 @@ def as_tables(households: list[dict[str, Any]], folder: Path) -> Path:
             row |= {f"{group}_{k}": _cell(v) for k, v in (h.get(group) or {}).items()}
         rows.append(row)
         if h["household_id"] not in seen:
-            members += [{"household_id": h["household_id"], **_member_cells(m)} for m in h["members"]]
+            members += [
+                {"household_id": h["household_id"], **{k: _cell(v) for k, v in flat_member(m).items()}}
+                for m in h["members"]
+            ]
         seen.add(h["household_id"])
     folder.mkdir()
     for name, table in (("households", rows), ("members", members)):
