@@ -30,6 +30,7 @@ STANDARD = {  # fen, by region and start date
 TOWNSHIP_LIMIT_FROM = dt.date(2019, 1, 1)
 CAMPAIGN = (dt.date(2018, 8, 1), dt.date(2021, 1, 1))  # registered-poor gradual exit, end exclusive
 EXIT_MONTHS, RP_EXIT_MONTHS = 6, 12
+DEFACTO_FROM = dt.date(2020, 1, 1)  # 民发〔2019〕62号
 FINDINGS = ["remove", "gradual_exit", "add", "amount_up", "amount_down", "paid_to_deceased"]
 FINDINGS += ["duplicate_person", "kin_registration_missing", "registered_poor_not_covered", "review_overdue"]
 REASONS = [
@@ -313,6 +314,20 @@ def _slice(h: pl.DataFrame, m: pl.DataFrame, hm: Array, reg: dict[str, pl.Series
     }
 
 
+def _no_children(h: pl.DataFrame) -> list[pl.Series]:
+    """DOMAIN-2.md §10's columns for households with no `child` record, all the generator
+    draws: nobody counted, no allowance, and `defacto_children` null before 62号's date."""
+    zero = pl.repeat(0, h.height, dtype=pl.Int64, eager=True)
+    defacto = h.select(pl.when(pl.col("decision_date") >= DEFACTO_FROM).then(pl.lit(0, pl.Int64))).to_series()
+    return [
+        zero.alias("children_recorded"),
+        zero.alias("orphans"),
+        defacto.alias("defacto_children"),
+        zero.alias("left_behind_children"),
+        pl.repeat("0.00", h.height, dtype=pl.Utf8, eager=True).alias("children_allowance_total"),
+    ]
+
+
 def _words(flags: list[Array]) -> Array:
     word = np.zeros(len(flags[0]), dtype=np.uint64)
     for i, f in enumerate(flags):
@@ -407,6 +422,7 @@ def decide(
         .select(pl.when(pl.lit(pl.Series(has_next))).then(pl.col("next_review_date")))
         .to_series(),
         pl.Series("review_overdue", col["review_overdue"]),
+        *_no_children(h),
         _texts(col["findings"], _bits(FINDINGS)).alias("findings"),
         _texts(col["reasons"], _bits(REASONS)).alias("reasons"),
     ]
