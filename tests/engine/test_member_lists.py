@@ -16,7 +16,6 @@ from engine.types import resident_id_check_digit
 from tests.conftest import FIXTURES, RULES
 
 _LIST = """\
-reports:
   member_lists:
     elders:
       when: tekun.category
@@ -33,7 +32,7 @@ def _rules(tmp_path: Path, when: str = "tekun.category") -> Path:
     shutil.copytree(RULES, rules)
     path = rules / "ruleset.yaml"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("reports:\n", _LIST.replace("tekun.category", when), 1), encoding="utf-8")
+    path.write_text(text.replace("  member_lists:\n", _LIST.replace("tekun.category", when), 1), encoding="utf-8")
     return rules
 
 
