@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import polars as pl
 import pytest
 
 from benchmarks import baseline_polars, peers
+from benchmarks.rules_before import rules_without_ability
 from engine import Evaluator, load
 from engine.vector import ColumnRun, decide_frames, duplicate_persons, validate_frames
 from fixtures.caseload import generate, write
@@ -34,6 +36,13 @@ DATE = dt.date(2019, 8, 1)
 @cache
 def _evaluator() -> Evaluator:
     return Evaluator(load(ROOT / "rules"))
+
+
+@cache
+def _evaluator_before() -> Evaluator:
+    """The rules without DOMAIN-2.md §9 (what the hand-written baseline decides)."""
+    folder = Path(tempfile.mkdtemp(prefix="jiuzhu-bench-")) / "rules"
+    return Evaluator(load(rules_without_ability(ROOT / "rules", folder)))
 
 
 @cache
@@ -87,19 +96,43 @@ def bench_jiuzhu_vectorized(benchmark: Any, n: int, threads: int) -> None:
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("n", SIZES)
+def bench_jiuzhu_vectorized_without_ability(benchmark: Any, n: int, threads: int) -> None:
+    """As ``bench_jiuzhu_vectorized`` with the rules before DOMAIN-2.md §9, on the same
+    caseload (its assessments read by nothing): what §9 costs a caseload."""
+    c = _caseload(n)
+    benchmark.group = f"bulk-{n}-threads{threads}"
+    ev = _evaluator_before()
+    registries = {name: r.keys for name, r in c["ev"].registries.by_name.items()} | {"caseload_duplicates": c["dups"]}
+    before = ev.with_registries(c["ev"].registries)
+
+    def run() -> pl.DataFrame:
+        decisions, undecided = decide_frames(
+            before, ColumnRun(before.ruleset, before.params, c["h"], c["m"], registries, threads=threads)
+        )
+        assert undecided.height == 0
+        return decisions
+
+    out = benchmark.pedantic(run, rounds=_rounds(n), iterations=1)
+    benchmark.extra_info["households_per_second"] = round(n / benchmark.stats.stats.median) if benchmark.stats else None
+    assert out.height == c["h"].height
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("n", SIZES)
 def bench_handwritten_lean_numpy(benchmark: Any, n: int, threads: int) -> None:
     """The same rules written by hand (benchmarks/baseline_polars.py): the same frame."""
     c = _caseload(n)
     benchmark.group = f"bulk-{n}-threads{threads}"
-    ev = c["ev"]
-    version = ev.ruleset.ruleset_version
+    # the baseline decides DOMAIN.md §1-8: compared with the rules before DOMAIN-2.md §9
+    before = _evaluator_before().with_registries(c["ev"].registries)
+    version = before.ruleset.ruleset_version
     out = benchmark.pedantic(
         lambda: baseline_polars.decide(c["h"], c["m"], c["rels"], c["fils"], c["dups"], version, threads),
         rounds=_rounds(n),
         iterations=1,
     )
     benchmark.extra_info["households_per_second"] = round(n / benchmark.stats.stats.median) if benchmark.stats else None
-    ours, _ = decide_frames(ev, ColumnRun(ev.ruleset, ev.params, c["h"], c["m"], c["registries"]))
+    ours, _ = decide_frames(before, ColumnRun(before.ruleset, before.params, c["h"], c["m"], c["registries"]))
     assert ours.equals(out)
 
 

@@ -157,6 +157,7 @@ class Evaluator:
             dict(self._versions),
             self.ruleset.decision_fields,
             lambda: self._render(program.explain(*kept)),
+            self.ruleset.member_lists,
             (lambda: self._lists.compute({**values, **hh, **keys}, members)) if self._lists else dict,
         )
 
@@ -291,7 +292,8 @@ class ClosureEvaluator(Evaluator):
             registries=dict(self._versions),
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
-            lists=(lambda: self._lists.compute(env, members)) if self._lists else dict,
+            member_lists=self.ruleset.member_lists,
+            computed_lists=(lambda: self._lists.compute(env, members)) if self._lists else dict,
         )
 
     def _trace(self, env: dict[str, Any], explained: list[dict[str, Any]]) -> list[RuleTrace]:

@@ -95,6 +95,17 @@ class TableRow:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Lookup:
+    """A unique table over several inputs as a lookup: the first row (its index, -1 for
+    none) for each combination of the inputs' values, each input's domain followed by one
+    slot for a null or any other value (which only a row that leaves that input out covers)."""
+
+    inputs: tuple[ir.Expr, ...]
+    domains: tuple[tuple[Any, ...], ...]
+    rows: tuple[int, ...]  # row-major over the domains, the last input varying fastest
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Arm:
     """One case of an outcome as its outcome evaluates it: condition, value, fields it sets."""
 
@@ -213,6 +224,7 @@ class Table(Traced):
     otherwise: TableRow | None
     max_by: str | None = None
     applies: ir.Expr | None = None
+    lookup: Lookup | None = None  # a unique table over several inputs: its rows' conditions as a lookup
 
     @property
     def all_rows(self) -> tuple[TableRow, ...]:

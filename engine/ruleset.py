@@ -92,6 +92,8 @@ class Ruleset:
     default_region: str = ""
     events: dict[str, Any] = field(default_factory=dict)  # event type -> engine.events.EventSpec
     reports: dict[str, Any] = field(default_factory=dict)  # what summaries and reports show
+    # a JSON decision's per-member lists: name -> (per-member rule, {key: a value it shows})
+    member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Every validator rejects a region or date without parameters in force: computed once

@@ -109,4 +109,5 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         default_region=head.default_region,
         events=events,
         reports=head.reports,
+        member_lists=head.member_lists,
     )

@@ -19,10 +19,10 @@ from typing import Any
 
 from engine import ir
 from engine.errors import ProblemKind
-from engine.plan import TableRow
+from engine.plan import Lookup, TableRow
 from engine.source import Pos, YList, YMap, pos_of
 from engine.tables import parse_interval
-from engine.types import BOOL, INT
+from engine.types import BOOL
 
 from .check import AlreadyReported, Checker
 
@@ -161,32 +161,17 @@ def row_condition(inputs: dict[str, tuple[ir.Expr, Domain]], boxes: list[Box]) -
 
 
 def _box_condition(inputs: dict[str, tuple[ir.Expr, Domain]], box: Box) -> ir.Expr:
-    tests: list[ir.Expr] = []
-    for name, values in box.items():
-        expr, domain = inputs[name]
-        if expr.type.nullable:
-            tests.append(ir.IsNone(BOOL, expr, negate=True))
-        tests.append(_within(expr, domain, values))
+    tests = [_within(inputs[name][0], values) for name, values in box.items()]
     if not tests:
         return ir.Const(BOOL, True)
     return tests[0] if len(tests) == 1 else ir.BoolOp(BOOL, "and", tuple(tests))
 
 
-def _within(expr: ir.Expr, domain: Domain, values: frozenset[Any]) -> ir.Expr:
-    if expr.type.kind == "bool" and len(values) == 1:
+def _within(expr: ir.Expr, values: frozenset[Any]) -> ir.Expr:
+    """One input in its values: a membership test (false where the input is null, one
+    operation over a caseload's column), or the true/false value itself."""
+    if expr.type.kind == "bool" and len(values) == 1 and not expr.type.nullable:
         return expr if True in values else ir.Not(BOOL, expr)
-    if expr.type.kind == "int":
-        lo, hi = min(values, default=0), max(values, default=-1)
-        if values == frozenset(range(lo, hi + 1)) and values:
-            if lo == hi:
-                return ir.Compare(BOOL, "==", expr, ir.Const(INT, lo))
-            return ir.BoolOp(
-                BOOL,
-                "and",
-                (ir.Compare(BOOL, ">=", expr, ir.Const(INT, lo)), ir.Compare(BOOL, "<=", expr, ir.Const(INT, hi))),
-            )
-    if len(values) == 1:
-        return ir.Compare(BOOL, "==", expr, ir.Const(expr.type.with_nullable(False), next(iter(values))))
     return ir.InSet(BOOL, expr, frozenset(values), None)
 
 
@@ -252,8 +237,9 @@ def multi_rows(
     rid: str,
     inputs: dict[str, tuple[ir.Expr, Domain]],
     rows: list[TableRow],
-) -> list[TableRow]:
-    """``rows`` (cells read, no condition yet) with their conditions; the coverage checked."""
+) -> tuple[list[TableRow], Lookup | None]:
+    """``rows`` (cells read, no condition yet) with their conditions, and the same as a
+    lookup (``engine.plan.Lookup``, for a caseload); the coverage checked."""
     raw_rows = item.get("rows")
     assert isinstance(raw_rows, YList)
     by_id = {str(r.get("id")): r for r in raw_rows if isinstance(r, YMap)}
@@ -265,8 +251,24 @@ def multi_rows(
             continue
         checked.append((row.id, row.pos, boxes))
         out.append(TableRow(row.id, row.title, None, row_condition(inputs, boxes), row.cells, row.pos))
-    if len(out) == len(rows):
-        names = list(inputs)
-        found = combination_problems(names, [inputs[n][1] for n in names], checked, item.pos)
-        ck.problems.extend(pos.problem(kind, msg, rid) for pos, kind, msg in found)
-    return out
+    if len(out) != len(rows):
+        return out, None
+    names = list(inputs)
+    found = combination_problems(names, [inputs[n][1] for n in names], checked, item.pos)
+    ck.problems.extend(pos.problem(kind, msg, rid) for pos, kind, msg in found)
+    return out, lookup(names, inputs, [boxes for _, _, boxes in checked])
+
+
+def lookup(names: list[str], inputs: dict[str, tuple[ir.Expr, Domain]], rows: list[list[Box]]) -> Lookup:
+    """The first row whose boxes cover each combination, a null or other value in a slot
+    after each domain (covered only by a box that leaves the input out), as the rows'
+    conditions decide it."""
+    other = object()
+
+    def covers(box: Box, combo: tuple[Any, ...]) -> bool:
+        return all(n not in box or (v is not other and v in box[n]) for n, v in zip(names, combo, strict=True))
+
+    firsts = []
+    for combo in itertools.product(*([*inputs[n][1], other] for n in names)):
+        firsts.append(next((i for i, boxes in enumerate(rows) if any(covers(b, combo) for b in boxes)), -1))
+    return Lookup(tuple(inputs[n][0] for n in names), tuple(inputs[n][1] for n in names), tuple(firsts))

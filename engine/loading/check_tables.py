@@ -89,14 +89,14 @@ def _check_multi(ck: Checker, sym: Draft, item: YMap, policy: str, outputs: dict
     read = [r for r in cells if r is not None]
     if len(read) != len(cells):
         raise AlreadyReported
-    rows = multi_rows(ck, item, rid, inputs, read)
+    rows, lookup = multi_rows(ck, item, rid, inputs, read)
     other = (
         _row(ck, item["otherwise"], pos_of(item, "otherwise"), rid, scope, outputs, "otherwise")
         if "otherwise" in item
         else None
     )
     typed = {k: t for k, t in outputs.items() if t is not None}
-    sym.table = TableBody("first", None, typed, tuple(rows), other, None)
+    sym.table = TableBody("first", None, typed, tuple(rows), other, None, lookup)
 
 
 def _check_domain(ck: Checker, item: YMap, rid: str, inp: ir.Expr, rows: list[TableRow]) -> None:

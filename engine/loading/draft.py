@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import ir
-from engine.plan import Arm, Definition, TableRow, Text
+from engine.plan import Arm, Definition, Lookup, TableRow, Text
 from engine.source import Pos
 from engine.types import Type
 
@@ -22,6 +22,7 @@ class TableBody:
     rows: tuple[TableRow, ...]
     otherwise: TableRow | None
     max_by: str | None
+    lookup: Lookup | None = None
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,7 @@ def _table(s: Draft, deps: tuple[Key, ...], frozen: dict[Key, Definition]) -> De
         otherwise=t.otherwise,
         max_by=t.max_by,
         applies=s.applies,
+        lookup=t.lookup,
     )
 
 

@@ -20,7 +20,10 @@ LANGS = ("zh", "en")
 
 KEYS: dict[str, tuple[set[str], set[str]]] = {
     # section: (allowed keys, required keys)
-    "ruleset.yaml": ({"ruleset", "decision", "explain_members", "default_region", "reports"}, {"ruleset", "decision"}),
+    "ruleset.yaml": (
+        {"ruleset", "decision", "explain_members", "default_region", "reports", "member_lists"},
+        {"ruleset", "decision"},
+    ),
     "ruleset": ({"name", "version", "title"}, {"name", "version"}),
     "program": (
         {"program", "title", "legal_basis", "derived", "rules", "tables", "outcomes", "outputs", "findings"},

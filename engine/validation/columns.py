@@ -128,13 +128,24 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
     if kind == "date":
         value = t.str.to_date("%Y-%m-%d", strict=False)
         good = t.str.contains(f"^{DATE_PATTERN}$") & value.is_not_null() & (value.dt.year() >= 1)
-        return pl.when(good).then(value), given & ~good.fill_null(False)
+        bad = given & ~good.fill_null(False)
+        return pl.when(good).then(value), bad | _date_bounds(rule, pl.when(good).then(value))
     raise InputError([FieldProblem(rule.path, f"type `{kind}` cannot be read from a table")])
 
 
 def _ints(values: tuple[str, ...]) -> pl.Expr:
     """A whole number's listed values, as ``is_in`` takes them."""
     return pl.lit(pl.Series([int(v) for v in values], dtype=pl.Int64).implode())
+
+
+def _date_bounds(rule: FieldRule, value: pl.Expr) -> pl.Expr:
+    """Outside the dates written as ``min``/``max`` in record.yaml (false where null)."""
+    out = pl.lit(False)
+    if rule.lo is not None:
+        out = out | (value < pl.lit(rule.lo)).fill_null(False)
+    if rule.hi is not None:
+        out = out | (value > pl.lit(rule.hi)).fill_null(False)
+    return out
 
 
 def _typed(rule: FieldRule, frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr] | None:

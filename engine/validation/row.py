@@ -125,7 +125,13 @@ class _Gen:
         if kind == "money":
             return "type(v) is str and _money2(v)", "_Decimal(v)"
         if kind == "date":
-            return "type(v) is str and (t := _date_of(v))", "t"
+            bounds = "".join(  # a date bounded by a date written in record.yaml
+                [
+                    f" and t >= {self.const(rule.lo)}" if rule.lo is not None else "",
+                    f" and t <= {self.const(rule.hi)}" if rule.hi is not None else "",
+                ]
+            )
+            return f"type(v) is str and (t := _date_of(v)){bounds}", "t"
         if kind == "resident_id":
             return "type(v) is str and _id_ok(v)", "v"
         return "", ""

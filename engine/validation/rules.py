@@ -111,8 +111,8 @@ class FieldRule:
     has_default: bool = False
     default: Any = None
     nullable: bool = False
-    lo: int | None = None  # numeric bounds
-    hi: int | None = None
+    lo: Any = None  # bounds: a number, or a date written in record.yaml
+    hi: Any = None
     date_lo: str | None = None  # a date bounded by another field (output key)
     date_hi: str | None = None
     unique: bool = False

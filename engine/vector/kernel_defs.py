@@ -16,6 +16,7 @@ from engine.plan import (
     Derived,
     Finding,
     InputField,
+    Lookup,
     Outcome,
     Output,
     ParameterRef,
@@ -37,9 +38,39 @@ _BOOL = Type("bool")
 _INT = Type("int")
 
 
+def _bits(buffer: Any, offset: int, n: int) -> Array:
+    """``n`` bits of an Arrow bitmap from ``offset``, as booleans."""
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    out: Array = np.unpackbits(packed, bitorder="little", count=offset + n)[offset:].view(bool)
+    return out
+
+
+def _with_nulls(s: pl.Series) -> tuple[Array, Array] | None:
+    """(values with nulls as 0, valid) of a numeric, boolean or date column read from its
+    Arrow buffers: a column of mostly nulls (an object few members have) costs no
+    expression; None for any other type."""
+    if not (s.dtype.is_integer() or s.dtype.is_float() or s.dtype in (pl.Boolean, pl.Date)):
+        return None
+    a = s.rechunk().to_arrow()
+    if a.buffers()[0] is None:
+        return None
+    n, off = len(a), a.offset
+    valid = _bits(a.buffers()[0], off, n)
+    if s.dtype == pl.Boolean:
+        return _bits(a.buffers()[1], off, n) & valid, valid
+    dtype = np.dtype(np.int32) if s.dtype == pl.Date else np.dtype(type(s.dtype).__name__.lower())
+    data = np.frombuffer(a.buffers()[1], dtype=dtype, count=off + n)[off:].copy()
+    data[~valid] = 0
+    return data, valid
+
+
 def column(s: pl.Series, t: Type) -> V:
     """An input column as a kernel value (without nulls, mostly without a copy)."""
     nulls = s.null_count()
+    if nulls and not (isinstance(s.dtype, pl.Enum | pl.Categorical) or s.dtype == pl.Utf8):
+        read = _with_nulls(s)
+        if read is not None:
+            return V(read[0], t, 2 if t.kind == "money" else 0, read[1])
     valid = s.is_not_null().to_numpy() if nulls else None
     if s.dtype == pl.Utf8 or isinstance(s.dtype, pl.Categorical):
         return V(np.zeros(0, np.int32), t, 0, valid, (), s.cast(pl.Utf8) if s.dtype != pl.Utf8 else s)
@@ -134,11 +165,42 @@ def _contains(ch: Chunk, inp: V, row: TableRow) -> Array:
     return cond if inp.valid is None else cond & inp.valid
 
 
+def _lookup(ch: Chunk, lookup: Lookup, scope: str, other: int | None) -> V:
+    """A table over several inputs: each input's position in its domain (or the slot after
+    it: null, or any other value), one index into the lookup, one gather."""
+    n = ch.n(scope)
+    index = np.zeros(n, dtype=np.int64)
+    for expr, domain in zip(lookup.inputs, lookup.domains, strict=True):
+        v = ch.compile(expr, scope)
+        k = len(domain)
+        data = full(v.data, n)
+        if v.cats:  # an enumeration: its codes to the domain's positions
+            to = np.array([domain.index(c) if c in domain else k for c in v.cats] + [k], dtype=np.int64)
+            code = to[np.where(data >= 0, data, len(v.cats))]
+        elif expr.type.kind == "bool":
+            code = data.astype(np.int64)
+        else:  # whole numbers: a domain is a run of them
+            lo, hi = int(domain[0]), int(domain[-1])
+            code = np.where((data >= lo) & (data <= hi), data - lo, k).astype(np.int64)
+        if v.valid is not None:
+            code = np.where(full(v.valid, n), code, k)
+        index = index * (k + 1) + code
+    found = np.asarray(lookup.rows, dtype=np.int32)[index]
+    if other is not None:
+        found = np.where(found < 0, np.int32(other), found)
+    return V(found, _INT, 0, (found >= 0) if other is None else None)
+
+
 def _k_table(ch: Chunk, sym: Table) -> V:
     table = sym
     applies = _applies(ch, sym)
     n = ch.n(sym.scope)
     other = len(table.rows) if table.otherwise else None
+    if table.lookup is not None:
+        idx = _lookup(ch, table.lookup, sym.scope, other)
+        if applies is not None:
+            idx = V(idx.data, _INT, 0, applies if idx.valid is None else applies & idx.valid)
+        return idx
     if table.hit_policy == "unique":
         assert table.input is not None
         inp = ch.compile(table.input, sym.scope)

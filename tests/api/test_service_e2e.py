@@ -254,7 +254,7 @@ def test_screening_job(server: Server) -> None:
     jid = r.json()["id"]
     job = _finished(server, jid)
     assert job["status"] == "done", job
-    samples = len(lines.splitlines())  # every sample household is decided
+    samples = len(lines.splitlines())  # every sample household is decidable
     assert job["summary"]["decided"] == samples
     summary = data.get(f"/v1/screenings/{jid}/files/summary")
     assert summary.json()["rows_in"] == samples

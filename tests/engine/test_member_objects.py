@@ -67,6 +67,8 @@ CASES: list[tuple[dict[str, Any], set[tuple[str, str]] | None]] = [
         {"assessed_on": "2030-01-01"},
         {(P + "assessed_on", "must not be after decision_date 2019-08-01 (got 2030-01-01)")},
     ),
+    ({"assessed_on": "2013-09-30"}, {(P + "assessed_on", "must be at least 2013-10-01 (got 2013-09-30)")}),
+    ({"assessed_on": "2013-10-01"}, None),
     ({"risk_events_30d__falls": 4}, {(P + "risk_events_30d.falls", "must be at most 3 (got 4)")}),
 ]
 

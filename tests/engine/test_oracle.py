@@ -41,3 +41,7 @@ def test_engine_agrees_with_oracle(evaluator: Evaluator, household: dict[str, An
     want = oracle.decide(household)
     assert {f: got[f] for f in FIELDS} == {f: want[f] for f in FIELDS}
     assert sorted(got["findings"]) == want["findings"]
+    # DOMAIN-2.md §9.4: the per-member list of a JSON decision, but for the ids of the clauses
+    shown = [{k: v for k, v in m.items() if k != "clauses"} for m in want["ability"]]
+    ability = [{k: v for k, v in m.items() if not k.startswith("level_name")} for m in decision.to_dict()["ability"]]
+    assert ability == shown
