@@ -28,8 +28,11 @@ STANDARD = {  # fen, by region and start date
     "320681": [("2018-07-01", 70000), ("2019-07-01", 76000), ("2020-07-01", 80000)],
 }
 TOWNSHIP_LIMIT_FROM = dt.date(2019, 1, 1)
+CAMPAIGN = (dt.date(2018, 8, 1), dt.date(2021, 1, 1))  # registered-poor gradual exit, end exclusive
+EXIT_MONTHS, RP_EXIT_MONTHS = 6, 12
+DEFACTO_FROM = dt.date(2020, 1, 1)  # 民发〔2019〕62号
 FINDINGS = ["remove", "gradual_exit", "add", "amount_up", "amount_down", "paid_to_deceased"]
-FINDINGS += ["duplicate_person", "kin_registration_missing", "review_overdue"]
+FINDINGS += ["duplicate_person", "kin_registration_missing", "registered_poor_not_covered", "review_overdue"]
 REASONS = [
     "common.has_counted_member",
     "common.residence",
@@ -41,11 +44,13 @@ REASONS = [
     "dibao.income_below_standard",
     "dibao.eligible",
     "dibao.gradual_exit",
+    "dibao.gradual_exit_registered_poor",
     "dibao.single_person",
     "dibao.ineligible",
     *("finding." + f for f in FINDINGS[:7]),
     "kin.blocked",
     "low_income.eligible",
+    "registered_poor.not_covered",
     "review.interval.able",
     "review.interval.limited",
     "review.interval.stable",
@@ -190,11 +195,15 @@ def _slice(h: pl.DataFrame, m: pl.DataFrame, hm: Array, reg: dict[str, pl.Series
     old = _num(h["status.dibao_monthly_amount"])
     eligible = (n > 0) & res & assets & below_std
     gradual = recipient & res & assets & employed & below_line
+    first, end = ((d - _EPOCH).days for d in CAMPAIGN)
+    poor = _num(h["status.registered_poor"])
+    gradual_rp = (on >= first) & (on < end) & recipient & poor & (n > 0) & res & assets & ~below_std
     single = res & assets & below_line & (n_severe > 0)
-    status = np.select([eligible, gradual, single], [0, 1, 2], 3)
+    case = np.select([eligible, gradual, gradual_rp, single], [0, 1, 2, 3], 4)
+    status = np.choose(case, [0, 1, 1, 2, 3])
     amount = np.select(
-        [eligible, gradual, single],
-        [-(-(std * n - total) // 100) * 100 + std * 20 // 100 * n_severe, old, -(-gap // 100) * 100],
+        [eligible, gradual, gradual_rp, single],
+        [-(-(std * n - total) // 100) * 100 + std * 20 // 100 * n_severe, old, old, -(-gap // 100) * 100],
         0,
     )
     low = (n > 0) & res & assets & ~below_std & below_line
@@ -244,8 +253,8 @@ def _slice(h: pl.DataFrame, m: pl.DataFrame, hm: Array, reg: dict[str, pl.Series
     ex_ok = expenditure & res & need
     recognized = recipient | _num(h["status.tekun"]) | _num(h["status.low_income"])
     recognized = recognized | _num(h["status.illness_expenditure"])
-    case = np.select([~requested, n == 0, emergency, ex_ok], [0, 1, 2, 3], 4)
-    ta_amount = np.select([case == 2, case == 3], [em_amount, ex_amount], 0)
+    ta = np.select([~requested, n == 0, emergency, ex_ok], [0, 1, 2, 3], 4)
+    ta_amount = np.select([ta == 2, ta == 3], [em_amount, ex_amount], 0)
     kin_filed = h["household_id"].is_in(reg["filings"]).to_numpy()
     blocked = kin_related & ~kin_filed
     limit = np.where(on >= (TOWNSHIP_LIMIT_FROM - _EPOCH).days, 300_000, 2 * std)
@@ -257,40 +266,42 @@ def _slice(h: pl.DataFrame, m: pl.DataFrame, hm: Array, reg: dict[str, pl.Series
     nxt = _add_months(base, interval)
     overdue = applies & (nxt < on)
     paid = status <= 2
+    added = ~recipient & ((status == 0) | (status == 2))
     found = [
         recipient & (status == 3),
         status == 1,
-        ~recipient & ((status == 0) | (status == 2)),
+        added,
         recipient & paid & (amount > old),
         recipient & paid & (amount < old),
         recipient & has_dead,
         any_dup,
         blocked,
+        added & poor,
         overdue,
     ]
     reasons = [n == 0, ~res, ~fin_ok, ~no_vehicle, ~houses_ok, commercial, business, ~below_std]
-    reasons += [status == i for i in range(4)] + found[:8] + [low]
+    reasons += [case == i for i in range(5)] + found[:8] + [low, found[8]]
     reasons += [applies & able, applies & ~able & limited, applies & ~able & ~limited, overdue]
     reasons += [expenditure & ~need, expenditure & ~res]
     reasons += [emergency & (tier == k) for k in (1, 2, 3)] + [
         expenditure & has_oop & (rate_row == k) for k in range(3)
     ]
-    reasons += [case == k for k in (1, 2, 3, 4)] + member_reasons
+    reasons += [ta == k for k in (1, 2, 3, 4)] + member_reasons
     return {
         "dibao_status": status,
         "dibao_amount": amount,
-        "dibao_exit_months": np.where(status == 1, 6, 0),
+        "dibao_exit_months": np.select([case == 1, case == 2], [EXIT_MONTHS, RP_EXIT_MONTHS], -1),
         "low_income_status": np.where(low, 2, 1),
         "tekun_persons": tekun_n,
         "tekun_amount": -(-std * 13 // 1000) * 100 * tekun_n,
         "tekun_scattered_persons": scattered_n,
-        "ta_status": np.select([case == 0, (case == 2) | (case == 3)], [0, 2], 1),
+        "ta_status": np.select([ta == 0, (ta == 2) | (ta == 3)], [0, 2], 1),
         "ta_type": np.where(requested, rtype, -1),
         "ta_amount": ta_amount,
         "ta_authority": np.where(requested, np.where(blocked | (ta_amount > limit), 0, 1), -1),
-        "ta_aid_first": (case == 2) | ((case == 4) & emergency),
-        "ta_economic_verification": ((case == 3) | ((case == 4) & expenditure)) & ~recognized,
-        "ta_democratic_appraisal": (case == 3) | ((case == 4) & expenditure),
+        "ta_aid_first": (ta == 2) | ((ta == 4) & emergency),
+        "ta_economic_verification": ((ta == 3) | ((ta == 4) & expenditure)) & ~recognized,
+        "ta_democratic_appraisal": (ta == 3) | ((ta == 4) & expenditure),
         "kin_related": kin_related,
         "kin_filed": kin_filed,
         "blocked": blocked,
@@ -301,6 +312,20 @@ def _slice(h: pl.DataFrame, m: pl.DataFrame, hm: Array, reg: dict[str, pl.Series
         "findings": _words(found),
         "reasons": _words(reasons),
     }
+
+
+def _no_children(h: pl.DataFrame) -> list[pl.Series]:
+    """DOMAIN-2.md §10's columns for households with no `child` record, all the generator
+    draws: nobody counted, no allowance, and `defacto_children` null before 62号's date."""
+    zero = pl.repeat(0, h.height, dtype=pl.Int64, eager=True)
+    defacto = h.select(pl.when(pl.col("decision_date") >= DEFACTO_FROM).then(pl.lit(0, pl.Int64))).to_series()
+    return [
+        zero.alias("children_recorded"),
+        zero.alias("orphans"),
+        defacto.alias("defacto_children"),
+        zero.alias("left_behind_children"),
+        pl.repeat("0.00", h.height, dtype=pl.Utf8, eager=True).alias("children_allowance_total"),
+    ]
 
 
 def _words(flags: list[Array]) -> Array:
@@ -378,7 +403,7 @@ def decide(
         pl.repeat(version, h.height, dtype=pl.Utf8, eager=True).alias("ruleset_version"),
         coded("dibao_status", DIBAO),
         _texts(col["dibao_amount"], fen).alias("dibao_amount"),
-        pl.Series("dibao_exit_months", col["dibao_exit_months"], dtype=pl.Int64),
+        nullable("dibao_exit_months", col["dibao_exit_months"] >= 0).cast(pl.Int64),
         coded("low_income_status", ["", "ineligible", "eligible"]),
         pl.Series("tekun_persons", col["tekun_persons"], dtype=pl.Int64),
         _texts(col["tekun_amount"], fen).alias("tekun_amount"),
@@ -397,6 +422,7 @@ def decide(
         .select(pl.when(pl.lit(pl.Series(has_next))).then(pl.col("next_review_date")))
         .to_series(),
         pl.Series("review_overdue", col["review_overdue"]),
+        *_no_children(h),
         _texts(col["findings"], _bits(FINDINGS)).alias("findings"),
         _texts(col["reasons"], _bits(REASONS)).alias("reasons"),
     ]

@@ -113,6 +113,8 @@ class Decision:
     field_order: list[str] = field(default_factory=list)
     trace: Callable[[], list[RuleTrace]] = field(default=list, repr=False, compare=False)
     member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, repr=False)
+    # per-member lists of `reports.member_lists` (``engine.member_lists``), computed when the decision is written out
+    computed_lists: Callable[[], dict[str, list[dict[str, Any]]]] = field(default=dict, repr=False, compare=False)
 
     @cached_property
     def rules(self) -> list[RuleTrace]:
@@ -154,6 +156,7 @@ class Decision:
         out = self.top_level()
         if self.member_lists:
             out.update(self.lists())
+        out.update(self.computed_lists())
         if explain:
             out["explanation"] = {
                 "ruleset_version": self.ruleset_version,

@@ -18,6 +18,7 @@ from typing import Any
 from engine.codegen import Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
+from engine.member_lists import MemberLists
 from engine.parameters import ParameterResolver, ParameterUse
 from engine.plan import BUILTIN_FIELDS, Table, TableRow, Text, Traced
 from engine.registries import Registries
@@ -58,6 +59,7 @@ class Evaluator:
         self._closures_only = False
         self._render_order: tuple[list[_Explained], list[_Explained]] | None = None
         self._version = ruleset.ruleset_version
+        self._lists = MemberLists(ruleset)
         self._use(registries or Registries.empty(ruleset))
 
     def _use(self, registries: Registries) -> None:
@@ -156,6 +158,7 @@ class Evaluator:
             self.ruleset.decision_fields,
             lambda: self._render(program.explain(*kept)),
             self.ruleset.member_lists,
+            (lambda: self._lists.compute({**values, **hh, **keys}, members)) if self._lists else dict,
         )
 
     def _render(self, kept: tuple[tuple[Any, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]) -> list[RuleTrace]:
@@ -290,6 +293,7 @@ class ClosureEvaluator(Evaluator):
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
             member_lists=self.ruleset.member_lists,
+            computed_lists=(lambda: self._lists.compute(env, members)) if self._lists else dict,
         )
 
     def _trace(self, env: dict[str, Any], explained: list[dict[str, Any]]) -> list[RuleTrace]:

@@ -17,6 +17,11 @@ SWITCH_DATES = [
     dt.date(2019, 7, 1),
     dt.date(2020, 6, 30),
     dt.date(2020, 7, 1),
+    # the poverty campaign's first and last days and the days around them (DOMAIN-2.md §12)
+    dt.date(2018, 7, 31),
+    dt.date(2018, 8, 1),
+    dt.date(2020, 12, 31),
+    dt.date(2021, 1, 1),
 ]
 STANDARDS = {dt.date(2018, 7, 1): 73000, dt.date(2019, 7, 1): 79000, dt.date(2020, 7, 1): 83000}
 
@@ -85,6 +90,79 @@ def ability_assessments(draw: st.DrawFn, on: dt.date) -> dict[str, Any]:
     }
 
 
+DISABILITY_KINDS = ["visual", "hearing", "speech", "physical", "intellectual", "mental", "multiple"]
+
+
+def _months_before(on: dt.date, months: int) -> dt.date:
+    base = on.replace(day=min(on.day, 28))
+    month = base.month - months
+    return base.replace(year=base.year + (month - 1) // 12, month=(month - 1) % 12 + 1)
+
+
+@st.composite
+def _disability(draw: st.DrawFn) -> tuple[int | None, str | None]:
+    grade = draw(st.sampled_from([None, None, None, 1, 2, 3, 4]))
+    return grade, None if grade is None else draw(st.sampled_from(DISABILITY_KINDS))
+
+
+@st.composite
+def _parent(draw: st.DrawFn, on: dt.date) -> dict[str, Any]:
+    """A parent block of DOMAIN-2.md §10.1: custody and contact dates on and around the
+    6-month and decision-date boundaries."""
+    rare = st.sampled_from([False] * 5 + [True])
+    grade, kind = draw(_disability())
+    restriction = None
+    if draw(st.sampled_from([False, False, True])):
+        start = draw(st.sampled_from([on, on + dt.timedelta(days=1), _months_before(on, 6), _months_before(on, 30)]))
+        six = _months_before(start, -6)
+        end = draw(
+            st.sampled_from(
+                [None, on, on + dt.timedelta(days=1), six, six - dt.timedelta(days=1), six + dt.timedelta(days=1)]
+            )
+        )
+        if end is not None and end <= start:
+            end = start + dt.timedelta(days=1)
+        kind_of = draw(st.sampled_from(["imprisoned", "compulsory_rehab", "other"]))
+        restriction = {"type": kind_of, "start": start.isoformat(), "end": None if end is None else end.isoformat()}
+    lost = None
+    if draw(st.sampled_from([False, False, True])):
+        lost = _months_before(on, 6) + dt.timedelta(days=draw(st.sampled_from([-1, 0, 1])))
+    return {
+        "identity_unknown": draw(rare),
+        "deceased": draw(st.sampled_from([False] * 3 + [True])),
+        "declared_missing": draw(rare),
+        "disability_grade": grade,
+        "disability_kind": kind,
+        "serious_illness": draw(rare),
+        "restriction": restriction,
+        "lost_contact_since": None if lost is None else min(lost, on).isoformat(),
+        "working_away": draw(st.booleans()),
+    }
+
+
+@st.composite
+def child_records(draw: st.DrawFn, on: dt.date) -> dict[str, Any]:
+    """A member's `child` object (DOMAIN-2.md §10.1)."""
+    grade, kind = draw(_disability())
+    receiving = draw(st.booleans())
+    review = draw(st.sampled_from([None, 12, 12, 3]))
+    last = None if review is None else _months_before(on, review) + dt.timedelta(days=draw(st.sampled_from([-1, 0, 1])))
+    current = draw(st.sampled_from([0, 84000, 112000, 140000, 21667])) if receiving else 0
+    return {
+        "rural_hukou": draw(st.booleans()),
+        "hiv_infected": draw(st.sampled_from([False] * 5 + [True])),
+        "disability_grade": grade,
+        "disability_kind": kind,
+        "major_illness": draw(st.sampled_from([False] * 5 + [True])),
+        "entrusted_guardian": draw(st.booleans()),
+        "receiving_allowance": receiving,
+        "current_allowance": _yuan(current),
+        "last_review_date": None if last is None else min(last, on).isoformat(),
+        "father": draw(_parent(on)),
+        "mother": draw(_parent(on)),
+    }
+
+
 @st.composite
 def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str, Any]:
     on = draw(decision_dates)
@@ -100,8 +178,11 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
     target = std * k * factor // 100 + delta if factor else draw(st.integers(0, std * max(k, 1) * 3))
     remaining = max(target, 0)
     for i in range(n):
-        birth_kind = draw(st.sampled_from(["60th", "60th-1", "16th", "80th", "70th", "any"]))
-        years = {"60th": 60, "60th-1": 60, "16th": 16, "80th": 80, "70th": 70}.get(birth_kind)
+        birth_kind = draw(
+            st.sampled_from(["60th", "60th-1", "16th", "16th-1", "18th", "18th-1", "80th", "70th", "any"])
+        )
+        ages = {"60th": 60, "60th-1": 60, "16th": 16, "16th-1": 16, "18th": 18, "18th-1": 18, "80th": 80, "70th": 70}
+        years = ages.get(birth_kind)
         if years is None:
             birth = draw(st.dates(min_value=dt.date(1925, 1, 1), max_value=on))
         else:
@@ -109,7 +190,7 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
                 birth = on.replace(year=on.year - years)
             except ValueError:  # 29 February
                 birth = on.replace(year=on.year - years, day=28)
-            if birth_kind == "60th-1":
+            if birth_kind.endswith("-1"):
                 birth += dt.timedelta(days=1)
         if deaths[i] == "before":  # born by the day of death: a death before the birth is rejected
             birth = min(birth, on - dt.timedelta(days=1))
@@ -146,6 +227,9 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
         )
         if (on - birth).days >= 59 * 365 and draw(st.sampled_from([False, True, True])):
             members[-1]["ability_assessment"] = draw(ability_assessments(on))
+        # a child record (DOMAIN-2.md §10) on most young members, now and then on an older one
+        if draw(st.sampled_from([False, True, True] if (on - birth).days < 20 * 366 else [False] * 9 + [True])):
+            members[-1]["child"] = draw(child_records(on))
     limit = 24 * std * n
     financial = draw(st.sampled_from([limit, limit + 1, 0, 0])) if draw(st.booleans()) else draw(st.integers(0, limit))
     household: dict[str, Any] = {
@@ -169,7 +253,7 @@ def households(draw: st.DrawFn, hid: str = "H-1", seq_base: int = 0) -> dict[str
         "low_income": draw(st.booleans()),
         "tekun": draw(st.booleans()),
         "illness_expenditure": draw(st.booleans()),
-        "registered_poor": False,
+        "registered_poor": draw(st.booleans()),
         "dibao_monthly_amount": _yuan(draw(st.integers(0, std * 2))) if recipient else "0.00",
         "last_review_date": last_review.isoformat() if last_review else None,
     }

@@ -14,6 +14,7 @@ from .bounds import out_of_range
 from .check import AlreadyReported, Checker
 from .draft import Draft
 from .shapes import declared_type
+from .validity import in_force, with_validity
 
 __all__ = ["check_derived", "check_finding", "check_output", "check_parameter", "check_rule"]
 
@@ -62,7 +63,8 @@ def check_rule(ck: Checker, sym: Draft) -> None:
     item = sym.raw
     if "when" not in item:
         raise AlreadyReported  # reported as a missing key already
-    sym.applies = ck.condition(item, "applies", sym.scope, sym.name) if "applies" in item else None
+    applies = ck.condition(item, "applies", sym.scope, sym.name) if "applies" in item else None
+    sym.applies = with_validity(applies, in_force(ck, item, sym.scope, sym.name))
     sym.expr = ck.condition(item, "when", sym.scope, sym.name)
     if sym.expr is None:
         raise AlreadyReported

@@ -17,6 +17,8 @@ from .check import AlreadyReported, Checker
 from .check_multi import check_inputs, multi_rows
 from .draft import Draft, TableBody
 from .shapes import checked_name, text
+from .validity import KEY as VALID_FROM
+from .validity import in_force, with_validity
 
 __all__ = ["check_table", "check_table_output"]
 
@@ -127,7 +129,7 @@ def _row(
     row_id = str(raw["id"])
     checked_name(raw["id"], pos_of(raw, "id"), ck.problems, "id", rid)
     for key in raw:
-        if key not in ("id", "title", "when") and key not in outputs:
+        if key not in ("id", "title", "when", VALID_FROM) and key not in outputs:
             ck.problems.append(
                 raw.key_pos[key].problem(
                     ProblemKind.UNKNOWN_KEY,
@@ -137,6 +139,14 @@ def _row(
             )
     interval = None
     cond = None
+    if VALID_FROM in raw and policy in ("unique", "otherwise"):
+        ck.problems.append(
+            raw.key_pos[VALID_FROM].problem(
+                ProblemKind.UNKNOWN_KEY,
+                f"row `{row_id}`: `{VALID_FROM}` dates a row with a `when` condition (hit_policy first or max)",
+                rid,
+            )
+        )
     if policy == "unique":
         interval = parse_interval(str(raw.get("when", "")))
         if interval is None:
@@ -151,7 +161,7 @@ def _row(
         if "when" not in raw:
             ck.problems.append(raw.pos.problem(ProblemKind.MISSING_KEY, f"row `{row_id}` needs `when`", rid))
         else:
-            cond = ck.condition(raw, "when", scope, rid)
+            cond = with_validity(ck.condition(raw, "when", scope, rid), in_force(ck, raw, scope, rid))
     cells: dict[str, ir.Expr] = {}
     for col, t in outputs.items():
         if col not in raw:

@@ -66,6 +66,42 @@ def read_head(d: Declared, display: str, doc: Any) -> Head:
     return head
 
 
+def _reported_lists(d: Declared, raw: Any, where: Pos) -> None:
+    """`reports.member_lists` (computed lists): each list's `when` and fields name member or household values."""
+    if raw is None:
+        return
+    if not isinstance(raw, YMap):
+        d.problems.append(where.problem(ProblemKind.BAD_TYPE, "`member_lists` maps list names to `when` and `fields`"))
+        return
+    known = {n for (_, n) in d.symbols}
+
+    def check(name: Any, pos: Pos) -> None:
+        if str(name) not in known:
+            d.problems.append(
+                pos.problem(
+                    ProblemKind.UNKNOWN_NAME,
+                    f"member_lists: `{name}` is not a named value{did_you_mean(str(name), known)}",
+                )
+            )
+
+    for list_name, spec in raw.items():
+        if not isinstance(spec, YMap) or "when" not in spec:
+            d.problems.append(
+                raw.value_pos[list_name].problem(ProblemKind.BAD_TYPE, f"member list `{list_name}` needs `when`")
+            )
+            continue
+        check(spec["when"], spec.value_pos["when"])
+        fields = spec.get("fields")
+        if not isinstance(fields, YMap):
+            continue
+        for label, what in fields.items():
+            if isinstance(what, YMap):
+                for k, name in what.items():
+                    check(name, what.value_pos[k])
+            else:
+                check(what, fields.value_pos[label])
+
+
 def _member_lists(d: Declared, raw: Any, where: Pos) -> dict[str, tuple[str, dict[str, str]]]:
     """The `member_lists` section: each list names a per-member rule (one object for each
     member it holds for) and the values of that rule's explanation each object shows."""
@@ -120,6 +156,7 @@ def _reports(d: Declared, raw: Any, where: Pos, decision: list[str]) -> dict[str
         if isinstance(section, YMap):
             for k, v in section.items():
                 check(v, section.value_pos[k])
+    _reported_lists(d, raw.get("member_lists"), pos_of(raw, "member_lists"))
     monitored = raw.get("monitored")
     if isinstance(monitored, YList):
         for i, name in enumerate(monitored):

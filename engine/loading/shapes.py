@@ -30,7 +30,10 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
         {"program", "title", "legal_basis"},
     ),
     "derived": ({"id", "title", "per", "expr", "type", "description"}, {"id", "title", "expr"}),
-    "rule": ({"id", "title", "legal_basis", "per", "applies", "when", "report", "messages"}, {"id", "title", "when"}),
+    "rule": (
+        {"id", "title", "legal_basis", "per", "applies", "valid_from", "when", "report", "messages"},
+        {"id", "title", "when"},
+    ),
     "table": (
         {
             "id",

@@ -13,6 +13,7 @@ from tests.strategies import households
 FIELDS = [
     "dibao_status",
     "dibao_amount",
+    "dibao_exit_months",
     "low_income_status",
     "tekun_persons",
     "tekun_amount",
@@ -24,6 +25,11 @@ FIELDS = [
     "review_overdue",
     "ability_assessed_persons",
     "ability_max_level",
+    "children_recorded",
+    "orphans",
+    "defacto_children",
+    "left_behind_children",
+    "children_allowance_total",
 ]
 
 

@@ -59,7 +59,12 @@ def by_columns(schema: RecordSchema, obj: Any, today: dt.date) -> Answer:
 def _money_keys(schema: RecordSchema) -> tuple[set[str], set[str]]:
     hh = {s.name for s in schema.household if s.kind == "money"}
     hh |= {f.name for s in schema.household if s.kind == "group" for f in s.fields if f.kind == "money"}
-    return hh, {s.name for s in schema.member if s.kind == "money"}
+    member = {s.name for s in schema.member if s.kind == "money"}
+    # the money inside a member's objects (`child.current_allowance`), at any depth
+    member |= {
+        f.name for s in schema.member if s.kind == "group" for g in s.groups() for f in g.fields if f.kind == "money"
+    }
+    return hh, member
 
 
 def _fen(values: dict[str, Any], money: set[str]) -> dict[str, Any]:
