@@ -157,8 +157,9 @@ def test_row02_alias_bomb_bundle_keeps_server_responsive(server: Server) -> None
     before = len(server.client(server.tokens["政策"]).get("/v1/rulesets").json())
     bomb = _bundle({f"programs/bomb{i}.yaml": _node_bomb(0) for i in range(8)})
     response, answered = _while_in_flight(server, lambda: _publish(server, bomb))
-    # probes answered well after the upload arrived, while its check was running elsewhere
-    assert any(t > 0.5 for t in answered), answered
+    # probes answered one after another while the check ran elsewhere (a server checking on its
+    # event loop answers at most the probe sent before the upload arrived, then none until done)
+    assert len(answered) >= 2, answered
     assert response is not None
     assert response.status_code == 422, response.text
     assert "96 MiB (memory limit)" in response.json()["detail"]
