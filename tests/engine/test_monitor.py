@@ -140,7 +140,7 @@ def _vector(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> dict[str, d
     return rows
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(scenario())
 def test_monitor_equals_full_rescreening(
     evaluator: Evaluator, case: tuple[list[dict[str, Any]], list[dict[str, Any]]]

@@ -200,7 +200,7 @@ def _special(draw: st.DrawFn, h: dict[str, Any]) -> None:
         h["members"] = draw(st.sampled_from([[], None, "x", {}]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(awkward_households(), st.booleans())
 def test_row_and_column_validators_agree(household: dict[str, Any], decimals: bool) -> None:
     row = by_row(_schema(), household, TODAY, decimals=decimals)

@@ -63,7 +63,7 @@ def _agree(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> None:
         assert vector[hid] == want, hid
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(caseloads(regions=("320684", "320681")))
 def test_vector_equals_scalar(evaluator: Evaluator, caseload: list[dict[str, Any]]) -> None:
     _agree(evaluator, caseload)
