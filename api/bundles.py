@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import multiprocessing
 import resource
 import signal
@@ -80,7 +81,7 @@ class CheckedBundle:
 
 
 def _too_large(name: str, message: str) -> BundleTooLarge:
-    return BundleTooLarge([FieldProblem(name, message, "bundle-limit")])
+    return BundleTooLarge([FieldProblem(name, message)])
 
 
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: BundleLimits, budget: int) -> bytes:
@@ -184,13 +185,16 @@ def _child(check: Check, data: bytes, limits: BundleLimits, send: Connection) ->
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     result: tuple[str, Any]
     try:
-        result = ("ok", check(data, limits))
+        ok = check(data, limits)
+        result = ("ok", {"version": ok.version, "files": ok.files, "tests": ok.tests})
     except Exception as exc:
         result = _outcome(exc)
     try:
-        send.send(result)
-    except MemoryError:  # pickling a large bundle's files is one more copy of them
-        send.send(("memory", None))
+        answer = json.dumps(result, ensure_ascii=False).encode("utf-8")
+    except MemoryError:  # encoding a large bundle's files is one more copy of them
+        answer = b'["memory", null]'
+    # JSON, not pickle: the parent must not run whatever a compromised worker might send
+    send.send_bytes(answer)
     send.close()
 
 
@@ -234,8 +238,8 @@ def _context() -> Any:
     return _CONTEXT
 
 
-def _refused(message: str, limit: str) -> BundleRefused:
-    return BundleRefused([FieldProblem("(bundle)", message, limit)])
+def _refused(message: str) -> BundleRefused:
+    return BundleRefused([FieldProblem("(bundle)", message)])
 
 
 def check_bundle(data: bytes, limits: BundleLimits | None = None, check: Check = _check) -> CheckedBundle:
@@ -257,8 +261,9 @@ def check_bundle(data: bytes, limits: BundleLimits | None = None, check: Check =
         try:
             if recv.poll(limits.seconds):
                 try:
-                    answer = recv.recv()
-                except (EOFError, OSError):  # it died without answering
+                    kind, value = json.loads(recv.recv_bytes(maxlength=2 * limits.total_bytes + (1 << 20)))
+                    answer = (str(kind), value)
+                except (EOFError, OSError, ValueError, TypeError):  # it died, or did not answer as it should
                     answer = None
             else:
                 timed_out = True
@@ -269,23 +274,20 @@ def check_bundle(data: bytes, limits: BundleLimits | None = None, check: Check =
                 proc.kill()
                 proc.join()
     if timed_out:
-        raise _refused(
-            f"checking the bundle took longer than {limits.seconds:g} s (time limit); it was stopped", "time"
-        )
+        raise _refused(f"checking the bundle took longer than {limits.seconds:g} s (time limit); it was stopped")
     if answer is None:
         return _died(proc.exitcode, limits)
     kind, value = answer
     if kind == "ok":
-        assert isinstance(value, CheckedBundle)
-        return value
+        return CheckedBundle(str(value["version"]), dict(value["files"]), int(value["tests"]))
     if kind == "rules":
         raise RuleLoadError([Problem(**p) for p in value])
     if kind in ("input", "too-large"):
         problems = [FieldProblem(**p) for p in value]
         raise BundleTooLarge(problems) if kind == "too-large" else InputError(problems)
     if kind == "memory":
-        raise _refused(f"checking the bundle needs more than {limits.memory_mib} MiB (memory limit)", "memory")
-    raise _refused(f"the bundle cannot be checked: {value}", "crash")
+        raise _refused(f"checking the bundle needs more than {limits.memory_mib} MiB (memory limit)")
+    raise _refused(f"the bundle cannot be checked: {value}")
 
 
 def _died(code: int | None, limits: BundleLimits) -> CheckedBundle:
@@ -295,9 +297,8 @@ def _died(code: int | None, limits: BundleLimits) -> CheckedBundle:
         except ValueError:
             name = f"signal {-code}"
         why = "CPU time limit" if name == "SIGXCPU" else f"memory limit of {limits.memory_mib} MiB or a crash"
-        raise _refused(f"the process checking the bundle was killed by {name} ({why}); nothing was published", "crash")
+        raise _refused(f"the process checking the bundle was killed by {name} ({why}); nothing was published")
     raise _refused(
         f"the process checking the bundle ended without an answer (exit code {code}); it may have passed the"
-        f" memory limit of {limits.memory_mib} MiB; nothing was published",
-        "crash",
+        f" memory limit of {limits.memory_mib} MiB; nothing was published"
     )
