@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 
 from api.masking import mask_id
 from api.store import User
+from api.workflow import refuse_partial
 from engine import (
     FieldProblem,
     InputError,
@@ -61,7 +62,6 @@ class SubjectReviews:
     ) -> dict[str, Any] | None:
         """Store a new version of a record type's registry; None if no type declares it.
         Refused whole, as the household registries are, if a row is rejected or none is left."""
-        from api.service import refuse_partial
 
         spec = next((s for s in rs.record_types.values() if name in s.registries), None)
         if spec is None:

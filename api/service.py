@@ -29,7 +29,7 @@ from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.search import DecisionIndex, township_of
 from api.store import AlreadyDecided, LedgerRecord, Store, Submission, User
-from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township
+from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township, refuse_partial
 from engine import (
     BadValue,
     Decision,
@@ -785,23 +785,3 @@ def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> b
                 sheet.write_string(r, c, str(safe_cell(value)))
     book.close()
     return buf.getvalue()
-
-
-def refuse_partial(report: Mapping[str, Any], accept_partial: bool, allow_empty: bool) -> None:
-    """Refuse a registry version (422 with its row report) that lost rows or has none left,
-    unless the upload accepts that explicitly: a registry that silently lost rows unblocks
-    cases it should block."""
-    rows, bad_rows = int(report["rows"]), int(report["rejected_rows"])
-    problems = []
-    if bad_rows and not accept_partial:
-        problems.append(
-            FieldProblem(
-                "(body)", f"{bad_rows} of {rows} rows are rejected; fix them or upload with ?accept_partial=true"
-            )
-        )
-    if rows - bad_rows == 0 and not allow_empty:
-        problems.append(
-            FieldProblem("(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it")
-        )
-    if problems:
-        raise Refused(problems, dict(report))

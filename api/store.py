@@ -189,27 +189,52 @@ def _lock_chain(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('jiuzhu.ledger'))"))
 
 
-def _chain_head(conn: sa.Connection) -> str:
-    head = conn.execute(sa.select(ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).scalar_one_or_none()
-    return str(head) if head else GENESIS
+def _write_chain(
+    conn: sa.Connection, units: Sequence[Sequence[tuple[str, int | None, dict[str, Any], int | None]]]
+) -> list[list[LedgerRecord]]:
+    """Extend the chain with units of (kind, actor, body, ref), in order, inside the caller's
+    transaction (which holds the chain lock): the hashes are computed first and the records
+    written with one multi-row insert; under the lock the next sequence numbers are known."""
+    texts = [
+        [json.dumps(e[2], ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str) for e in unit]
+        for unit in units
+    ]
+    head = conn.execute(_HEAD).first()
+    seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
+    out: list[list[LedgerRecord]] = []
+    rows: list[dict[str, Any]] = []
+    for unit, unit_texts in zip(units, texts, strict=True):
+        records: list[LedgerRecord] = []
+        for (kind, actor, body, ref), body_text in zip(unit, unit_texts, strict=True):
+            seq += 1
+            created = _now().isoformat()
+            digest = record_hash(prev, kind, ref, actor, created, body_text)
+            rows.append(
+                {
+                    "seq": seq,
+                    "kind": kind,
+                    "ref": ref,
+                    "actor_id": actor,
+                    "created_at": created,
+                    "body": body_text,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            records.append(LedgerRecord(seq, kind, ref, actor, created, body, prev, digest))
+            prev = digest
+        out.append(records)
+    if rows:
+        conn.execute(_INSERT, rows)
+    return out
 
 
 def append_record(
     conn: sa.Connection, kind: str, actor: int | None, body: dict[str, Any], ref: int | None = None
 ) -> LedgerRecord:
-    """Append one record inside the caller's write transaction (which holds the chain lock)."""
+    """Append one record inside the caller's write transaction."""
     _lock_chain(conn)
-    body_text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    prev = _chain_head(conn)
-    created = _now().isoformat()
-    digest = record_hash(prev, kind, ref, actor, created, body_text)
-    result = conn.execute(
-        ledger.insert().values(
-            kind=kind, ref=ref, actor_id=actor, created_at=created, body=body_text, prev_hash=prev, hash=digest
-        )
-    )
-    seq = int(result.inserted_primary_key[0])  # type: ignore[index]
-    return LedgerRecord(seq, kind, ref, actor, created, body, prev, digest)
+    return _write_chain(conn, [[(kind, actor, body, ref)]])[0][0]
 
 
 def user_state(row: Any) -> dict[str, Any]:
@@ -529,42 +554,9 @@ class Store:
         The chain is computed first and written with one multi-row insert: under the chain
         lock the next sequence numbers are known, so a group of fifty costs one statement.
         Each submission's ``after(connection, records)`` then runs in the same transaction."""
-        texts = [
-            [
-                json.dumps(e[2], ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-                for e in sub.entries
-            ]
-            for sub in submissions
-        ]
-        out: list[list[LedgerRecord]] = []
-        rows: list[dict[str, Any]] = []
         with self.appending() as conn:
             _lock_chain(conn)
-            head = conn.execute(_HEAD).first()
-            seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
-            for sub, sub_texts in zip(submissions, texts, strict=True):
-                records: list[LedgerRecord] = []
-                for (kind, actor, body, ref), body_text in zip(sub.entries, sub_texts, strict=True):
-                    seq += 1
-                    created = _now().isoformat()
-                    digest = record_hash(prev, kind, ref, actor, created, body_text)
-                    rows.append(
-                        {
-                            "seq": seq,
-                            "kind": kind,
-                            "ref": ref,
-                            "actor_id": actor,
-                            "created_at": created,
-                            "body": body_text,
-                            "prev_hash": prev,
-                            "hash": digest,
-                        }
-                    )
-                    records.append(LedgerRecord(seq, kind, ref, actor, created, body, prev, digest))
-                    prev = digest
-                out.append(records)
-            if rows:
-                conn.execute(_INSERT, rows)
+            out = _write_chain(conn, [sub.entries for sub in submissions])
             for sub, records in zip(submissions, out, strict=True):
                 if sub.after is not None:
                     sub.after(conn, records)

@@ -208,3 +208,23 @@ def pending(svc: Service, user: User, page: int) -> dict[str, Any]:
         not_requested_by=user.id,
     )
     return _page(svc, q, page, masked=False, oldest_first=True)
+
+
+def refuse_partial(report: Mapping[str, Any], accept_partial: bool, allow_empty: bool) -> None:
+    """Refuse a registry version (422 with its row report) that lost rows or has none left,
+    unless the upload accepts that explicitly: a registry that silently lost rows unblocks
+    cases it should block."""
+    rows, bad_rows = int(report["rows"]), int(report["rejected_rows"])
+    problems = []
+    if bad_rows and not accept_partial:
+        problems.append(
+            FieldProblem(
+                "(body)", f"{bad_rows} of {rows} rows are rejected; fix them or upload with ?accept_partial=true"
+            )
+        )
+    if rows - bad_rows == 0 and not allow_empty:
+        problems.append(
+            FieldProblem("(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it")
+        )
+    if problems:
+        raise Refused(problems, dict(report))
