@@ -33,6 +33,7 @@ _SPEC_KEYS = {
     "required_when",
     "min",
     "max",
+    "after",
     "unique",
     "fields",
 }
@@ -55,6 +56,7 @@ class FieldSpec:
     required_when: dict[str, Any] = field(default_factory=dict)
     min: Any = None
     max: Any = None
+    after: str | None = None  # a date that must be later than this other field (exclusive bound)
     fields: list[FieldSpec] = field(default_factory=list)
     pos: Pos = Pos("<record>", 0, 0)
     key: str = ""
@@ -306,6 +308,8 @@ def _spec(
     spec.min, spec.max = raw.get("min"), raw.get("max")
     spec.min = str(spec.min) if isinstance(spec.min, str) else spec.min
     spec.max = str(spec.max) if isinstance(spec.max, str) else spec.max
+    if "after" in raw:
+        spec.after = str(raw["after"])
     spec.unique = bool(raw.get("unique", False))
     if kind == "group":
         fields = raw.get("fields")

@@ -44,6 +44,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "must not be before {ref} {bound} (got {got})",
         "zh": "不得早于 {ref} {bound}（实为 {got}）",
     },
+    "date_after": {
+        "en": "must be after {ref} {bound} (got {got})",
+        "zh": "须晚于 {ref} {bound}（实为 {got}）",
+    },
     "date_max": {
         "en": "must not be after {ref} {bound} (got {got})",
         "zh": "不得晚于 {ref} {bound}（实为 {got}）",

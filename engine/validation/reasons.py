@@ -178,7 +178,10 @@ def cross_flags(m: pl.DataFrame, h: pl.DataFrame, rules: list[FieldRule]) -> pl.
                     h.select(pl.col("~i").alias(MEMBER_OF), pl.col(ref).alias(f"~ref:{ref}")), on=MEMBER_OF, how="left"
                 )
             bound = pl.col(ref) if ref in m.columns else pl.col(f"~ref:{ref}")
-            out = pl.col(path) > bound if later_is_bad else pl.col(path) < bound
+            if later_is_bad:
+                out = pl.col(path) > bound
+            else:
+                out = pl.col(path) <= bound if rule.lo_strict else pl.col(path) < bound
             m = m.with_columns(pl.when(out.fill_null(False)).then(bound).alias(f"~{name}:{path}"))
     return m
 
@@ -224,7 +227,8 @@ def all_field_reasons(
         if f"~first:{rule.path}" in m.columns:
             bad = m.filter(pl.col(f"~first:{rule.path}").is_not_null())
             out += unique_reasons(rule, bad.with_columns(pl.col(f"~first:{rule.path}").alias("~first")), members_field)
-        for ref, name, kind in ((rule.date_lo, "lo", "date_min"), (rule.date_hi, "hi", "date_max")):
+        low = "date_after" if rule.lo_strict else "date_min"
+        for ref, name, kind in ((rule.date_lo, "lo", low), (rule.date_hi, "hi", "date_max")):
             if ref is not None:
                 bad = m.filter(pl.col(f"~{name}:{rule.path}").is_not_null())
                 out += bound_reasons(

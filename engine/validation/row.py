@@ -235,7 +235,8 @@ def _cross_code(g: _Gen, rules: list[FieldRule], member_paths: set[str]) -> None
         if rule.unique:
             emit(2, f"if v is not None and u{k}.setdefault(v, i) != i:")
             emit(3, f"P.append(_FP(_mp(i) + {p}, _same.format(first=u{k}[v])))")
-        for ref, kind, op in ((rule.date_lo, "date_min", "<"), (rule.date_hi, "date_max", ">")):
+        low = ("date_after", "<=") if rule.lo_strict else ("date_min", "<")
+        for ref, kind, op in ((rule.date_lo, *low), (rule.date_hi, "date_max", ">")):
             if ref is None:
                 continue
             src = "o" if ref in member_paths else "h"

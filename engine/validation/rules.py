@@ -115,6 +115,7 @@ class FieldRule:
     hi: Any = None
     date_lo: str | None = None  # a date bounded by another field (output key)
     date_hi: str | None = None
+    lo_strict: bool = False  # date_lo is exclusive (``after:``): equal to it is out of bounds too
     unique: bool = False
 
     @property
@@ -276,6 +277,8 @@ def _bounds(spec: FieldSpec) -> dict[str, Any]:
             out["date_" + name] = bound
         else:
             out[name] = bound
+    if spec.after is not None:  # record.yaml holds one lower bound, `min` or `after`
+        out["date_lo"], out["lo_strict"] = spec.after, True
     return out
 
 
