@@ -11,12 +11,13 @@ from engine.errors import ProblemKind, did_you_mean
 from engine.plan import Interval, TableOutput, TableRow
 from engine.source import Pos, YList, YMap, pos_of
 from engine.tables import check_unique, parse_interval
-from engine.types import Type
+from engine.types import BOOL, Type
 
 from .check import AlreadyReported, Checker
 from .check_multi import check_inputs, multi_rows
 from .draft import Draft, TableBody
 from .shapes import checked_name, text
+from .validity import BY as DATED_BY
 from .validity import KEY as VALID_FROM
 from .validity import in_force, with_validity
 
@@ -36,7 +37,18 @@ def check_table(ck: Checker, sym: Draft) -> None:
             )
         )
         raise AlreadyReported
-    sym.applies = ck.condition(item, "applies", scope, rid) if "applies" in item else None
+    applies = ck.condition(item, "applies", scope, rid) if "applies" in item else None
+    valid = in_force(ck, item, scope, rid)
+    if applies is not None and valid is not None and DATED_BY in item:  # its date may be null where it does not apply
+        sym.applies = ir.BoolOp(BOOL, "and", (applies, valid))
+    else:
+        sym.applies = with_validity(applies, valid)
+    if DATED_BY in item and VALID_FROM not in item:
+        ck.problems.append(
+            pos_of(item, DATED_BY).problem(
+                ProblemKind.MISSING_KEY, f"`{DATED_BY}` dates a table with `{VALID_FROM}`", rid
+            )
+        )
     if "inputs" in item:
         _check_multi(ck, sym, item, policy, outputs)
         return
@@ -52,7 +64,7 @@ def check_table(ck: Checker, sym: Draft) -> None:
         raise AlreadyReported
     rows: list[TableRow] = []
     for i, raw in enumerate(raw_rows):
-        row = _row(ck, raw, raw_rows.item_pos[i], rid, scope, outputs, policy)
+        row = _row(ck, raw, raw_rows.item_pos[i], rid, scope, outputs, policy, item)
         if row:
             rows.append(row)
     other = (
@@ -121,7 +133,14 @@ def _check_domain(ck: Checker, item: YMap, rid: str, inp: ir.Expr, rows: list[Ta
 
 
 def _row(
-    ck: Checker, raw: Any, where: Pos, rid: str, scope: str, outputs: dict[str, Type | None], policy: str
+    ck: Checker,
+    raw: Any,
+    where: Pos,
+    rid: str,
+    scope: str,
+    outputs: dict[str, Type | None],
+    policy: str,
+    table: YMap | None = None,
 ) -> TableRow | None:
     if not isinstance(raw, YMap) or "id" not in raw:
         ck.problems.append(where.problem(ProblemKind.BAD_TYPE, "a table row is a mapping with an `id`", rid))
@@ -161,7 +180,7 @@ def _row(
         if "when" not in raw:
             ck.problems.append(raw.pos.problem(ProblemKind.MISSING_KEY, f"row `{row_id}` needs `when`", rid))
         else:
-            cond = with_validity(ck.condition(raw, "when", scope, rid), in_force(ck, raw, scope, rid))
+            cond = with_validity(ck.condition(raw, "when", scope, rid), in_force(ck, raw, scope, rid, table))
     cells: dict[str, ir.Expr] = {}
     for col, t in outputs.items():
         if col not in raw:

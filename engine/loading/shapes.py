@@ -50,6 +50,8 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
             "otherwise",
             "max_by",
             "report",
+            "valid_from",
+            "dated_by",
         },
         {"id", "title", "outputs", "rows"},
     ),
