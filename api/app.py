@@ -27,6 +27,7 @@ from api import accounts, workflow
 from api.candidates import add_review_routes
 from api.http_safety import SafetyMiddleware
 from api.jobs import Busy
+from api.masking import mask_ids
 from api.roles import Access, access
 from api.service import (
     Conflict,
@@ -361,8 +362,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def pending_approvals(user: Caller, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> dict[str, Any]:
         return workflow.pending(service, user, page)
 
+    def _shown(request: Request, user: User, answer: dict[str, Any]) -> dict[str, Any]:
+        """An answer as the caller's role reads it: resident IDs masked for the roles the
+        route masks (the children and ability lists and the explanation alike)."""
+        masked: bool = user.role in request.state.access.masked
+        return mask_ids(answer) if masked else answer
+
     @app.get("/v1/decisions/{decision_id}", tags=["decisions"])
     async def get_decision(
+        request: Request,
         decision_id: Id,
         user: Caller,
         accept_language: Annotated[str | None, Header()] = None,
@@ -370,11 +378,12 @@ def create_app(settings: Settings) -> FastAPI:
             str | None, Query(pattern="^text$", description="`text`: add the explanation as an officer reads it")
         ] = None,
     ) -> JSONResponse:
-        return await _off_loop(200, service.get, decision_id, _lang(accept_language), explain == "text", user)
+        lang, text = _lang(accept_language), explain == "text"
+        return await _off_loop(200, lambda: _shown(request, user, service.get(decision_id, lang, text, user)))
 
     @app.get("/v1/decisions/{decision_id}/replay", tags=["decisions"])
-    async def replay(decision_id: Id, user: Caller) -> dict[str, Any]:
-        return await run_in_threadpool(service.replay, decision_id, user)
+    async def replay(request: Request, decision_id: Id, user: Caller) -> dict[str, Any]:
+        return _shown(request, user, await run_in_threadpool(service.replay, decision_id, user))
 
     async def _note(request: Request) -> str:
         data = await _body(request, 64 * 1024)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["IdMaskingFilter", "mask_id", "mask_name", "mask_text"]
+__all__ = ["IdMaskingFilter", "mask_id", "mask_ids", "mask_name", "mask_text"]
 
 _ID = re.compile(r"(?<![0-9])([0-9]{4})[0-9]{10}([0-9]{3}[0-9Xx])(?![0-9])")
 
@@ -33,6 +35,22 @@ def mask_name(value: str) -> str:
 def mask_text(text: str) -> str:
     """Mask every resident ID inside free text."""
     return _ID.sub(lambda m: m.group(1) + "*" * 10 + m.group(2), text)
+
+
+def mask_ids(value: Any) -> Any:
+    """A JSON value with every resident ID masked wherever it sits: a member list's
+    ``person_id`` (the children and ability lists), an explanation's, or inside a message.
+
+    >>> mask_ids({"children": [{"person_id": "320684201201010011", "age": 7}]})
+    {'children': [{'person_id': '3206**********0011', 'age': 7}]}
+    """
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {k: mask_ids(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_ids(v) for v in value]
+    return value
 
 
 class IdMaskingFilter(logging.Filter):

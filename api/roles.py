@@ -53,9 +53,11 @@ ROUTES: dict[tuple[str, str], Access] = {
         township=True,
         masked=("auditor",),
     ),
-    ("GET", "/v1/decisions/{decision_id}"): Access(("officer", "auditor"), "one stored decision", township=True),
+    ("GET", "/v1/decisions/{decision_id}"): Access(
+        ("officer", "auditor"), "one stored decision", township=True, masked=("auditor",)
+    ),
     ("GET", "/v1/decisions/{decision_id}/replay"): Access(
-        ("officer", "auditor"), "replay under its ruleset and registry versions", township=True
+        ("officer", "auditor"), "replay under its ruleset and registry versions", township=True, masked=("auditor",)
     ),
     ("POST", "/v1/decisions/{decision_id}/approve"): Access(
         ("officer",),

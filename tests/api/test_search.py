@@ -141,3 +141,19 @@ def test_index_is_rebuilt_from_the_ledger_on_start(tmp_path: Path) -> None:
         assert [(i["decision_id"], i["status"]) for i in found["items"]] == [(d["decision_id"], "rejected")]
     finally:
         again.stop()
+
+
+def test_an_auditor_reads_a_decisions_member_lists_with_ids_masked(server: Server) -> None:
+    """A child's person ID in the `children` list (and every other resident ID of the
+    decision, its explanation's too) is masked for the auditor, as in search; an officer reads them."""
+    h = household("HM-2019-000131")
+    child = h["members"][2]["person_id"]
+    made = server.client(server.tokens["数据"]).post("/v1/decisions", json=h).json()
+    path = f"/v1/decisions/{made['decision_id']}"
+    officer = server.client(server.tokens["市官"]).get(path).json()
+    assert [c["person_id"] for c in officer["children"]] == [child]
+    for route in (path, path + "/replay"):
+        body = server.client(server.tokens["审计"]).get(route).json()
+        lists = body.get("decision", body)["children"]
+        assert [c["person_id"] for c in lists] == [child[:4] + "*" * 10 + child[-4:]]
+        assert all(m["person_id"] not in json.dumps(body) for m in h["members"])
