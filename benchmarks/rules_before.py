@@ -15,7 +15,7 @@ __all__ = ["rules_without_ability"]
 _EDITS = {
     "ruleset.yaml": [
         (r"  # DOMAIN-2\.md §9 \(ability assessment\)\n  - ability_assessed_persons\n  - ability_max_level\n", ""),
-        (r"# A JSON decision's per-member lists.*?(?=# What bulk summaries)", ""),
+        (r"    ability:\n      when: ability\.assessed\n.*?(?=    children:\n)", ""),
     ],
     "programs/elderly_care.yaml": [
         (r"\(disability in \('moderate', 'severe'\) or \(ability\.assessed and ability\.final_level >= 1\)\)",

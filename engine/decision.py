@@ -112,7 +112,6 @@ class Decision:
     registries: dict[str, str] = field(default_factory=dict)
     field_order: list[str] = field(default_factory=list)
     trace: Callable[[], list[RuleTrace]] = field(default=list, repr=False, compare=False)
-    member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, repr=False)
     # per-member lists of `reports.member_lists` (``engine.member_lists``), computed when the decision is written out
     computed_lists: Callable[[], dict[str, list[dict[str, Any]]]] = field(default=dict, repr=False, compare=False)
 
@@ -140,22 +139,8 @@ class Decision:
             out[name] = base[name] if name in base else format_value(self.fields.get(name))
         return out
 
-    def lists(self) -> dict[str, list[dict[str, Any]]]:
-        """The per-member lists of a JSON decision (``member_lists`` in ruleset.yaml): one
-        object for each member whose rule holds, in member order, with the values it shows."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for name, (rule, fields) in self.member_lists.items():
-            out[name] = [
-                {"person_id": r.person_id, **{k: format_value(r.values.get(v)) for k, v in fields.items()}}
-                for r in self.rules
-                if r.rule_id == rule and r.outcome in ("pass", "fired")
-            ]
-        return out
-
     def to_dict(self, explain: bool = True) -> dict[str, Any]:
         out = self.top_level()
-        if self.member_lists:
-            out.update(self.lists())
         out.update(self.computed_lists())
         if explain:
             out["explanation"] = {

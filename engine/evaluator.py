@@ -157,7 +157,6 @@ class Evaluator:
             dict(self._versions),
             self.ruleset.decision_fields,
             lambda: self._render(program.explain(*kept)),
-            self.ruleset.member_lists,
             (lambda: self._lists.compute({**values, **hh, **keys}, members)) if self._lists else dict,
         )
 
@@ -292,7 +291,6 @@ class ClosureEvaluator(Evaluator):
             registries=dict(self._versions),
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
-            member_lists=self.ruleset.member_lists,
             computed_lists=(lambda: self._lists.compute(env, members)) if self._lists else dict,
         )
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.decision import format_value
+from engine.plan import TableOutput
 from engine.scalar import Fn
 from engine.scalar_plan import ScalarPlan
 
@@ -78,4 +79,10 @@ class MemberLists:
 
     def _value(self, name: str, env: dict[str, Any], m: dict[str, Any]) -> Any:
         acc, member = self._acc(name)
+        scope = "member" if member else "household"
+        sym = self.ruleset.symbols[(scope, name)]
+        if isinstance(sym, TableOutput):  # a table that did not apply (or had no row) shows null
+            row, _ = self._acc(sym.table.name)
+            if row(env, m if member else None) is None:
+                return None
         return acc(env, m if member else None)

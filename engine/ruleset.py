@@ -99,7 +99,6 @@ class Ruleset:
     record_types: dict[str, RecordTypeSpec] = field(default_factory=dict)
     record_type_tests: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     # a JSON decision's per-member lists: name -> (per-member rule, {key: a value it shows})
-    member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Every validator rejects a region or date without parameters in force: computed once

@@ -114,5 +114,4 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         reports=head.reports,
         record_types=record_types,
         record_type_tests=type_tests,
-        member_lists=head.member_lists,
     )

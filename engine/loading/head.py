@@ -25,7 +25,6 @@ class Head:
     default_region: str = ""
     reports: dict[str, Any] = field(default_factory=dict)
     # a JSON decision's per-member lists: name -> (the per-member rule, {key: value it shows})
-    member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def read_head(d: Declared, display: str, doc: Any) -> Head:
@@ -62,7 +61,6 @@ def read_head(d: Declared, display: str, doc: Any) -> Head:
         )
     head.default_region = str(doc.get("default_region", ""))
     head.reports = _reports(d, doc.get("reports"), pos_of(doc, "reports"), head.decision)
-    head.member_lists = _member_lists(d, doc.get("member_lists"), pos_of(doc, "member_lists"))
     return head
 
 
@@ -100,31 +98,6 @@ def _reported_lists(d: Declared, raw: Any, where: Pos) -> None:
                     check(name, what.value_pos[k])
             else:
                 check(what, fields.value_pos[label])
-
-
-def _member_lists(d: Declared, raw: Any, where: Pos) -> dict[str, tuple[str, dict[str, str]]]:
-    """The `member_lists` section: each list names a per-member rule (one object for each
-    member it holds for) and the values of that rule's explanation each object shows."""
-    out: dict[str, tuple[str, dict[str, str]]] = {}
-    if raw is None:
-        return out
-    if not isinstance(raw, YMap):
-        d.problems.append(where.problem(ProblemKind.BAD_TYPE, "`member_lists` maps list names to {from, fields}"))
-        return out
-    for name, spec in raw.items():
-        pos = raw.value_pos[name]
-        rule = spec.get("from") if isinstance(spec, YMap) else None
-        fields = spec.get("fields") if isinstance(spec, YMap) else None
-        if ("member", str(rule)) not in d.symbols or not isinstance(fields, YMap):
-            d.problems.append(
-                pos.problem(
-                    ProblemKind.UNKNOWN_NAME,
-                    f"member list `{name}` needs `from: <a per-member rule>` and `fields: {{key: name}}`",
-                )
-            )
-            continue
-        out[str(name)] = (str(rule), {str(k): str(v) for k, v in fields.items()})
-    return out
 
 
 def _reports(d: Declared, raw: Any, where: Pos, decision: list[str]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ LANGS = ("zh", "en")
 KEYS: dict[str, tuple[set[str], set[str]]] = {
     # section: (allowed keys, required keys)
     "ruleset.yaml": (
-        {"ruleset", "decision", "explain_members", "default_region", "reports", "record_types", "member_lists"},
+        {"ruleset", "decision", "explain_members", "default_region", "reports", "record_types"},
         {"ruleset", "decision"},
     ),
     "ruleset": ({"name", "version", "title"}, {"name", "version"}),

@@ -68,3 +68,24 @@ def test_an_unknown_name_is_a_load_problem(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError) as info:
         load(_rules(tmp_path, when="tekun.categry"))
     assert any("member_lists: `tekun.categry` is not a named value" in p.message for p in info.value.problems)
+
+
+def test_one_declaration_for_every_list(tmp_path: Path) -> None:
+    """The §9.4 ability list and the §10.4 children list are both `reports.member_lists`;
+    the former second form (a top-level `member_lists` read from one rule's explanation) is refused."""
+    ruleset = load(RULES)
+    assert list(ruleset.reports["member_lists"]) == ["ability", "children"]
+    h = _household("HM-2019-000117")  # in a coma: social participation not assessed, its table not applied
+    got = Evaluator(ruleset).decide(h).to_dict(explain=False)
+    assert [(a["preliminary_row"], a["final_level"], a["social_grade"]) for a in got["ability"]] == [
+        ("ability.level.coma", 3, None)
+    ]
+    assert ClosureEvaluator(ruleset).decide(h).to_dict(explain=False)["ability"] == got["ability"]
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    path = rules / "ruleset.yaml"
+    extra = "member_lists:\n  ability:\n    from: ability.result\n    fields: {final_level: ability.final_level}\n"
+    path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    with pytest.raises(RuleLoadError) as info:
+        load(rules)
+    assert any("member_lists" in p.message for p in info.value.problems)
