@@ -29,6 +29,7 @@ from engine.vector.plan import ColumnRun, round_half_up
 __all__ = ["decide_frames"]
 
 Array = np.ndarray[Any, Any]
+_FEW = 8  # a member reason held by at most 1 in this many members is read where it holds
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,39 @@ def _decide_slice(ch: Chunk, fields: list[str], findings: list[Finding], tokens:
     finding_flags = [full(ch.value(s.name, "household").filled(), ch.nh) for s in findings]
     explain = ch.value(ch.rs.explain_members, "household").filled()
     house = [_flag(ch, t) for t in tokens if t.sym.scope == "household"]
-    member = ch.reduce_flags([explain & _flag(ch, t) for t in tokens if t.sym.scope != "household"])
+    member = _member_reasons(ch, [t for t in tokens if t.sym.scope != "household"], explain)
     return _Slice(out, pack(finding_flags, ch.nh), pack(house + member, ch.nh))
+
+
+def _member_reasons(ch: Chunk, tokens: list[_Token], explain: Array) -> list[Array]:
+    """Per household, whether an explained member has each member reason. A definition
+    reported for few members (a program about some of them) is read at those members
+    alone, a table's rows all at once; the others are OR-reduced together, one bit each."""
+    out: list[Array | None] = [None] * len(tokens)
+    dense: list[tuple[int, Array]] = []
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(tokens):
+        groups.setdefault(t.sym.name, []).append(i)
+    for at in groups.values():
+        sym = tokens[at[0]].sym
+        v = ch.value(sym.name, sym.scope)
+        base = explain & _reported(sym, v, ch.na.get((sym.scope, sym.name)), ch.nm)
+        rows = isinstance(sym, Table)
+        if rows and v.valid is not None:
+            base &= full(v.valid, ch.nm)
+        chosen = full(v.data, ch.nm)
+        where = np.flatnonzero(base)
+        if where.size * _FEW > ch.nm:  # many members: bits OR-reduced with the others
+            dense += [(i, base & (chosen == tokens[i].row) if rows else base) for i in at]
+            continue
+        households, picked = ch.hm[where], chosen[where]
+        for i in at:
+            flag = np.zeros(ch.nh, dtype=bool)
+            flag[households[picked == tokens[i].row] if rows else households] = True
+            out[i] = flag
+    for (i, _), reduced in zip(dense, ch.reduce_flags([f for _, f in dense]), strict=True):
+        out[i] = reduced
+    return [f for f in out if f is not None]
 
 
 def _column(name: str, parts: list[V], kind: str) -> pl.Series:

@@ -6,7 +6,9 @@ household's members are one segment). Each named value is computed once, as NumP
 by ``np.add.reduceat``, every ``any``/``all`` one bit of a word, the words OR-reduced
 together), and a household value read per member is one integer gather. The
 aggregations that need no computed household value are found once per ruleset and run
-together in one pass at the start of a chunk.
+together in one pass at the start of a chunk. A member rule, table or branch that applies
+to few members (a program about some of them: an ability assessment, a child's record) is
+computed for those members alone (``Chunk.subset``) and spread back.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ from engine.parameters import ParameterResolver
 from engine.plan import InputField, ParameterRef, RegistryRef, Table, expressions
 from engine.ruleset import Ruleset
 from engine.types import Type
-from engine.vector.kernel_defs import KINDS, row_ids
+from engine.vector.kernel_defs import KINDS, column, row_ids
 from engine.vector.kernel_nodes import NODES
 from engine.vector.kernel_text import pack_bits
-from engine.vector.kernel_values import NUMERIC, V, dec_scale, epoch_days, full, scaled
+from engine.vector.kernel_values import NUMERIC, V, dec_scale, epoch_days, full, scaled, spread, take
 
-__all__ = ["Chunk", "KernelPlan", "walk"]
+__all__ = ["Chunk", "KernelPlan", "Subset", "walk"]
 
 Array = np.ndarray[Any, Any]
 _BOOL = Type("bool")
 _INT = Type("int")
 _EPOCH = dt.date(1970, 1, 1)
+# a member rule or table applying to at most this share of a chunk's members is computed
+# on them alone (``Chunk.subset``): gathering their rows costs little beside every row
+SPARSE_SHARE = 0.5
 
 
 def walk(e: Any) -> Any:
@@ -89,6 +94,15 @@ class KernelPlan:
                 return False
         return True
 
+    def costly(self, e: ir.Expr) -> bool:
+        """Whether computing ``e`` per member is worth taking a few members' rows first: it
+        computes something, or reads a computed value (a bare input or constant is not)."""
+        if isinstance(e, ir.Const):
+            return False
+        return not isinstance(e, ir.Ref) or not isinstance(
+            self.rs.symbols[(e.scope, e.name)], InputField | ParameterRef
+        )
+
     def household_only(self, e: ir.Expr) -> bool:
         """Whether an expression reads no member value (so it can be computed per household)."""
         found = self._household_only.get(id(e))
@@ -131,6 +145,7 @@ class Chunk:
         self.values: dict[tuple[str, str], V] = {}
         self.na: dict[tuple[str, str], Array] = {}
         self._gathered: dict[str | int, V] = {}
+        self._subsets: dict[bytes, Subset | None] = {}
         self._aggs: dict[ir.Agg, V] = {}
         self._parameters()
         self._batch(plan.batched)
@@ -305,3 +320,74 @@ class Chunk:
         if e not in self._aggs:
             self._batch([e])
         return self._aggs[e]
+
+    def subset(self, applies: Array) -> Subset | None:
+        """The members ``applies`` selects, as a chunk of their own (one per distinct
+        selection, so the values read for it are read once); None where that would not pay
+        (most members selected) or this is a subset already."""
+        if self.nm == 0:
+            return None
+        mask = full(applies, self.nm)
+        key = np.packbits(mask).tobytes()
+        if key not in self._subsets:
+            rows = np.flatnonzero(mask)
+            self._subsets[key] = Subset(self, rows) if rows.size <= SPARSE_SHARE * self.nm else None
+        return self._subsets[key]
+
+    def sparse(self, e: ir.Expr, where: Array, outside: bool | None) -> V:
+        """``e`` per member where ``where`` holds (computed for those members alone when
+        they are few and ``e`` is worth it), ``outside`` elsewhere (None: null)."""
+        sub = self.subset(where) if self.plan.costly(e) else None
+        if sub is None:
+            return self.compile(e, "member")
+        v = sub.compile(e, "member")
+        if v.raw is not None:  # raw text (IDs) is not spread: the whole column
+            return self.compile(e, "member")
+        return spread(v, sub.rows, self.nm, outside)
+
+
+class Subset(Chunk):
+    """Some members of a chunk (a program about a few of them: an ability assessment, a
+    child's record), for the rules and tables that apply to them alone. Household values
+    and member -> household aggregations are the chunk's; a member value is the chunk's
+    at these rows, or computed for these rows only. Every kernel node is row-wise, so the
+    values are those of the whole chunk at these rows."""
+
+    def __init__(self, parent: Chunk, rows: Array) -> None:  # not Chunk's: nothing to batch
+        self.parent, self.rows = parent, rows
+        self.plan, self.rs = parent.plan, parent.rs
+        self.hh, self.mm = parent.hh, parent.mm
+        self.nh, self.nm = parent.nh, int(rows.size)
+        self.hm = parent.hm[rows]
+        self.counts, self.starts, self.nonempty = parent.counts, parent.starts, parent.nonempty
+        self.registries, self._keys = parent.registries, parent._keys
+        self.values, self.na, self._gathered, self._subsets = {}, {}, {}, {}
+        self._aggs = parent._aggs
+
+    def subset(self, applies: Array) -> Subset | None:
+        return None  # a subset of a subset would not pay: its members are those selected already
+
+    def value(self, name: str, scope: str) -> V:
+        if scope == "household":
+            return self.parent.value(name, scope)
+        key = (scope, name)
+        v = self.values.get(key)
+        if v is None:
+            known = self.parent.values.get(key)
+            sym = self.rs.symbols[key]
+            if known is not None:
+                v = take(known, self.rows)
+            elif isinstance(sym, InputField):  # these rows of the column only, from its buffers
+                v = column(self.mm.get_column(name), sym.type, self.rows)
+            else:
+                v = KINDS[type(sym)](self, sym)
+            self.values[key] = v
+        return v
+
+    def compile(self, e: ir.Expr, scope: str) -> V:
+        if scope == "household":
+            return self.parent.compile(e, scope)
+        return super().compile(e, scope)
+
+    def agg(self, e: ir.Agg) -> V:
+        return self.parent.agg(e)

@@ -26,7 +26,7 @@ from engine.plan import (
     TableRow,
 )
 from engine.types import Type
-from engine.vector.kernel_values import V, dec_scale, full, rescale, scaled, select
+from engine.vector.kernel_values import V, dec_scale, full, rescale, scaled, select, spread, take
 
 if TYPE_CHECKING:
     from engine.vector.kernel import Chunk
@@ -45,28 +45,43 @@ def _bits(buffer: Any, offset: int, n: int) -> Array:
     return out
 
 
-def _with_nulls(s: pl.Series) -> tuple[Array, Array] | None:
+def _bits_at(buffer: Any, at: Array) -> Array:
+    """The bits of an Arrow bitmap at some positions, as booleans."""
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    out: Array = ((packed[at >> 3] >> (at & 7).astype(np.uint8)) & 1).astype(bool)
+    return out
+
+
+def _with_nulls(s: pl.Series, rows: Array | None = None) -> tuple[Array, Array] | None:
     """(values with nulls as 0, valid) of a numeric, boolean or date column read from its
-    Arrow buffers: a column of mostly nulls (an object few members have) costs no
-    expression; None for any other type."""
+    Arrow buffers (at ``rows`` only, when given): a column of mostly nulls (an object few
+    members have) costs no expression; None for any other type."""
     if not (s.dtype.is_integer() or s.dtype.is_float() or s.dtype in (pl.Boolean, pl.Date)):
         return None
     a = s.rechunk().to_arrow()
     if a.buffers()[0] is None:
         return None
     n, off = len(a), a.offset
-    valid = _bits(a.buffers()[0], off, n)
+    valid = _bits(a.buffers()[0], off, n) if rows is None else _bits_at(a.buffers()[0], off + rows)
     if s.dtype == pl.Boolean:
-        return _bits(a.buffers()[1], off, n) & valid, valid
+        bits = _bits(a.buffers()[1], off, n) if rows is None else _bits_at(a.buffers()[1], off + rows)
+        return bits & valid, valid
     dtype = np.dtype(np.int32) if s.dtype == pl.Date else np.dtype(type(s.dtype).__name__.lower())
-    data = np.frombuffer(a.buffers()[1], dtype=dtype, count=off + n)[off:].copy()
+    buffer = np.frombuffer(a.buffers()[1], dtype=dtype, count=off + n)[off:]
+    data = buffer.copy() if rows is None else buffer[rows]
     data[~valid] = 0
     return data, valid
 
 
-def column(s: pl.Series, t: Type) -> V:
-    """An input column as a kernel value (without nulls, mostly without a copy)."""
+def column(s: pl.Series, t: Type, rows: Array | None = None) -> V:
+    """An input column as a kernel value (without nulls, mostly without a copy), or its
+    value at ``rows`` (ascending; a few members' object fields read from the buffers)."""
     nulls = s.null_count()
+    if rows is not None:
+        read = _with_nulls(s, rows) if nulls else None
+        if read is not None:
+            return V(read[0], t, 2 if t.kind == "money" else 0, read[1])
+        return take(column(s, t), rows)
     if nulls and not (isinstance(s.dtype, pl.Enum | pl.Categorical) or s.dtype == pl.Utf8):
         read = _with_nulls(s)
         if read is not None:
@@ -104,8 +119,24 @@ def _applies(ch: Chunk, sym: Rule | Table) -> Array | None:
     return a
 
 
+def _sparse(
+    ch: Chunk, sym: Rule | Table, applies: Array | None, work: Callable[[Chunk], V], outside: bool | None
+) -> V | None:
+    """A member rule or table computed for the members it applies to alone (``Chunk.subset``)
+    and spread over the chunk; None where that would not pay."""
+    if applies is None or sym.scope != "member":
+        return None
+    sub = ch.subset(applies)
+    if sub is None:
+        return None
+    return spread(work(sub), sub.rows, ch.nm, outside)
+
+
 def _k_rule(ch: Chunk, sym: Rule) -> V:
     applies = _applies(ch, sym)
+    few = _sparse(ch, sym, applies, lambda sub: sub.compile(sym.expr, sym.scope), False)
+    if few is not None:  # not applicable elsewhere: false, never null
+        return few
     v = ch.compile(sym.expr, sym.scope)
     if applies is None:
         return v
@@ -192,8 +223,14 @@ def _lookup(ch: Chunk, lookup: Lookup, scope: str, other: int | None) -> V:
 
 
 def _k_table(ch: Chunk, sym: Table) -> V:
-    table = sym
     applies = _applies(ch, sym)
+    few = _sparse(ch, sym, applies, lambda sub: _rows(sub, sym, None), None)
+    return few if few is not None else _rows(ch, sym, applies)
+
+
+def _rows(ch: Chunk, sym: Table, applies: Array | None) -> V:
+    """The row each household or member hits (null where none, or the table does not apply)."""
+    table = sym
     n = ch.n(sym.scope)
     other = len(table.rows) if table.otherwise else None
     if table.lookup is not None:

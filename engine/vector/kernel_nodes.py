@@ -110,9 +110,14 @@ def _c_not(ch: Chunk, e: ir.Not, scope: str) -> V:
 
 
 def _c_boolop(ch: Chunk, e: ir.BoolOp, scope: str) -> V:
-    vals = [ch.compile(x, scope) for x in e.operands]
-    out = vals[0]
-    for v in vals[1:]:
+    out = ch.compile(e.operands[0], scope)
+    for x in e.operands[1:]:
+        if scope == "member":  # computed only where the operands so far leave the answer open
+            settled = ~out.data if e.op == "and" else out.data
+            open_ = ~settled if out.valid is None else ~settled | ~out.valid
+            v = ch.sparse(x, open_, e.op == "or")
+        else:
+            v = ch.compile(x, scope)
         data, valid = kleene(out, v, e.op)
         out = V(data, e.type, 0, valid)
     return V(out.data, e.type, 0, out.valid)
@@ -218,7 +223,10 @@ def _c_isnone(ch: Chunk, e: ir.IsNone, scope: str) -> V:
 
 def _c_ifelse(ch: Chunk, e: ir.IfElse, scope: str) -> V:
     c = ch.compile(e.cond, scope).filled()
-    t, o = ch.compile(e.then, scope), ch.compile(e.other, scope)
+    if scope == "member":  # each branch computed only for the members it is chosen for
+        t, o = ch.sparse(e.then, c, None), ch.sparse(e.other, ~c, None)
+    else:
+        t, o = ch.compile(e.then, scope), ch.compile(e.other, scope)
     valid: Array | None = None
     if t.valid is not None or o.valid is not None:
         valid = np.where(c, np.ones((), bool) if t.valid is None else t.valid, True if o.valid is None else o.valid)

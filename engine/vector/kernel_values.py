@@ -34,6 +34,8 @@ __all__ = [
     "rescale",
     "scaled",
     "select",
+    "spread",
+    "take",
     "text_codes",
 ]
 
@@ -164,3 +166,28 @@ def const(value: Any, t: Type) -> V:
 
 def epoch_days(d: Any) -> int:
     return int((d - _EPOCH).days)
+
+
+def take(v: V, rows: Array) -> V:
+    """The value at some rows (ascending)."""
+    data = v.data[rows] if v.data.ndim else v.data
+    valid = v.valid[rows] if v.valid is not None and v.valid.ndim else v.valid
+    raw = v.raw.gather(pl.Series(rows)) if v.raw is not None else None
+    return V(data, v.type, v.scale, valid, v.cats, raw)
+
+
+def spread(v: V, rows: Array, n: int, outside: bool | None) -> V:
+    """A value at some rows (ascending) over all ``n``: ``outside`` elsewhere (None: null)."""
+    assert v.raw is None, "rules and tables make no raw text"
+    data = np.zeros(n, dtype=v.data.dtype)
+    if outside:
+        data[:] = outside
+    data[rows] = v.data
+    valid: Array | None = None
+    if outside is None:
+        valid = np.zeros(n, dtype=bool)
+        valid[rows] = True if v.valid is None else v.valid
+    elif v.valid is not None:
+        valid = np.ones(n, dtype=bool)
+        valid[rows] = v.valid
+    return V(data, v.type, v.scale, valid, v.cats)
