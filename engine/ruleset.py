@@ -100,6 +100,8 @@ class Ruleset:
     record_type_tests: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     # a JSON decision's per-member lists: name -> (per-member rule, {key: a value it shows})
     member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # each decision field's {title, values: {code: label}} (ruleset.yaml `labels`)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Every validator rejects a region or date without parameters in force: computed once

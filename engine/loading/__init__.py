@@ -115,4 +115,5 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         record_types=record_types,
         record_type_tests=type_tests,
         member_lists=head.member_lists,
+        labels=head.labels,
     )

@@ -10,6 +10,7 @@ from engine.errors import ProblemKind, did_you_mean
 from engine.plan import BUILTIN_FIELDS, CaseSet, CaseValue, Output
 from engine.source import Pos, YList, YMap, pos_of
 
+from .labels import read_labels
 from .shapes import check_keys, plain
 from .state import Declared
 
@@ -26,6 +27,8 @@ class Head:
     reports: dict[str, Any] = field(default_factory=dict)
     # a JSON decision's per-member lists: name -> (the per-member rule, {key: value it shows})
     member_lists: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # each decision field's title and the labels of its codes (``labels.read_labels``)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_head(d: Declared, display: str, doc: Any) -> Head:
@@ -63,6 +66,7 @@ def read_head(d: Declared, display: str, doc: Any) -> Head:
     head.default_region = str(doc.get("default_region", ""))
     head.reports = _reports(d, doc.get("reports"), pos_of(doc, "reports"), head.decision)
     head.member_lists = _member_lists(d, doc.get("member_lists"), pos_of(doc, "member_lists"))
+    head.labels = read_labels(d, doc.get("labels"), pos_of(doc, "labels"), head.decision)
     return head
 
 
