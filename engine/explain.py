@@ -168,18 +168,22 @@ class _Renderer:
         if not parts:
             return None
         sentence = f"{self.program_title(program)}{w['colon']}{w['sep'].join(parts)}{w['stop']}"
-        why = self.why(program, case) if status else ""
+        why = self.why(program, case) if status and case is not None else ""
         return sentence + (f"{w['gap']}{why}{w['stop']}" if why else "")
 
-    def why(self, program: str, case: RuleTrace | None) -> str:
-        """The fired case's own message, else the conditions its cases read that failed."""
-        if case is not None and case.messages.get("pass"):
+    def why(self, program: str, case: RuleTrace) -> str:
+        """The fired case's own message; for the `otherwise` case, the conditions that failed:
+        the program's own and the shared tests (programs without decision fields of their own)."""
+        if case.messages.get("pass"):
             return self.message(case)
-        read: dict[str, None] = {}
-        for r in self.by_program.get(program, []):
-            if r.kind == "case" and not r.person_id:
-                read.update(dict.fromkeys(n for n in r.values if n in self.l.conditions))
-        failed = [r for r in self.d.rules if r.rule_id in read and r.outcome == "fail" and not r.person_id]
+        if case.rule_id not in self.l.otherwise:
+            return ""
+        shared = {p for p in self.by_program if not self.l.program_fields.get(p)} | {program}
+        failed = [
+            r
+            for r in self.d.rules
+            if r.program in shared and r.rule_id in self.l.conditions and r.outcome == "fail" and not r.person_id
+        ]
         return self.w["semi"].join(self.message(r) for r in failed)
 
     # ---------------------------------------------------------------- section two

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from engine.plan import Finding, Rule, Traced
+from engine.plan import Case, Finding, Rule, Traced
 
 if TYPE_CHECKING:
     from engine.record import FieldSpec
@@ -64,6 +64,7 @@ class Labels:
     findings: dict[str, Text] = field(default_factory=dict)  # finding code -> title
     traced: frozenset[str] = field(default_factory=frozenset)  # rules, cases, tables, findings
     notable: frozenset[str] = field(default_factory=frozenset)  # rules worth telling only when they hold
+    otherwise: frozenset[str] = field(default_factory=frozenset)  # the `otherwise` case of each outcome
     # a member is named by the record's resident-ID field and its text field (its name)
     person_field: str = ""
     name_field: str = ""
@@ -110,9 +111,12 @@ class Labels:
         notable = frozenset(
             d.name for d in ruleset.plan.definitions.values() if isinstance(d, Rule) and d.report in ("fire", "pass")
         )
+        otherwise = frozenset(
+            d.name for d in ruleset.plan.definitions.values() if isinstance(d, Case) and d.arm.cond is None
+        )
         return cls(
             titles, kinds, values, field_titles, programs, program_fields, conditions, findings, traced, notable,
-            person, name,
+            otherwise, person, name,
         )  # fmt: skip
 
     def title(self, name: str, lang: str, scope: str = "household") -> str:

@@ -37,6 +37,15 @@ def _labels(ruleset: Ruleset, key: str) -> dict[str, str]:
     return {name: f"{t.get('zh', '')} {t.get('en', '')}".strip() for name, t in section.items()}
 
 
+def _code_labels(ruleset: Ruleset, fields: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The codes of these decision fields as "中文 English" (rules/ruleset.yaml `labels`)."""
+    out: dict[str, dict[str, str]] = {}
+    for name in fields:
+        values = (ruleset.labels.get(name) or {}).get("values") or {}
+        out[name] = {code: f"{t.get('zh', '')} {t.get('en', '')}".strip() for code, t in values.items()}
+    return out
+
+
 def with_parameter(ruleset: Ruleset, name: str, value: str, start: dt.date, region: str | None = None) -> Ruleset:
     """A copy of ``ruleset`` where ``name`` takes ``value`` from ``start`` in ``region``
     (default: the default region); later versions stay. ``--set dibao.standard=850@2019-07-01``."""
@@ -262,7 +271,10 @@ def write_impact(
         "changed": changes.height,
     }
     (out / "report.html").write_text(
-        impact_report.render(summary, transitions, budget, joined, statuses, programs), encoding="utf-8"
+        impact_report.render(
+            summary, transitions, budget, joined, statuses, programs, codes=_code_labels(base.ruleset, statuses)
+        ),
+        encoding="utf-8",
     )
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary

@@ -76,7 +76,9 @@ def _words(text: str) -> set[str]:
 @pytest.mark.parametrize("hid", [h["household_id"] for h in HOUSEHOLDS])
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_explanation_matches_its_golden(decided: dict[str, Any], hid: str, lang: str) -> None:
-    text = decided[hid].explain_text(lang) + "\n"
+    # the version names the rule files' digest: any edit changes it, so it is not compared
+    d = decided[hid]
+    text = d.explain_text(lang).replace(d.ruleset_version, "<ruleset>") + "\n"
     path = GOLDENS / f"{hid}.{lang}.txt"
     if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
