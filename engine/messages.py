@@ -24,7 +24,7 @@ import string
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import yaml
 
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_LANG",
     "LANGS",
     "Lang",
+    "Phrase",
     "Said",
     "both",
     "catalogue",
@@ -89,7 +90,21 @@ def text(key: str, lang: str = DEFAULT_LANG, /, **params: Any) -> str:
     '不得小于 0（实为 -1）'
     """
     entry = catalogue()[key]
-    return entry[parse_lang(lang)].format(**params)
+    lang = parse_lang(lang)
+    shown = {k: text(v.key, lang, **v.params) if isinstance(v, Phrase) else v for k, v in params.items()}
+    return entry[lang].format(**shown)
+
+
+class Phrase(NamedTuple):
+    """A message used as another's value (a level, a verb), shown in the same language.
+
+    >>> text("api.approval_limit", "zh", amount="9000.00", level=Phrase("api.level.township"),
+    ...      needed=Phrase("api.level.city"), verb=Phrase("api.verb.approve"))
+    '金额 9000.00 超出区镇级审批权限；须由市级审批通过'
+    """
+
+    key: str
+    params: Mapping[str, Any] = {}
 
 
 def both(key: str, /, **params: Any) -> dict[str, str]:

@@ -16,10 +16,13 @@ from typing import NamedTuple
 
 from engine.messages import catalogue, text
 
-__all__ = ["Reason", "reason", "reason_text"]
+__all__ = ["Reason", "problem_text", "reason", "reason_text"]
 
-_PREFIX = "reject."
+# reasons a validator words (reject.*) and problems with a request's fields (input.*)
+_PREFIXES = ("reject.", "input.")
 _HINT = "reject.did_you_mean"
+_PARTS = ("reject.did_you_mean", "reject.cond_")
+_PROBLEMS = ("problem.",)  # what `rules lint` says of the rule files  # pieces of other messages, never a reason alone
 
 
 class Reason(NamedTuple):
@@ -39,19 +42,19 @@ def _pattern(template: str) -> str:
 
 
 @cache
-def _templates() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """Every reject template as a regex, the most literal text first (so "is required when …"
-    is tried before a shorter message that could swallow it)."""
+def _templates(prefixes: tuple[str, ...] = _PREFIXES) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Every template under ``prefixes`` as a regex, the most literal text first (so "is
+    required when …" is tried before a shorter message that could swallow it)."""
     found = [
         (key, entry["en"])
         for key, entry in catalogue().items()
-        if key.startswith(_PREFIX) and key != _HINT and "en" in entry
+        if key.startswith(prefixes) and not key.startswith(_PARTS) and "en" in entry
     ]
     found.sort(key=lambda kv: -len(re.sub(r"\{[^}]*\}", "", kv[1])))
     return tuple((key, re.compile(_pattern(en), re.DOTALL)) for key, en in found)
 
 
-def reason(message: str) -> Reason:
+def reason(message: str, prefixes: tuple[str, ...] = _PREFIXES) -> Reason:
     """The catalogue key and values of an English reason.
 
     >>> reason("must be at least 0 (got -1)")
@@ -59,7 +62,7 @@ def reason(message: str) -> Reason:
     >>> reason("something else").code is None
     True
     """
-    for key, pattern in _templates():
+    for key, pattern in _templates(prefixes):
         m = pattern.fullmatch(message)
         if m is not None:
             return Reason(key, m.groupdict())
@@ -81,7 +84,7 @@ def _cond(value: str, lang: str) -> str:
     )
 
 
-def reason_text(message: str, lang: str) -> str:
+def reason_text(message: str, lang: str, prefixes: tuple[str, ...] = _PREFIXES) -> str:
     """An English reason as the reader of ``lang`` reads it.
 
     >>> reason_text("must be at least 0 (got -1)", "zh")
@@ -91,7 +94,7 @@ def reason_text(message: str, lang: str) -> str:
     >>> reason_text("is required when type is emergency", "zh")
     'type 为 emergency 时必填'
     """
-    code, params = reason(message)
+    code, params = reason(message, prefixes)
     if code is None or lang == "en":
         return message
     if "hint" in params:
@@ -99,3 +102,12 @@ def reason_text(message: str, lang: str) -> str:
     if "cond" in params:
         params["cond"] = _cond(params["cond"], lang)
     return text(code, lang, **params)
+
+
+def problem_text(message: str, lang: str) -> str:
+    """A rule-file problem's English message (``rules lint``) in ``lang``, where ``problem.*`` has it.
+
+    >>> problem_text("key `rate` appears twice (first at line 3)", "zh")
+    '键 `rate` 出现两次（第一次在第 3 行）'
+    """
+    return reason_text(message, lang, _PROBLEMS)

@@ -77,3 +77,32 @@ def test_every_reject_reason_reads_back_in_chinese(kind: str) -> None:
 def test_languages_are_the_ones_we_promise() -> None:
     assert LANGS == ("zh", "en")
     assert all(set(entry) == set(LANGS) for entry in catalogue().values())
+
+
+def test_lint_problems_of_the_golden_bad_files_read_in_chinese() -> None:
+    """Every message `rules lint` gives for fixtures/rules_invalid has a Chinese form, except what
+    the YAML reader itself says of a syntax error."""
+    from engine.validation.wording import problem_text
+    from tests.conftest import FIXTURES
+
+    lines = [
+        line
+        for expected in sorted((FIXTURES / "rules_invalid").glob("*/expected.txt"))
+        for line in expected.read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(lines) > 40
+    untranslated = []
+    for line in lines:
+        _, kind, message = line.split(": ", 2)
+        if kind.startswith("yaml-syntax") and "control characters" not in message:
+            continue
+        if problem_text(message, "zh") == message:
+            untranslated.append(line)
+    assert untranslated == []
+
+
+def test_problem_text_leaves_unknown_messages_alone() -> None:
+    from engine.validation.wording import problem_text
+
+    assert problem_text("a message nobody wrote a template for", "zh") == "a message nobody wrote a template for"
+    assert problem_text("key `a` appears twice (first at line 2)", "en") == "key `a` appears twice (first at line 2)"
