@@ -376,7 +376,8 @@ def _check_labels(spec: FieldSpec, problems: list[Problem]) -> None:
             if missing:
                 problems.append(
                     spec.pos.problem(
-                        "missing-key", f"field `{spec.name}`: value `{v}` needs a label with {' and '.join(missing)}"
+                        "missing-key",
+                        f"field `{spec.name}`: value `{v}` needs a label ({', '.join(f'`{x}`' for x in missing)})",
                     )
                 )
         for v in spec.labels:

@@ -43,7 +43,12 @@ def read_labels(d: Declared, raw: Any, where: Pos, decision: list[str]) -> dict[
             spec = None
         for key in spec or ():
             if key not in ("title", "values"):
-                d.problems.append(spec.key_pos[key].problem(ProblemKind.UNKNOWN_KEY, f"labels: `{name}` has `{key}`"))
+                d.problems.append(
+                    spec.key_pos[key].problem(
+                        ProblemKind.UNKNOWN_KEY,
+                        f"labels: `{name}` has an unknown key `{key}` (only `title` and `values`)",
+                    )
+                )
         sym = d.symbols.get(("household", name))
         title = text(spec, "title", d.problems) if spec is not None and "title" in spec else {}
         if not title and sym is not None and sym.kind in (Output, CaseValue):
@@ -88,8 +93,8 @@ def _check_values(d: Declared, outcome: str, name: str, labels: dict[str, dict[s
             d.problems.append(
                 c.value_pos["value"].problem(
                     ProblemKind.MISSING_KEY,
-                    f"value `{code}` of `{name}` needs a label with {' and '.join(missing)}"
-                    f" in ruleset.yaml `labels: {{{name}: {{values: ...}}}}`",
+                    f"value `{code}` of `{name}` needs a label ({', '.join(f'`{x}`' for x in missing)})"
+                    " in ruleset.yaml `labels` or the outcome's own `labels`",
                     outcome,
                 )
             )

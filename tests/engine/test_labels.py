@@ -35,7 +35,7 @@ def test_an_enumeration_value_without_a_label_is_reported_at_its_field(tmp_path:
     got = _problems(tmp_path, "      mild: {zh: 轻度残疾, en: mild}\n", "")
     line = _line("  disability:")
     assert got == [
-        f"record.yaml:{line + 1}:5: missing-key: field `disability`: value `mild` needs a label with zh and en"
+        f"record.yaml:{line + 1}:5: missing-key: field `disability`: value `mild` needs a label (`zh`, `en`)"
     ]
 
 
