@@ -72,6 +72,9 @@ def _label(ruleset: Ruleset | None, name: str, lang: str) -> str:
     key = f"files.column.{name}"
     if has(key):
         return text(key, lang)
+    declared = (ruleset.labels.get(name) or {}).get("title") or {} if ruleset is not None else {}
+    if declared.get(lang):  # a decision field's title in ruleset.yaml `labels`
+        return str(declared[lang])
     symbol = _symbol(ruleset, name)
     if symbol is not None and symbol.title.get(lang):
         return str(symbol.title[lang])
@@ -141,8 +144,9 @@ def write_xlsx(
 
 
 def value_label(ruleset: Ruleset | None, name: str, value: Any, lang: str) -> Any:
-    """A decision field's value as people read it: an outcome's value by the ``title`` of the
-    first case that gives it (``eligible`` -> 符合低保条件); any other value as it is.
+    """A decision field's value as people read it: by its label in ruleset.yaml `labels`, else an
+    outcome's value by the ``title`` of the first case that gives it (``eligible`` -> 符合低保条件);
+    any other value as it is.
 
     >>> from engine import load
     >>> value_label(load("rules"), "dibao_status", "ineligible", "zh"), value_label(None, "x", "y", "zh")
@@ -150,6 +154,9 @@ def value_label(ruleset: Ruleset | None, name: str, value: Any, lang: str) -> An
     """
     from engine.plan import CaseValue
 
+    declared = ((ruleset.labels.get(name) or {}).get("values") or {}).get(str(value)) if ruleset is not None else None
+    if lang != "en" and declared and declared.get(lang):
+        return declared[lang]
     symbol = _symbol(ruleset, name)
     if lang != "en" and isinstance(symbol, CaseValue):
         for arm in symbol.outcome.cases:
