@@ -45,6 +45,7 @@ _W = {
         "open": "（",
         "close": "）",
         "from": "{date} 起执行",
+        "everywhere": "各地区",
         "yes": "是",
         "no": "否",
         "holds": "符合",
@@ -76,6 +77,7 @@ _W = {
         "open": " (",
         "close": ")",
         "from": "in force from {date}",
+        "everywhere": "every region",
         "yes": "yes",
         "no": "no",
         "holds": "met",
@@ -230,9 +232,9 @@ class _Renderer:
             (w["not_met"], _NOT_MET, not_met),
             (w["checks"], _CHECK, checks),
         ):
-            if group:
+            if group:  # two tables may choose rows of one title: each line once
                 out.append(f"{indent}{header}")
-                out += [f"{indent}  {mark} {self.line(r)}" for r in group]
+                out += [f"{indent}  {mark} {line}" for line in dict.fromkeys(self.line(r) for r in group)]
         for r in results:
             said = self.message(r) if self.has_message(r) else r.title.get(self.lang) or r.rule_id
             basis = r.legal_basis if r.legal_basis and r.legal_basis != self._program_basis(r.program) else ""
@@ -281,7 +283,9 @@ class _Renderer:
         ref = plain_reference(p.reference)
         return (
             f"{self.l.title(p.name, self.lang)}{w['colon']}{self.l.with_unit(p.name, p.value, self.lang)}"
-            f"{w['open']}{p.region}{w['sep']}{when}" + (f"{w['semi']}{ref}" if ref else "") + w["close"]
+            f"{w['open']}{w['everywhere'] if p.region == '*' else p.region}{w['sep']}{when}"
+            + (f"{w['semi']}{ref}" if ref else "")
+            + w["close"]
         )
 
     def version(self, name: str) -> str:
