@@ -40,6 +40,7 @@ test: lint typecheck pytest
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -c "import sys; from engine.messages import main; sys.exit(main())"
 
 typecheck: install
 	$(BIN)/mypy

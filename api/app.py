@@ -14,7 +14,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -46,11 +46,17 @@ from engine import (
     FieldProblem,
     InputError,
     JiuzhuError,
+    Phrase,
     RuleLoadError,
+    Said,
     error_codes,
     json_value,
+    negotiate,
     parse_value,
+    reason,
+    reason_text,
 )
+from engine import text as catalogue_text
 
 __all__ = ["create_app"]
 
@@ -62,9 +68,8 @@ Id = Annotated[int, Path(ge=1, le=2**62, description="a record number")]
 
 
 def _lang(accept_language: str | None) -> str:
-    if accept_language and accept_language.strip().lower().startswith("en"):
-        return "en"
-    return "zh"
+    """The reader's language: ``Accept-Language`` negotiated, Chinese by default (README, Languages)."""
+    return negotiate(accept_language)
 
 
 class JSON(JSONResponse):
@@ -80,19 +85,41 @@ class JSON(JSONResponse):
             return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
-class TooLarge(Exception):
-    def __init__(self, limit: int, what: str) -> None:
-        self.limit = limit
-        self.what = what
+class TooLarge(Said):
+    """413: a request body past its limit."""
+
+    def __init__(self, limit: int, what: Phrase) -> None:
+        super().__init__("api.too_large", limit=limit, what=what)
 
 
-def _too_large(request: Request, limit: int, what: str) -> None:
+class Unauthorized(Said):
+    """401: no token, or one the store does not know."""
+
+
+_REQUEST = Phrase("api.what.request")
+
+# the HTTP status of each refusal the catalogue words (a subclass: its nearest listed class)
+_SAID_STATUS: dict[type[Said], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Busy: 429,
+}
+
+
+def _said_status(exc: Said) -> int:
+    return next((_SAID_STATUS[c] for c in type(exc).__mro__ if c in _SAID_STATUS), 400)
+
+
+def _too_large(request: Request, limit: int, what: Phrase) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(limit, what)
 
 
-async def _body(request: Request, limit: int, what: str = "this request") -> bytes:
+async def _body(request: Request, limit: int, what: Phrase = _REQUEST) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (before and while reading)."""
     _too_large(request, limit, what)
     chunks: list[bytes] = []
@@ -105,7 +132,7 @@ async def _body(request: Request, limit: int, what: str = "this request") -> byt
     return b"".join(chunks)
 
 
-async def _stream_to_file(request: Request, limit: int, what: str, folder: FilePath, suffix: str) -> FilePath:
+async def _stream_to_file(request: Request, limit: int, what: Phrase, folder: FilePath, suffix: str) -> FilePath:
     """The request body streamed to a new file (mode 0600) in ``folder``, never whole in
     memory; refused with 413 past ``limit`` bytes, the partial file deleted."""
     _too_large(request, limit, what)
@@ -153,9 +180,9 @@ def _json(data: bytes) -> Any:
     try:
         return json_value(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise InputError([FieldProblem("(body)", "must be UTF-8 JSON")]) from None
+        raise InputError([FieldProblem("(body)", catalogue_text("input.body_utf8", "en"))]) from None
     except BadJson as exc:
-        raise InputError([FieldProblem("(body)", f"is not valid JSON: {exc}")]) from None
+        raise InputError([FieldProblem("(body)", catalogue_text("input.body_json", "en", error=exc))]) from None
 
 
 def _route_access(request: Request) -> Access:
@@ -163,7 +190,7 @@ def _route_access(request: Request) -> Access:
     route = request.scope.get("route")
     found = access(request.method, str(getattr(route, "path", "")))
     if found is None:
-        raise HTTPException(403, "this route is in no role's table (api/roles.py): nobody may use it")
+        raise Forbidden("api.no_route_role")
     return found
 
 
@@ -182,14 +209,14 @@ async def guard(
     """The caller, if api/roles.py lets their role use this route."""
     allowed = _route_access(request)
     if credentials is None or not credentials.credentials.strip():
-        raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("api.token_required")
     service: Service = request.app.state.service
     user = service.user_by_token(credentials.credentials.strip())  # cached for a moment: no thread hop
     if user is None:
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("api.token_unknown")
     request.state.user_id = user.id  # for the access log
     if not allowed.allows(user.role):
-        raise HTTPException(403, f"role {user.role} may not do this; needs {' or '.join(allowed.roles)}")
+        raise Forbidden("api.role_forbidden", role=user.role, roles=" or ".join(allowed.roles))
     request.state.access = allowed
     return user
 
@@ -219,60 +246,77 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = service
     app.add_middleware(SafetyMiddleware)
 
-    def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-        """An error body; no absolute server path reaches the client."""
-        shown = [{**e, "message": service.scrub(str(e.get("message", "")))} for e in errors or []]
-        return JSONResponse({"detail": service.scrub(message), "errors": shown}, status_code=status)
+    def _error(
+        request: Request,
+        status: int,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        said: Said | None = None,
+    ) -> JSONResponse:
+        """An error body: the stable English ``detail`` (and each error's ``message``), the
+        catalogue ``code`` and the ``text`` in the reader's language beside them; no absolute
+        server path reaches the client."""
+        return JSONResponse(error_body(request, message, errors, said), status_code=status)
+
+    def error_body(
+        request: Request, message: str, errors: list[dict[str, Any]] | None = None, said: Said | None = None
+    ) -> dict[str, Any]:
+        lang = _lang(request.headers.get("accept-language"))
+        shown = []
+        for e in errors or []:
+            english = service.scrub(str(e.get("message", "")))
+            shown.append({**e, "message": english, "code": reason(english).code, "text": reason_text(english, lang)})
+        return {
+            "detail": service.scrub(message),
+            "code": said.key if said is not None else None,
+            "text": service.scrub(said.said(lang)) if said is not None else service.scrub(message),
+            "errors": shown,
+        }
 
     # ------------------------------------------------------------ errors
 
     @app.exception_handler(InputError)
-    async def input_error(_: Request, exc: InputError) -> JSONResponse:
-        return _error(error_codes(exc).http_status, str(exc), [p.as_dict() for p in exc.problems])
+    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+        lang = _lang(request.headers.get("accept-language"))
+        body = error_body(request, str(exc), [p.as_dict() for p in exc.problems])
+        body["code"] = "api.invalid_input"
+        shown = "; ".join(f"{e['field']}: {e['text']}" for e in body["errors"])
+        body["text"] = shown or catalogue_text("api.invalid_input", lang)
+        return JSONResponse(body, status_code=error_codes(exc).http_status)
 
     @app.exception_handler(RuleLoadError)
-    async def rules_error(_: Request, exc: RuleLoadError) -> JSONResponse:
+    async def rules_error(request: Request, exc: RuleLoadError) -> JSONResponse:
         status = error_codes(exc).http_status
-        return _error(status, "the rules bundle has problems", [p.as_dict() for p in exc.problems])
+        said = Said("lint.bundle_problems")
+        return _error(request, status, str(said), [p.as_dict() for p in exc.problems], said)
 
     @app.exception_handler(JiuzhuError)
-    async def engine_error(_: Request, exc: JiuzhuError) -> JSONResponse:
-        return _error(error_codes(exc).http_status, str(exc))
+    async def engine_error(request: Request, exc: JiuzhuError) -> JSONResponse:
+        return _error(request, error_codes(exc).http_status, str(exc))
 
-    @app.exception_handler(TooLarge)
-    async def too_large(_: Request, exc: TooLarge) -> JSONResponse:
-        return _error(413, f"the request body is larger than the limit of {exc.limit} bytes for {exc.what}")
-
-    @app.exception_handler(Busy)
-    async def busy(_: Request, exc: Busy) -> JSONResponse:
-        response = _error(429, str(exc))
-        response.headers["Retry-After"] = str(exc.retry_after)
+    @app.exception_handler(Said)
+    async def said_error(request: Request, exc: Said) -> JSONResponse:
+        """A refusal worded by the catalogue: 401, 403, 404, 409, 413 or 429 by its class."""
+        response = _error(request, _said_status(exc), str(exc), said=exc)
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, f"{exc} not found")
-
-    @app.exception_handler(Forbidden)
-    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return _error(403, str(exc))
-
     @app.exception_handler(Refused)
-    async def refused(_: Request, exc: Refused) -> JSONResponse:
-        body = {"detail": str(exc), "errors": [p.as_dict() for p in exc.problems], "report": exc.report}
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        body = {**error_body(request, str(exc), [p.as_dict() for p in exc.problems]), "report": exc.report}
         return JSON(body, status_code=422)
 
-    @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return _error(409, str(exc))
-
     @app.exception_handler(RequestValidationError)
-    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"field": ".".join(str(x) for x in e.get("loc", ())), "message": e.get("msg", ""), "rule_id": None}
             for e in exc.errors()
         ]
-        return _error(422, "invalid request", errors)
+        said = Said("api.invalid_request")
+        return _error(request, 422, str(said), errors, said)
 
     # ------------------------------------------------------------ security
 
@@ -291,7 +335,7 @@ def create_app(settings: Settings) -> FastAPI:
         return await run_in_threadpool(lambda: JSON(work(*args), status_code=status))
 
     async def read_record(request: Request) -> Any:
-        return _json(await _body(request, settings.limits["decision"], "one record"))
+        return _json(await _body(request, settings.limits["decision"], Phrase("api.what.record")))
 
     add_review_routes(app, service.reviews, guard, read_record, _lang)
 
@@ -309,7 +353,7 @@ def create_app(settings: Settings) -> FastAPI:
         ] = None,
         idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY)] = None,
     ) -> JSONResponse:
-        raw = _json(await _body(request, settings.limits["decision"], "one household"))
+        raw = _json(await _body(request, settings.limits["decision"], Phrase("api.what.household")))
         lang = _lang(accept_language)
         # off the event loop: deciding, the ledger's group commit and rendering the answer
         fresh, out = await run_in_threadpool(service.decide_once, raw, user, lang, explain == "text", idempotency_key)
@@ -322,16 +366,18 @@ def create_app(settings: Settings) -> FastAPI:
         accept_language: Annotated[str | None, Header()] = None,
         idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY)] = None,
     ) -> JSONResponse:
-        data = await _body(request, settings.limits["batch"], "a batch")
+        data = await _body(request, settings.limits["batch"], Phrase("api.what.batch"))
         # parsing, deciding, storing and rendering run in a worker thread: the loop keeps answering
         return await run_in_threadpool(_batch, data, user, _lang(accept_language), idempotency_key)
 
     def _batch(data: bytes, user: User, lang: str, key: str | None) -> JSONResponse:
         raw = _json(data)
         if not isinstance(raw, list) or not raw:
-            raise InputError([FieldProblem("(body)", "must be a non-empty JSON array of households")])
+            raise InputError([FieldProblem("(body)", catalogue_text("input.batch_empty", "en"))])
         if len(raw) > 1000:
-            raise InputError([FieldProblem("(body)", f"at most 1000 households per batch (got {len(raw)})")])
+            raise InputError(
+                [FieldProblem("(body)", catalogue_text("input.batch_max", "en", bound=1000, got=len(raw)))]
+            )
         fresh, out = service.decide_batch(raw, user, lang, key=key)
         return JSON(out, status_code=201 if fresh else 200)
 
@@ -391,7 +437,7 @@ def create_app(settings: Settings) -> FastAPI:
             return ""
         body = _json(data)
         if not isinstance(body, dict) or not isinstance(body.get("note", ""), str):
-            raise InputError([FieldProblem("note", 'send {"note": "..."}')])
+            raise InputError([FieldProblem("note", catalogue_text("input.note", "en"))])
         return str(body.get("note", ""))
 
     note_body = {
@@ -440,7 +486,7 @@ def create_app(settings: Settings) -> FastAPI:
         user: Caller,
         effective_from: Annotated[StrictDate, Query(description="first decision date the new rules apply to")],
     ) -> dict[str, Any]:
-        data = await _body(request, settings.limits["rules"], "a rules bundle")
+        data = await _body(request, settings.limits["rules"], Phrase("api.what.bundle"))
         # checked in a worker process; this thread waits for it, the event loop does not
         return await run_in_threadpool(service.publish, data, effective_from, user)
 
@@ -462,11 +508,11 @@ def create_app(settings: Settings) -> FastAPI:
         accept_partial: Annotated[bool, Query(description="store the version even if some rows are rejected")] = False,
         allow_empty: Annotated[bool, Query(description="store the version even if no row is left")] = False,
     ) -> dict[str, Any]:
-        data = await _body(request, settings.limits["registry"], "a registry")
+        data = await _body(request, settings.limits["registry"], Phrase("api.what.registry"))
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError([FieldProblem("(body)", "must be UTF-8 CSV text")]) from None
+            raise InputError([FieldProblem("(body)", catalogue_text("input.csv_utf8", "en"))]) from None
         return await run_in_threadpool(
             lambda: service.upload_registry(name, text, user, accept_partial=accept_partial, allow_empty=allow_empty)
         )
@@ -504,23 +550,25 @@ def create_app(settings: Settings) -> FastAPI:
         fmt = "parquet"
         if kind == "application/x-ndjson":
             folder = service.upload_folder()
-            upload = await _stream_to_file(request, settings.limits["caseload"], "a caseload upload", folder, ".jsonl")
+            upload = await _stream_to_file(
+                request, settings.limits["caseload"], Phrase("api.what.caseload"), folder, ".jsonl"
+            )
             try:
                 jid = await run_in_threadpool(service.start_screening, upload, user, None, fmt, True)
             except BaseException:
                 upload.unlink(missing_ok=True)
                 raise
             return {"id": jid, "status": "queued"}
-        body = _json(await _body(request, 64 * 1024, "a screening request"))
+        body = _json(await _body(request, 64 * 1024, Phrase("api.what.screening")))
         if not isinstance(body, dict) or not isinstance(body.get("path"), str):
-            raise InputError(
-                [FieldProblem("path", "give a caseload path inside the data folder, or upload JSON Lines")]
-            )
+            raise InputError([FieldProblem("path", catalogue_text("input.caseload_or_upload", "en"))])
         source = await run_in_threadpool(service.server_path, body["path"], "path")
         date = _date_field(body, "date")
         fmt = str(body.get("format", "parquet"))
         if fmt not in ("parquet", "csv", "xlsx"):
-            raise InputError([FieldProblem("format", "use parquet, csv or xlsx")])
+            raise InputError(
+                [FieldProblem("format", catalogue_text("input.formats", "en", formats="parquet, csv or xlsx"))]
+            )
         jid = await run_in_threadpool(service.start_screening, source, user, date, fmt)
         return {"id": jid, "status": "queued"}
 
@@ -557,7 +605,7 @@ def create_app(settings: Settings) -> FastAPI:
             "findings",
             "rejected_events",
         ):
-            raise NotFound(f"file {name}")
+            raise NotFound("api.not_found.file", name=name)
         path = await run_in_threadpool(service.job_file, job_id, name)
         return FileResponse(path, filename=path.name)
 
@@ -579,7 +627,7 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         source = await run_in_threadpool(service.server_path, caseload, "caseload")
         folder = service.upload_folder()
-        events = await _stream_to_file(request, settings.limits["events"], "an events upload", folder, ".jsonl")
+        events = await _stream_to_file(request, settings.limits["events"], Phrase("api.what.events"), folder, ".jsonl")
         try:
             jid = await run_in_threadpool(service.start_monitoring, source, events, user)
         except BaseException:
@@ -613,15 +661,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/impact", tags=["impact"], status_code=202, openapi_extra=impact_body)
     async def post_impact(request: Request, user: Caller) -> dict[str, Any]:
-        body = _json(await _body(request, 64 * 1024, "an impact request"))
+        body = _json(await _body(request, 64 * 1024, Phrase("api.what.impact")))
         if not isinstance(body, dict) or not isinstance(body.get("caseload"), str):
-            raise InputError([FieldProblem("caseload", "give a caseload path inside the data folder")])
+            raise InputError([FieldProblem("caseload", catalogue_text("input.caseload_path", "en"))])
         sets = body.get("set") or []
         if not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
-            raise InputError([FieldProblem("set", "a list of PARAM=VALUE@YYYY-MM-DD")])
+            raise InputError([FieldProblem("set", catalogue_text("input.settings", "en"))])
         head = body.get("head_ruleset_id")
         if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 1 or head > 2**62):
-            raise InputError([FieldProblem("head_ruleset_id", "a published ruleset id")])
+            raise InputError([FieldProblem("head_ruleset_id", catalogue_text("input.ruleset_id", "en"))])
         day = _date_field(body, "date")
         source = await run_in_threadpool(service.server_path, body["caseload"], "caseload")
         jid = await run_in_threadpool(service.start_impact, source, user, head, sets, day)
@@ -633,11 +681,14 @@ def create_app(settings: Settings) -> FastAPI:
         since: Annotated[StrictDate, Query(alias="from")],
         until: Annotated[StrictDate, Query(alias="to")],
         fmt: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",
+        accept_language: Annotated[str | None, Header()] = None,
     ) -> Response:
-        columns, rows = await run_in_threadpool(service.disclosure, since, until)
+        """The public notice of approvals (行政执法公示), in Chinese unless Accept-Language asks for English."""
+        lang = _lang(accept_language)
+        columns, rows = await run_in_threadpool(service.disclosure, since, until, lang)
         if fmt == "xlsx":
             return Response(
-                await run_in_threadpool(disclosure_xlsx, columns, rows),
+                await run_in_threadpool(disclosure_xlsx, columns, rows, lang),
                 media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 headers={"Content-Disposition": 'attachment; filename="disclosure.xlsx"'},
             )
@@ -655,7 +706,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/users/{name}/revoke", tags=["users"])
     async def revoke_user(name: Annotated[str, Path(max_length=100)], user: Caller) -> dict[str, Any]:
         if not accounts.revoke_user(service.store, name):
-            raise NotFound(f"active user {name}")
+            raise NotFound("api.not_found.user", name=name)
         service.tokens.clear()  # at once here; other servers' caches within a second
         return {"name": name, "revoked": True}
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import FieldProblem, InputError, Problem, RuleLoadError, load, register_error, run_tests
+from engine import text as catalogue_text
 
 __all__ = [
     "BundleLimits",
@@ -92,15 +93,17 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: BundleL
         while chunk := f.read(_CHUNK):
             out += chunk
             if len(out) > limits.entry_bytes:
-                raise _too_large(info.filename, f"unpacks to more than {limits.entry_bytes} bytes (limit per file)")
+                raise _too_large(
+                    info.filename, catalogue_text("input.bundle_entry_bytes", "en", bound=limits.entry_bytes)
+                )
             if len(out) > most_by_ratio:
                 raise _too_large(
                     info.filename,
-                    f"unpacks to more than {limits.ratio} times its packed size (limit on the compression ratio)",
+                    catalogue_text("input.bundle_ratio", "en", bound=limits.ratio),
                 )
             if len(out) > budget:
                 raise _too_large(
-                    info.filename, f"the bundle unpacks to more than {limits.total_bytes} bytes (limit for all files)"
+                    info.filename, catalogue_text("input.bundle_total_bytes", "en", bound=limits.total_bytes)
                 )
     return bytes(out)
 
@@ -111,10 +114,10 @@ def unpack_bundle(data: bytes, limits: BundleLimits | None = None) -> dict[str, 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
-        raise InputError([FieldProblem("(body)", "a rules bundle must be a .zip of the rules folder")]) from None
+        raise InputError([FieldProblem("(body)", catalogue_text("input.bundle_zip", "en"))]) from None
     infos = archive.infolist()
     if len(infos) > limits.entries:
-        raise _too_large("(body)", f"the zip has {len(infos)} entries, more than {limits.entries} (limit on entries)")
+        raise _too_large("(body)", catalogue_text("input.bundle_entries", "en", got=len(infos), bound=limits.entries))
     kept = [i for i in infos if not i.is_dir() and i.filename.endswith(_KEPT)]
     heads = [
         i.filename.removesuffix("ruleset.yaml")
@@ -132,14 +135,16 @@ def unpack_bundle(data: bytes, limits: BundleLimits | None = None) -> dict[str, 
         except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, ValueError) as exc:
             # a bad CRC, an encrypted entry, an unknown compression method, a cut-off stream
             why = str(exc) or exc.__class__.__name__
-            raise InputError([FieldProblem(info.filename, f"cannot be unpacked: {why}")]) from None
+            raise InputError(
+                [FieldProblem(info.filename, catalogue_text("input.bundle_unpack", "en", why=why))]
+            ) from None
         budget -= len(raw)
         try:
             files[info.filename.removeprefix(prefix)] = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError([FieldProblem(info.filename, "must be UTF-8 text")]) from None
+            raise InputError([FieldProblem(info.filename, catalogue_text("input.bundle_utf8", "en"))]) from None
     if "ruleset.yaml" not in files:
-        raise InputError([FieldProblem("ruleset.yaml", "the bundle has no ruleset.yaml at its root")])
+        raise InputError([FieldProblem("ruleset.yaml", catalogue_text("input.bundle_no_ruleset", "en"))])
     return files
 
 
@@ -148,7 +153,7 @@ def write_files(root: Path, files: Mapping[str, str]) -> None:
     for rel, text in files.items():
         path = (root / rel).resolve()
         if root.resolve() not in path.parents:
-            raise InputError([FieldProblem(rel, "bundle paths must stay inside the rules folder")])
+            raise InputError([FieldProblem(rel, catalogue_text("input.bundle_path", "en"))])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
@@ -166,7 +171,11 @@ def _check(data: bytes, limits: BundleLimits) -> CheckedBundle:
     if failed:
         raise InputError(
             [
-                FieldProblem(f"{r.test.file}:{r.test.pos.line}", f"{r.test.name}: {msg}", "rule-test")
+                FieldProblem(
+                    f"{r.test.file}:{r.test.pos.line}",
+                    catalogue_text("input.rule_test", "en", name=r.test.name, why=msg),
+                    "rule-test",
+                )
                 for r in failed
                 for msg in r.failures
             ]
@@ -274,7 +283,7 @@ def check_bundle(data: bytes, limits: BundleLimits | None = None, check: Check =
                 proc.kill()
                 proc.join()
     if timed_out:
-        raise _refused(f"checking the bundle took longer than {limits.seconds:g} s (time limit); it was stopped")
+        raise _refused(catalogue_text("input.bundle_seconds", "en", bound=f"{limits.seconds:g}"))
     if answer is None:
         return _died(proc.exitcode, limits)
     kind, value = answer
@@ -286,8 +295,8 @@ def check_bundle(data: bytes, limits: BundleLimits | None = None, check: Check =
         problems = [FieldProblem(**p) for p in value]
         raise BundleTooLarge(problems) if kind == "too-large" else InputError(problems)
     if kind == "memory":
-        raise _refused(f"checking the bundle needs more than {limits.memory_mib} MiB (memory limit)")
-    raise _refused(f"the bundle cannot be checked: {value}")
+        raise _refused(catalogue_text("input.bundle_memory", "en", bound=limits.memory_mib))
+    raise _refused(catalogue_text("input.bundle_unchecked", "en", why=value))
 
 
 def _died(code: int | None, limits: BundleLimits) -> CheckedBundle:
@@ -297,8 +306,5 @@ def _died(code: int | None, limits: BundleLimits) -> CheckedBundle:
         except ValueError:
             name = f"signal {-code}"
         why = "CPU time limit" if name == "SIGXCPU" else f"memory limit of {limits.memory_mib} MiB or a crash"
-        raise _refused(f"the process checking the bundle was killed by {name} ({why}); nothing was published")
-    raise _refused(
-        f"the process checking the bundle ended without an answer (exit code {code}); it may have passed the"
-        f" memory limit of {limits.memory_mib} MiB; nothing was published"
-    )
+        raise _refused(catalogue_text("input.bundle_killed", "en", signal=name, why=why))
+    raise _refused(catalogue_text("input.bundle_no_answer", "en", code=code, bound=limits.memory_mib))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from engine import FieldProblem, InputError
+from engine import FieldProblem, InputError, text
 
 __all__ = ["caseload_dates", "ruleset_for_dates"]
 
@@ -60,12 +60,4 @@ def ruleset_for_dates(
     if len(used) == 1:
         return next(iter(used))
     spans = "; ".join(f"{version_of(rid)} (id {rid}) for {min(days)}…{max(days)}" for rid, days in sorted(used.items()))
-    raise InputError(
-        [
-            FieldProblem(
-                _FIELD,
-                f"the caseload's decision dates fall under more than one ruleset: {spans}; "
-                "split the caseload by period or give one date",
-            )
-        ]
-    )
+    raise InputError([FieldProblem(_FIELD, text("input.rulesets_split", "en", spans=spans))])

@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 
 from api.masking import mask_id
 from api.store import User
-from api.workflow import refuse_partial
+from api.workflow import NotFound, refuse_partial
 from engine import (
     FieldProblem,
     InputError,
@@ -28,6 +28,7 @@ from engine import (
     parse_subject_registry,
     registry_from_rows,
 )
+from engine import text as catalogue_text
 
 if TYPE_CHECKING:
     from api.service import Service
@@ -115,7 +116,7 @@ class SubjectReviews:
 
     def review(self, kind: str, raw: Any, user: User, lang: str, text: bool) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
-            raise InputError([FieldProblem("(body)", "must be a JSON object: one record")])
+            raise InputError([FieldProblem("(body)", catalogue_text("input.body_record", "en"))])
         spec = self.current().record_types[kind]
         rid = self.service.ruleset_for(_day(raw.get(spec.role("date"))))
         ev, reg_ids = self.evaluator(rid, kind)
@@ -130,14 +131,14 @@ class SubjectReviews:
     def get(self, kind: str, seq: int) -> dict[str, Any]:
         rec = self.service.store.record(seq)
         if rec is None or rec.kind != f"{kind}_review":
-            raise HTTPException(404, f"{kind} review {seq} not found")
+            raise NotFound("api.not_found.review", kind=kind, id=seq)
         return self.present(kind, rec.seq, rec.created_at, rec.body)
 
     def replay(self, kind: str, seq: int) -> dict[str, Any]:
         """Decide the stored record again under its ruleset and registry versions."""
         rec = self.service.store.record(seq)
         if rec is None or rec.kind != f"{kind}_review":
-            raise HTTPException(404, f"{kind} review {seq} not found")
+            raise NotFound("api.not_found.review", kind=kind, id=seq)
         ev, _ = self.evaluator(int(rec.body["ruleset_id"]), kind, rec.body["registry_versions"])
         again = ev.decide(rec.body["record"]).to_dict(explain=False)
         stored = {k: v for k, v in rec.body["decision"].items() if k != "explanation"}

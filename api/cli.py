@@ -29,11 +29,14 @@ from engine import (
     error_codes,
     load,
     parse_value,
+    reason_text,
     record_type_of,
     run_record_type_tests,
     run_tests,
+    text,
 )
 
+from .cli_lang import LANGS, current_lang, problem_kind, problem_line, said
 from .record_types import check_records, registry_paths, screen_record_file
 
 __all__ = ["main"]
@@ -116,13 +119,28 @@ def _duplicates(households: list[Any]) -> frozenset[str]:
 
 
 def _fail(exc: JiuzhuError) -> None:
-    click.echo(str(exc), err=True)
+    click.echo(said(exc, current_lang()), err=True)
     sys.exit(error_codes(exc).exit_code)
+
+
+_HEADERS = click.option(
+    "--headers",
+    type=LANGS,
+    default="en",
+    show_default=True,
+    help="Column headers of CSV/XLSX files: en keeps the codes (for machines); zh, the rule files' Chinese labels.",
+)
 
 
 @click.group()
 @click.version_option(package_name="jiuzhu")
-def main() -> None:
+@click.option(
+    "--lang",
+    type=LANGS,
+    default=None,
+    help="Language of what is printed for people; default from LC_ALL, LC_MESSAGES or LANG (en_*), else zh.",
+)
+def main(lang: str | None) -> None:
     """jiuzhu 救助: social-assistance decisions from declarative rules."""
 
 
@@ -133,7 +151,7 @@ def main() -> None:
 @_registry_options
 @_named_registries
 @click.option("--explain", is_flag=True, help="Print the explanation for an officer instead of JSON.")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("--lang", type=LANGS, default=None, help="zh or en; default as `jiuzhu --lang`.")
 def check(
     file: Path,
     on: dt.datetime | None,
@@ -142,12 +160,13 @@ def check(
     filings: str | None,
     named_registries: tuple[str, ...],
     explain: bool,
-    lang: str,
+    lang: str | None,
 ) -> None:
     """Decide one household (.json) or many (.jsonl), one decision JSON per household.
 
     A file of another record type (e.g. candidates, by their id field) is decided by that
     type's rules, with its registries given as --registry NAME=CSV."""
+    lang = current_lang(lang)
     try:
         ruleset = load(rules_dir)
         kind = record_type_of(ruleset.record_types, file)
@@ -178,9 +197,8 @@ def check(
                 problems = [{"field": "(json)", "message": str(exc.__cause__), "rule_id": None}]
             hid = household.get("household_id") if isinstance(household, dict) else None
             click.echo(_dumps({"household_id": hid, "line": line, "rejected": True, "errors": problems}))
-            click.echo(
-                f"{file}:{line}: rejected: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems), err=True
-            )
+            said_here = "; ".join(f"{p['field']}: {reason_text(str(p['message']), lang)}" for p in problems)
+            click.echo(f"{file}:{line}: rejected: {said_here}", err=True)
             continue
         if explain:
             click.echo(decision.explain_text(lang))
@@ -204,6 +222,7 @@ def check(
 @click.option(
     "--chunk-size", type=click.IntRange(min=1), default=250_000, show_default=True, help="Households per chunk."
 )
+@_HEADERS
 @cluster_options
 def screen_command(
     caseload: Path,
@@ -215,6 +234,7 @@ def screen_command(
     named_registries: tuple[str, ...],
     fmt: str,
     chunk_size: int,
+    headers: str,
     scheduler: str | None,
     workers: int | None,
     partitions: int | None,
@@ -250,6 +270,7 @@ def screen_command(
                 decision_date=on.date() if on else None,
                 chunk_size=chunk_size,
                 progress=ProgressLine("screening"),
+                headers=headers,
             )
             click.echo(_dumps({k: summary[k] for k in ("rows_in", "decided", "rejected")} | {"out": str(out_dir)}))
             return
@@ -274,6 +295,7 @@ def screen_command(
             decision_date=on.date() if on else None,
             chunk_size=chunk_size,
             progress=progress,
+            headers=headers,
         )
     except JiuzhuError as exc:
         _fail(exc)
@@ -353,6 +375,7 @@ def monitor(
     help="Format of changes.<fmt>.",
 )
 @click.option("--pdf", is_flag=True, help="Also print report.html to report.pdf (A4) with headless Chromium.")
+@_HEADERS
 @cluster_options
 def impact_command(
     caseload: Path,
@@ -365,6 +388,7 @@ def impact_command(
     filings: str | None,
     fmt: str,
     pdf: bool,
+    headers: str,
     scheduler: str | None,
     workers: int | None,
     partitions: int | None,
@@ -393,9 +417,11 @@ def impact_command(
                 decision_date=on.date() if on else None,
                 fmt=fmt,
                 progress=ProgressLine("impact"),
+                headers=headers,
             )
         else:
-            summary = impact(base, head, caseload, out_dir, decision_date=on.date() if on else None, fmt=fmt)
+            day = on.date() if on else None
+            summary = impact(base, head, caseload, out_dir, decision_date=day, fmt=fmt, headers=headers)
     except JiuzhuError as exc:
         _fail(exc)
     if pdf:
@@ -579,29 +605,39 @@ def rules() -> None:
 @rules.command("lint")
 @click.argument("directory", required=False, type=click.Path(path_type=Path), default=DEFAULT_RULES)
 @click.option("--json", "as_json", is_flag=True, help="Errors as JSON.")
-def lint(directory: Path, as_json: bool) -> None:
+@click.option("--lang", type=LANGS, default=None, help="zh or en; default as `jiuzhu --lang`.")
+def lint(directory: Path, as_json: bool, lang: str | None) -> None:
     """Load and check every rule file; exit 2 listing every problem. DIRECTORY may be a
     bundle (.zip) too: it is checked as the service checks an upload, rule tests included."""
+    lang = current_lang(lang)
     try:
         if directory.suffix == ".zip" and directory.is_file():
-            _lint_bundle(directory)
+            _lint_bundle(directory, lang)
             return
         ruleset = load(directory)
     except RuleLoadError as exc:
         if as_json:
-            click.echo(_dumps([p.as_dict() for p in exc.problems]))
+            click.echo(_dumps([{**p.as_dict(), "kind_text": problem_kind(p, lang)} for p in exc.problems]))
         else:
             for p in exc.problems:
-                click.echo(str(p))
-            click.echo(f"{len(exc.problems)} problem(s)", err=True)
+                click.echo(problem_line(p, lang))
+            click.echo(text("lint.summary", lang, count=len(exc.problems)), err=True)
         sys.exit(error_codes(exc).exit_code)
-    n_rules = len(ruleset.rules())
     click.echo(
-        f"ok: {ruleset.name} {ruleset.ruleset_version}: {len(ruleset.files)} files, {n_rules} rules, {len(ruleset.parameters)} parameters, {len(ruleset.tests)} tests"
+        text(
+            "lint.ok",
+            lang,
+            name=ruleset.name,
+            version=ruleset.ruleset_version,
+            files=len(ruleset.files),
+            rules=len(ruleset.rules()),
+            parameters=len(ruleset.parameters),
+            tests=len(ruleset.tests),
+        )
     )
 
 
-def _lint_bundle(path: Path) -> None:
+def _lint_bundle(path: Path, lang: str) -> None:
     """Check a bundle with the service's checker (zip limits, a limited worker process)."""
     from api.bundles import BundleLimits, check_bundle
 
@@ -615,7 +651,7 @@ def _lint_bundle(path: Path) -> None:
         checked = check_bundle(data, limits)
     except InputError as exc:  # a zip limit, the worker's limits, failed rule tests
         _fail(exc)
-    click.echo(f"ok: bundle {checked.version}: {len(checked.files)} files, {checked.tests} tests passed")
+    click.echo(text("lint.ok_bundle", lang, version=checked.version, files=len(checked.files), tests=checked.tests))
 
 
 @rules.command("test")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from engine import FieldProblem, InputError
+from engine import FieldProblem, InputError, text
 
 if TYPE_CHECKING:
     from engine import Cluster
@@ -40,10 +40,10 @@ def cluster_options(f: Any) -> Any:
 def cluster_from(scheduler: str | None, workers: int | None, partitions: int | None) -> Cluster | None:
     """The cluster asked for, or None for a run in this process."""
     if scheduler and workers:
-        raise InputError([FieldProblem("--workers", "give --scheduler or --workers, not both")])
+        raise InputError([FieldProblem("--workers", text("input.workers_both", "en"))])
     if not (scheduler or workers):
         if partitions:
-            raise InputError([FieldProblem("--partitions", "needs --scheduler or --workers")])
+            raise InputError([FieldProblem("--partitions", text("input.partitions_alone", "en"))])
         return None
     from engine import Cluster
 

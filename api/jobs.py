@@ -16,6 +16,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from api.store import Store, jobs
+from engine import Said
 
 __all__ = ["Busy", "Canceled", "JobRunner"]
 
@@ -27,11 +28,11 @@ _DIED = "the server stopped while this job ran"
 Work = Callable[[int, Path], dict[str, Any]]
 
 
-class Busy(Exception):
+class Busy(Said):
     """Too many jobs at once; try again after ``retry_after`` seconds."""
 
     def __init__(self, limit: int, retry_after: int = 30) -> None:
-        super().__init__(f"at most {limit} jobs run at a time; try again later")
+        super().__init__("api.busy", limit=limit)
         self.retry_after = retry_after
 
 

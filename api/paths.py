@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from engine import FieldProblem, InputError
+from engine import text as catalogue_text
 
 __all__ = ["PATH_CHARS", "inside", "scrub", "server_roots"]
 
@@ -18,17 +19,17 @@ PATH_CHARS = 1024  # far longer than any caseload name; the OS refuses ~4096
 def inside(root: Path, relative: str, field: str) -> Path:
     """``root/relative`` when it exists inside ``root``; else a 422 naming ``field``."""
     if not relative or "\x00" in relative or len(relative) > PATH_CHARS:
-        raise InputError([FieldProblem(field, f"must be a path of 1 to {PATH_CHARS} characters without NUL")])
+        raise InputError([FieldProblem(field, catalogue_text("input.path_chars", "en", bound=PATH_CHARS))])
     base = root.resolve()
     try:
         path = (base / relative).resolve()
         exists = path.exists()
     except (OSError, ValueError):  # a name too long for the file system, a loop of links
-        raise InputError([FieldProblem(field, "is not a usable path in the data folder")]) from None
+        raise InputError([FieldProblem(field, catalogue_text("input.path_unusable", "en"))]) from None
     if base not in path.parents and path != base:
-        raise InputError([FieldProblem(field, "must be inside the service's data folder")])
+        raise InputError([FieldProblem(field, catalogue_text("input.path_outside", "en"))])
     if not exists:
-        raise InputError([FieldProblem(field, f"{relative} does not exist in the data folder")])
+        raise InputError([FieldProblem(field, catalogue_text("input.path_missing", "en", path=relative))])
     return path
 
 

@@ -57,11 +57,9 @@ def check_records(ruleset: Ruleset, kind: str, file: Path, paths: dict[str, str]
             if isinstance(raw, ValueError):
                 raise InputError([], None) from raw
             if rid is not None and ids[str(rid).strip()] > 1:
-                from engine import FieldProblem
+                from engine import FieldProblem, text
 
-                raise InputError(
-                    [FieldProblem(id_field, "appears more than once in the input; every copy is rejected")]
-                )
+                raise InputError([FieldProblem(id_field, text("input.repeated_record", "en"))])
             decision = ev.decide(raw)
         except InputError as exc:
             rejected += 1

@@ -29,8 +29,18 @@ from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.search import DecisionIndex, township_of
 from api.store import AlreadyDecided, LedgerRecord, Store, Submission, User
-from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township, refuse_partial
+from api.workflow import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Refused,
+    bound_township,
+    check_approval,
+    check_township,
+    refuse_partial,
+)
 from engine import (
+    MONEY_FORMAT,
     BadValue,
     Decision,
     Evaluator,
@@ -39,11 +49,14 @@ from engine import (
     Registries,
     Registry,
     Ruleset,
+    has,
     load,
     parse_registry_csv,
     parse_value,
     safe_cell,
+    value_label,
 )
+from engine import text as catalogue_text
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "Refused", "Service", "Settings"]
 
@@ -74,10 +87,6 @@ class Settings:
         }
     )
     bundle: BundleLimits = field(default_factory=BundleLimits)
-
-
-class NotFound(Exception):
-    pass
 
 
 def _parse_day(raw: Mapping[str, Any]) -> dt.date:
@@ -154,7 +163,7 @@ class Service:
             if rs is None:
                 files = self.store.ruleset_files(rid)
                 if files is None:
-                    raise NotFound(f"ruleset {rid}")
+                    raise NotFound("api.not_found.ruleset", id=rid)
                 with tempfile.TemporaryDirectory() as tmp:
                     write_files(Path(tmp), files)
                     rs = load(tmp)
@@ -172,7 +181,7 @@ class Service:
 
         rid = self._in_force.get(day, lookup)
         if rid is None:
-            raise InputError([FieldProblem("decision_date", f"no published ruleset is in force on {day}")])
+            raise InputError([FieldProblem("decision_date", catalogue_text("input.no_ruleset_on", "en", day=day))])
         return rid
 
     def current_ruleset(self) -> int:
@@ -183,7 +192,7 @@ class Service:
         row = self.store.ruleset_in_force(today)
         rid = int(row["id"]) if row is not None else nearest_published(self.store.rulesets(), today)
         if rid is None:
-            raise NotFound("any ruleset")
+            raise NotFound("api.not_found.any_ruleset")
         return rid
 
     def registry_versions(self) -> dict[str, dict[str, Any]]:
@@ -314,15 +323,13 @@ class Service:
         if key is None:
             return None, None
         if not valid_key(key):
-            raise InputError([FieldProblem("Idempotency-Key", "must be 1 to 200 visible ASCII characters")])
+            raise InputError([FieldProblem("Idempotency-Key", catalogue_text("input.idempotency_key", "en"))])
         digest = request_hash(route, raw)
         stored = stored_result(self.store, user.id, key)
         if stored is None:
             return IdempotencyKey(user.id, key, digest), None
         if stored[0] != digest:
-            raise InputError(
-                [FieldProblem("Idempotency-Key", "was used before with another request; use a new key for new work")]
-            )
+            raise InputError([FieldProblem("Idempotency-Key", catalogue_text("input.idempotency_reused", "en"))])
         return None, stored[1]
 
     def _decide(self, raw: Any) -> tuple[dict[str, Any], Decision]:
@@ -330,7 +337,7 @@ class Service:
         the household, the decision's values and the ruleset and registry versions. The
         explanation is derived from them when the decision is read."""
         if not isinstance(raw, Mapping):
-            raise InputError([FieldProblem("(body)", "must be a JSON object: one household")])
+            raise InputError([FieldProblem("(body)", catalogue_text("input.body_household", "en"))])
         rid = self.ruleset_for(_parse_day(raw))
         ev, reg_ids = self.evaluator(rid)
         decision = ev.decide(raw)
@@ -397,13 +404,13 @@ class Service:
         outside = [i for i, h in enumerate(raws) if isinstance(h, Mapping) and township_of(h) != town]
         if outside:
             shown = ", ".join(str(i) for i in outside[:20])
-            raise Forbidden(f"officer {user.name} works for {town}; households at index {shown} are not in {town}")
+            raise Forbidden("api.town_batch", user=user.name, town=town, indexes=shown)
 
     def stored(self, seq: int, user: User | None = None) -> LedgerRecord:
         """A stored decision, as far as ``user`` may see it (a township officer: their township's)."""
         rec = self.store.record(seq)
         if rec is None or rec.kind != "decision":
-            raise NotFound(f"decision {seq}")
+            raise NotFound("api.not_found.decision", id=seq)
         if user is not None:
             check_township(user, rec.body.get("household") or {})
         return rec
@@ -431,7 +438,7 @@ class Service:
         check_approval(self, rec, user, action, today or dt.date.today())
         decision = rec.body["decision"]
         if self.store.records_for(seq, "approval"):
-            raise Conflict(f"decision {seq} already has an approval or rejection")
+            raise Conflict("api.decided_already", seq=seq)
         body = {
             "decision_id": seq,
             "action": action,
@@ -443,7 +450,7 @@ class Service:
         try:
             rec = self.store.add_approval(seq, user.id, body, also=self.index.closes(seq, action))
         except AlreadyDecided:  # another officer (or server) decided it since the check above
-            raise Conflict(f"decision {seq} already has an approval or rejection") from None
+            raise Conflict("api.decided_already", seq=seq) from None
         return self._approval(rec)
 
     # ------------------------------------------------------------ rule versions
@@ -476,16 +483,16 @@ class Service:
         """Withdraw a version, unless that leaves decision dates without a ruleset in force."""
         rows = {r["id"]: r for r in self.store.rulesets()}
         if rid not in rows:
-            raise NotFound(f"ruleset {rid}")
+            raise NotFound("api.not_found.ruleset", id=rid)
 
         def keep_covered(after: list[dict[str, Any]]) -> None:
             before = [{**r, "status": "published"} if r["id"] == rid else r for r in after]
             gap = uncovered_after_withdrawal(before, rid)
             if gap is not None:
-                raise Conflict(f"rolling back ruleset {rid} (version {rows[rid]['version']}) leaves {gap}")
+                raise Conflict("api.rollback_gap", id=rid, version=rows[rid]["version"], gap=gap)
 
         if not self.store.change_ruleset_status(rid, "withdrawn", keep_covered):
-            raise Conflict(f"ruleset {rid} is already withdrawn")
+            raise Conflict("api.withdrawn_already", id=rid)
         self._in_force.clear()
         self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "rollback"}, ref=rid)
         return {"id": rid, "status": "withdrawn"}
@@ -494,9 +501,9 @@ class Service:
         """Publish a withdrawn version again: the way back from a rollback."""
         rows = {r["id"]: r for r in self.store.rulesets()}
         if rid not in rows:
-            raise NotFound(f"ruleset {rid}")
+            raise NotFound("api.not_found.ruleset", id=rid)
         if not self.store.change_ruleset_status(rid, "published"):
-            raise Conflict(f"ruleset {rid} is already published")
+            raise Conflict("api.published_already", id=rid)
         self._in_force.clear()
         self.store.append("ruleset", user.id, {"ruleset_id": rid, "action": "reinstate"}, ref=rid)
         return {"id": rid, "status": "published", "effective_from": rows[rid]["effective_from"].isoformat()}
@@ -531,12 +538,12 @@ class Service:
             if other is not None:
                 return other
         if spec is None or spec.computed:
-            raise NotFound(f"registry {name}")
+            raise NotFound("api.not_found.registry", name=name)
         header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
         seen = [c.strip() for c in header]
         doubled = sorted({c for c in seen if c and seen.count(c) > 1})
         if doubled:
-            raise InputError([FieldProblem(c, "this column appears more than once in the header") for c in doubled])
+            raise InputError([FieldProblem(c, catalogue_text("input.header_twice", "en")) for c in doubled])
         reg = parse_registry_csv(spec, text)
         rejected = [r.as_dict() for r in reg.rejects]
         bad_rows = len({r.line for r in reg.rejects})
@@ -592,19 +599,19 @@ class Service:
         """Start again a screening a dead server left: finished chunks are kept."""
         row = self.store.job(jid)
         if row is None:
-            raise NotFound(f"job {jid}")
+            raise NotFound("api.not_found.job", id=jid)
         resumable = row["status"] == "failed" and json.loads(row["summary"] or "{}").get("resumable")
         params = self.jobs.params(jid)
         if not resumable or params.get("kind") != "screen" or not Path(params["source"]).exists():
-            raise Conflict(f"job {jid} is not a screening that can be resumed")
+            raise Conflict("api.job_not_resumable", id=jid)
         day = dt.date.fromisoformat(params["date"]) if params.get("date") else None
         return self.start_screening(Path(params["source"]), user, day, params["format"], params["upload"], jid)
 
     def cancel(self, jid: int) -> dict[str, Any]:
         if self.store.job(jid) is None:
-            raise NotFound(f"job {jid}")
+            raise NotFound("api.not_found.job", id=jid)
         if not self.jobs.cancel(jid):
-            raise Conflict(f"job {jid} has already ended")
+            raise Conflict("api.job_ended", id=jid)
         return self.job(jid)
 
     def start_monitoring(self, caseload: Path, events: Path, user: User) -> int:
@@ -665,14 +672,14 @@ class Service:
         """Roles in ``own_roles`` reach only the jobs they started."""
         row = self.store.job(jid)
         if row is None:
-            raise NotFound(f"job {jid}")
+            raise NotFound("api.not_found.job", id=jid)
         if user.role in own_roles and row["created_by"] != user.id:
-            raise Forbidden(f"job {jid} was started by another user; role {user.role} reads its own jobs only")
+            raise Forbidden("api.job_other_user", id=jid, role=user.role)
 
     def job(self, jid: int) -> dict[str, Any]:
         row = self.store.job(jid)
         if row is None:
-            raise NotFound(f"job {jid}")
+            raise NotFound("api.not_found.job", id=jid)
         summary = json.loads(row["summary"]) if row["summary"] else None
         resumable = row["status"] == "failed" and bool((summary or {}).get("resumable"))
         return {
@@ -689,11 +696,11 @@ class Service:
     def job_file(self, jid: int, name: str) -> Path:
         row = self.store.job(jid)
         if row is None or row["status"] != "done":
-            raise NotFound(f"job {jid} has no finished output")
+            raise NotFound("api.not_found.job_output", id=jid)
         folder = Path(row["folder"])
         matches = [p for p in folder.iterdir() if p.is_file() and p.stem == name]
         if not matches:
-            raise NotFound(f"job {jid} has no {name}")
+            raise NotFound("api.not_found.job_file", id=jid, name=name)
         return matches[0]
 
     def server_path(self, relative: str, field: str = "path") -> Path:
@@ -707,13 +714,17 @@ class Service:
 
     # ------------------------------------------------------------ public disclosure
 
-    def disclosure(self, since: dt.date, until: dt.date) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    def disclosure(
+        self, since: dt.date, until: dt.date, lang: str = "zh"
+    ) -> tuple[dict[str, str], list[dict[str, Any]]]:
         """Approved decisions in [since, until] with IDs and names masked (行政执法公示): the
-        column headers (the decision columns come from the ruleset in force on ``until``) and rows."""
-        shown: dict[str, dict[str, str]] = self.ruleset(self.ruleset_for(until)).reports.get("disclosure") or {}
-        headers = dict(_DISCLOSURE_HOUSEHOLD)
-        headers.update({name: f"{label.get('zh', '')} {label.get('en', '')}".strip() for name, label in shown.items()})
-        headers["authority"] = "审批机关 Authority"
+        column headers and rows in ``lang`` (Chinese: a public notice); the decision columns,
+        their labels and the words for their values come from the ruleset in force on ``until``."""
+        rs = self.ruleset(self.ruleset_for(until))
+        shown: dict[str, dict[str, str]] = rs.reports.get("disclosure") or {}
+        headers = {name: catalogue_text(f"files.column.{name}", lang) for name in _DISCLOSURE_HOUSEHOLD}
+        headers.update({name: label.get(lang) or label.get("zh") or name for name, label in shown.items()})
+        headers["authority"] = catalogue_text("files.column.authority", lang)
         rows = []
         for a in self.store.records("approval", since.isoformat(), (until + dt.timedelta(days=1)).isoformat()):
             if a.body.get("action") != "approve":
@@ -734,19 +745,15 @@ class Service:
                 "head_id": mask_id(str(head.get("person_id", ""))),
                 "members": len(household.get("members", [])),
             }
-            row.update({name: decision.get(name) or "" for name in shown})
-            row["authority"] = a.body.get("authority") or ""
+            row.update({name: value_label(rs, name, decision.get(name), lang) or "" for name in shown})
+            level = a.body.get("authority") or ""
+            row["authority"] = catalogue_text(f"api.level.{level}", lang) if has(f"api.level.{level}") else level
             rows.append(row)
         return headers, rows
 
 
-_DISCLOSURE_HOUSEHOLD = {
-    "approved_on": "审批日期 Approved on",
-    "township": "区镇 Township",
-    "head_name": "户主 Head",
-    "head_id": "身份证号 ID",
-    "members": "人数 Members",
-}
+# the household's own columns, before the decision columns (headers: files.column.*)
+_DISCLOSURE_HOUSEHOLD = ("approved_on", "township", "head_name", "head_id", "members")
 
 
 _AMOUNT = re.compile(r"-?[0-9]{1,12}\.[0-9]{2}")  # a decision's money text, shown as a number
@@ -761,7 +768,7 @@ def disclosure_csv(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> by
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> bytes:
+def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]], lang: str = "zh") -> bytes:
     import xlsxwriter
 
     buf = io.BytesIO()
@@ -770,8 +777,8 @@ def disclosure_xlsx(headers: Mapping[str, str], rows: list[dict[str, Any]]) -> b
     book = xlsxwriter.Workbook(
         buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False}
     )
-    sheet = book.add_worksheet("公示 Disclosure")
-    money = book.add_format({"num_format": "0.00"})
+    sheet = book.add_worksheet(catalogue_text("files.sheet.disclosure", lang))
+    money = book.add_format({"num_format": MONEY_FORMAT})
     for c, title in enumerate(headers.values()):
         sheet.write_string(0, c, str(safe_cell(title)))
     for r, row in enumerate(rows, start=1):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from api.masking import mask_id, mask_name
 from api.search import STATUSES, Query, township_of
 from api.store import LedgerRecord, User
-from engine import FieldProblem, InputError
+from engine import FieldProblem, InputError, Phrase, Said, has, text
 
 if TYPE_CHECKING:
     from api.service import Service
@@ -36,12 +36,16 @@ PER_PAGE = 50
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class Forbidden(Exception):
-    pass
+class Forbidden(Said):
+    """403: the caller may not do this (a catalogue message, ``api.*``)."""
 
 
-class Conflict(Exception):
-    pass
+class Conflict(Said):
+    """409: the record's state does not allow this (a catalogue message, ``api.*``)."""
+
+
+class NotFound(Said):
+    """404: no such record (a catalogue message, ``api.not_found.*``)."""
 
 
 class Refused(Exception):
@@ -58,34 +62,35 @@ def bound_township(user: User) -> str | None:
     if user.role != "officer" or user.level != "township":
         return None
     if not user.township:
-        raise Forbidden(
-            f"township officer {user.name} is not bound to a township; "
-            "add the officer with --township before they decide, read or approve"
-        )
+        raise Forbidden("api.town_unbound", user=user.name)
     return user.township
 
 
 def check_township(user: User, household: Mapping[str, Any]) -> None:
     town = bound_township(user)
     if town is not None and township_of(household) != town:
+        where = township_of(household) or Phrase("api.no_township")
         raise Forbidden(
-            f"officer {user.name} works for {town}; household {household.get('household_id')} is in "
-            f"{township_of(household) or '(no township)'}"
+            "api.town_household", user=user.name, town=town, household=household.get("household_id"), where=where
         )
+
+
+def _level(level: object) -> object:
+    """An approval level as the reader's language names it (a level the catalogue lacks, as it is)."""
+    key = f"api.level.{level}"
+    return Phrase(key) if isinstance(level, str) and has(key) else level
 
 
 def check_approval(svc: Service, rec: LedgerRecord, user: User, action: str, day: dt.date) -> None:
     """Everything an approval or rejection must pass before it is recorded."""
-    verb = "approves" if action == "approve" else "rejects"
+    verb = Phrase("api.verb.approve" if action == "approve" else "api.verb.reject")
     if user.role != "officer":
-        raise Forbidden("only certified officers approve or reject (持证上岗)")
+        raise Forbidden("api.uncertified")
     if not user.certified_on(day):
-        raise Forbidden(f"officer {user.name} has no enforcement certificate valid on {day}")
+        raise Forbidden("api.certificate", user=user.name, day=day)
     check_township(user, rec.body.get("household") or {})
     if rec.actor_id is not None and rec.actor_id == user.id:
-        raise Forbidden(
-            f"four eyes (双人审核): officer {user.name} requested decision {rec.seq}; another officer {verb} it"
-        )
+        raise Forbidden("api.four_eyes", user=user.name, seq=rec.seq, verb=verb)
     decision = rec.body["decision"]
     # which decision fields block approval and name the approving level: rules/ruleset.yaml
     rule = svc.ruleset(int(rec.body["ruleset_id"])).reports.get("approval") or {}
@@ -95,12 +100,12 @@ def check_approval(svc: Service, rec: LedgerRecord, user: User, action: str, day
         if mine < LEVELS.index(needed):
             amount = decision.get(rule["amount"]) if "amount" in rule else ""
             raise Forbidden(
-                f"the amount {amount} is above the {user.level} approval limit; the {needed} level {verb} it"
+                "api.approval_limit", amount=amount, level=_level(user.level), needed=_level(needed), verb=verb
             )
     if action != "approve":
         return
     if "blocked" in rule and decision.get(rule["blocked"]):
-        raise Conflict("kin registration missing (近亲属未备案): this case cannot be approved until the filing is made")
+        raise Conflict("api.kin_missing")
     _check_versions(svc, rec)
 
 
@@ -112,13 +117,16 @@ def _check_versions(svc: Service, rec: LedgerRecord) -> None:
     try:
         now = svc.ruleset_for(day)
     except InputError:
-        raise Conflict(
-            f"re-decide: no ruleset is in force on {day} any more; decision {rec.seq} used ruleset {used}"
-        ) from None
+        raise Conflict("api.redecide.no_ruleset", day=day, seq=rec.seq, used=used) from None
     if now != used:
         raise Conflict(
-            f"re-decide: the ruleset in force on {day} is now {svc.ruleset(now).ruleset_version} (id {now}); "
-            f"decision {rec.seq} used {svc.ruleset(used).ruleset_version} (id {used})"
+            "api.redecide.ruleset",
+            day=day,
+            now_version=svc.ruleset(now).ruleset_version,
+            now=now,
+            seq=rec.seq,
+            used_version=svc.ruleset(used).ruleset_version,
+            used=used,
         )
     stored = {str(k): int(v) for k, v in (rec.body.get("registry_versions") or {}).items()}
     names = [n for n, spec in svc.ruleset(used).registries.items() if not spec.computed]
@@ -126,8 +134,7 @@ def _check_versions(svc: Service, rec: LedgerRecord) -> None:
     for name in names:
         if stored.get(name) != current.get(name):
             raise Conflict(
-                f"re-decide: the {name} registry is now version {current.get(name)}; "
-                f"decision {rec.seq} used version {stored.get(name)}"
+                "api.redecide.registry", name=name, now=current.get(name), seq=rec.seq, used=stored.get(name)
             )
 
 
@@ -142,7 +149,7 @@ def _day(value: str | None, name: str) -> dt.date | None:
             raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InputError([FieldProblem(name, "must be a date YYYY-MM-DD")]) from None
+        raise InputError([FieldProblem(name, text("input.date", "en"))]) from None
 
 
 def _item(svc: Service, row: Mapping[str, Any], masked: bool) -> dict[str, Any]:
@@ -181,11 +188,11 @@ def search(svc: Service, user: User, params: Mapping[str, str | None], page: int
     """``GET /v1/decisions``: a township officer searches their own township only."""
     status = params.get("status") or None
     if status is not None and status not in STATUSES:
-        raise InputError([FieldProblem("status", f"use one of {', '.join(STATUSES)}")])
+        raise InputError([FieldProblem("status", text("input.one_of", "en", values=", ".join(STATUSES)))])
     town = bound_township(user)
     asked = params.get("township")
     if town is not None and asked and asked.strip() != town:
-        raise Forbidden(f"officer {user.name} works for {town} and cannot search {asked.strip()}")
+        raise Forbidden("api.town_search", user=user.name, town=town, asked=asked.strip())
     q = Query(
         household_id=params.get("household_id") or None,
         person_id=params.get("person_id") or None,
@@ -200,7 +207,7 @@ def search(svc: Service, user: User, params: Mapping[str, str | None], page: int
 def pending(svc: Service, user: User, page: int) -> dict[str, Any]:
     """``GET /v1/approvals/pending``: decisions this officer may approve or reject, oldest first."""
     if user.level not in LEVELS:
-        raise Forbidden(f"officer {user.name} has no approval level")
+        raise Forbidden("api.no_level", user=user.name)
     q = Query(
         township=bound_township(user),
         status="pending",
@@ -217,14 +224,8 @@ def refuse_partial(report: Mapping[str, Any], accept_partial: bool, allow_empty:
     rows, bad_rows = int(report["rows"]), int(report["rejected_rows"])
     problems = []
     if bad_rows and not accept_partial:
-        problems.append(
-            FieldProblem(
-                "(body)", f"{bad_rows} of {rows} rows are rejected; fix them or upload with ?accept_partial=true"
-            )
-        )
+        problems.append(FieldProblem("(body)", text("input.rows_rejected", "en", bad=bad_rows, rows=rows)))
     if rows - bad_rows == 0 and not allow_empty:
-        problems.append(
-            FieldProblem("(body)", "no row would be left in the registry; upload with ?allow_empty=true to empty it")
-        )
+        problems.append(FieldProblem("(body)", text("input.rows_none", "en")))
     if problems:
         raise Refused(problems, dict(report))

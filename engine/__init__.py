@@ -31,11 +31,13 @@ from engine.errors import (
 )
 from engine.evaluator import Evaluator
 from engine.loading import load
+from engine.messages import Phrase, Said, has, lang_from_env, negotiate, text
 from engine.monitor import Monitor
 from engine.registries import Registries, Registry, parse_registry_csv
 from engine.ruleset import Ruleset
 from engine.ruletests import run_tests
 from engine.source import MAX_FILE_BYTES
+from engine.spreadsheet import MONEY_FORMAT, value_label
 from engine.subjects import (
     SubjectDecision,
     SubjectEvaluator,
@@ -48,6 +50,7 @@ from engine.subjects.explain import explain_text as explain_subject
 from engine.subjects.tests import run_record_type_tests
 from engine.types import BadValue, parse_value
 from engine.validation.rules import BadJson, json_value
+from engine.validation.wording import problem_text, reason, reason_text
 
 if TYPE_CHECKING:
     from engine.vector.caseload import caseload_values, load_households
@@ -72,6 +75,7 @@ _LAZY = {
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "MONEY_FORMAT",
     "BadJson",
     "BadValue",
     "Cluster",
@@ -84,6 +88,7 @@ __all__ = [
     "InputError",
     "JiuzhuError",
     "Monitor",
+    "Phrase",
     "Problem",
     "ProblemKind",
     "Registries",
@@ -91,21 +96,28 @@ __all__ = [
     "RuleLoadError",
     "RuleTrace",
     "Ruleset",
+    "Said",
     "SubjectDecision",
     "SubjectEvaluator",
     "SubjectRegistry",
     "caseload_values",
     "error_codes",
     "explain_subject",
+    "has",
     "impact",
     "impact_on_cluster",
     "json_value",
+    "lang_from_env",
     "load",
     "load_households",
+    "negotiate",
     "parse_registry_csv",
     "parse_subject_registry",
     "parse_value",
+    "problem_text",
     "read_records",
+    "reason",
+    "reason_text",
     "record_type_of",
     "register_error",
     "registry_from_rows",
@@ -117,6 +129,8 @@ __all__ = [
     "screen_on_cluster",
     "screen_records",
     "subject_registries",
+    "text",
+    "value_label",
     "with_settings",
 ]
 

@@ -67,11 +67,16 @@ class RuleTrace:
     row: str | None = None
     reported: bool = False
     order: tuple[int, int, int] = (0, 0, 0)  # (scope, definition, table row): the bulk `reasons` order
+    # a value as a message shows it, codes read through the rule files' labels (``Labels.human``)
+    human: Callable[[str, Any, str], str] | None = field(default=None, repr=False, compare=False)
 
     def message(self, lang: str) -> str:
         key = "pass" if self.outcome in ("pass", "fired") else "fail"
         template = self.messages.get(key, {}).get(lang)
         if template:
+            human = self.human
+            if human is not None:
+                return _PLACEHOLDER.sub(lambda m: human(m.group(1), self.values.get(m.group(1)), lang), template)
             return _PLACEHOLDER.sub(lambda m: _human(self.values.get(m.group(1)), lang), template)
         title = self.title.get(lang) or self.rule_id
         word = _OUTCOME_WORDS[self.outcome][0 if lang == "zh" else 1]
@@ -114,6 +119,9 @@ class Decision:
     trace: Callable[[], list[RuleTrace]] = field(default=list, repr=False, compare=False)
     # per-member lists of `reports.member_lists` (``engine.member_lists``), computed when the decision is written out
     computed_lists: Callable[[], dict[str, list[dict[str, Any]]]] = field(default=dict, repr=False, compare=False)
+    # the ruleset's labels (``engine.labels.Labels``) and the validated members, for the text an officer reads
+    labels: Any = field(default=None, repr=False, compare=False)
+    members: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     @cached_property
     def rules(self) -> list[RuleTrace]:
@@ -160,7 +168,12 @@ class Decision:
         return row
 
     def explain_text(self, lang: str = "zh") -> str:
-        """The explanation as an officer reads it."""
+        """The explanation as an officer reads it aloud (``engine.explain``); a decision made
+        without the ruleset's labels falls back to a plain listing of fields and rules."""
+        if self.labels is not None:
+            from engine.explain import render
+
+            return render(self, self.labels, lang)
         zh = lang == "zh"
         lines = [
             (f"户编号 {self.household_id}  决定日期 {self.decision_date}  规则版本 {self.ruleset_version}")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
+from engine.messages import text
+
 __all__ = [
     "ErrorCodes",
     "EvaluateError",
@@ -35,7 +37,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     ', did you mean `monthly_income`?'
     """
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f", did you mean `{close[0]}`?" if close else ""
+    return text("reject.did_you_mean", "en", name=close[0]) if close else ""
 
 
 class JiuzhuError(Exception):

@@ -18,6 +18,7 @@ from typing import Any
 from engine.codegen import Program, compile_ruleset
 from engine.decision import Decision, RuleTrace
 from engine.errors import EvaluateError, FieldProblem, InputError
+from engine.labels import Labels
 from engine.member_lists import MemberLists
 from engine.parameters import ParameterResolver, ParameterUse
 from engine.plan import BUILTIN_FIELDS, Table, TableRow, Text, Traced
@@ -52,7 +53,8 @@ class Evaluator:
         self.ruleset = ruleset
         self.params = ParameterResolver(ruleset)
         self._field_names = [f for f in ruleset.decision_fields if f not in BUILTIN_FIELDS]
-        self._explained = {s.key: _Explained.of(s, i) for i, s in enumerate(self.traced())}
+        self.labels = Labels.of(ruleset)
+        self._explained = {s.key: _Explained.of(s, i, self.labels.human) for i, s in enumerate(self.traced())}
         self._region_default = ruleset.default_region
         self._computed = tuple(f"registry.{n}" for n, spec in ruleset.registries.items() if spec.computed)
         self._program: Program | None = None
@@ -158,6 +160,8 @@ class Evaluator:
             self.ruleset.decision_fields,
             lambda: self._render(program.explain(*kept)),
             (lambda: self._lists.compute({**values, **hh, **keys}, members)) if self._lists else dict,
+            self.labels,
+            members,
         )
 
     def _render(self, kept: tuple[tuple[Any, ...], list[tuple[dict[str, Any], tuple[Any, ...]]]]) -> list[RuleTrace]:
@@ -193,15 +197,16 @@ class _Explained:
     rows: tuple[TableRow, ...] | None  # a table's rows, by the index its value is
     shown: tuple[str, ...]  # names of the values shown with it
     key: tuple[int, int]  # (scope, definition): the bulk `reasons` order
+    human: Any = None  # ``Labels.human``: how a message shows a value
 
     @classmethod
-    def of(cls, sym: Traced, order: int) -> _Explained:
+    def of(cls, sym: Traced, order: int, human: Any = None) -> _Explained:
         rows = sym.all_rows if isinstance(sym, Table) else None
         names = tuple(name for _, name in sym.shown)
         key = (0 if sym.scope == "household" else 1, order)
         return cls(
             sym.name, sym.kind, sym.program, sym.title, sym.legal_basis, sym.messages, sym.outcomes,
-            sym.reported_on, rows, names, key,
+            sym.reported_on, rows, names, key, human,
         )  # fmt: skip
 
 
@@ -238,6 +243,7 @@ def trace_entry(
         row,
         reported,
         (*e.key, row_index),
+        e.human,
     )
 
 
@@ -292,6 +298,8 @@ class ClosureEvaluator(Evaluator):
             field_order=self.ruleset.decision_fields,
             trace=lambda: self._trace(env, explained),
             computed_lists=(lambda: self._lists.compute(env, members)) if self._lists else dict,
+            labels=self.labels,
+            members=members,
         )
 
     def _trace(self, env: dict[str, Any], explained: list[dict[str, Any]]) -> list[RuleTrace]:

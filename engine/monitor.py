@@ -22,6 +22,7 @@ from typing import Any
 from engine.errors import FieldProblem, InputError
 from engine.evaluator import Evaluator
 from engine.events import EventSpec
+from engine.messages import text as catalogue_text
 from engine.types import BadValue, parse_value
 from engine.validation.rules import BadJson, json_value
 
@@ -91,7 +92,7 @@ class Monitor:
         self.ev = evaluator
         self.events: dict[str, EventSpec] = evaluator.ruleset.events
         if not self.events:
-            raise InputError([FieldProblem("events.yaml", "the ruleset declares no event types")])
+            raise InputError([FieldProblem("events.yaml", catalogue_text("input.no_event_types", "en"))])
         self.households: dict[str, dict[str, Any]] = {}
         self.people: dict[str, list[str]] = {}
         for h in households:

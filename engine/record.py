@@ -36,6 +36,7 @@ _SPEC_KEYS = {
     "after",
     "unique",
     "fields",
+    "labels",
 }
 _TODAY = "today"
 # a field name is a key of JSON, a column of a table and a name in formulas: an identifier
@@ -62,6 +63,7 @@ class FieldSpec:
     key: str = ""
     enum_set: frozenset[str] = frozenset()
     unique: bool = False  # no two members of one household share the value
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # an enum's values as officers read them
 
     def __post_init__(self) -> None:
         self.key = self.name.rsplit(".", 1)[-1]
@@ -311,6 +313,9 @@ def _spec(
     if "after" in raw:
         spec.after = str(raw["after"])
     spec.unique = bool(raw.get("unique", False))
+    labels = raw.get("labels")
+    if isinstance(labels, Mapping):
+        spec.labels = {str(k): _title({"title": v}) for k, v in labels.items()}
     if kind == "group":
         fields = raw.get("fields")
         if not isinstance(fields, YMap):
@@ -357,4 +362,32 @@ def load_record_schema(doc: Any, display: str, problems: list[Problem]) -> Recor
             spec = _spec(str(name), spec_raw, raw.value_pos[name], problems, allow, nest=section == "member")
             if spec:
                 target.append(spec)
+    for spec in household + member:
+        _check_labels(spec, problems)
     return RecordSchema(household, member)
+
+
+def _check_labels(spec: FieldSpec, problems: list[Problem]) -> None:
+    """What officers read is declared here, in both languages: every field has a `title`,
+    every value of an enumeration a label (`labels: {value: {zh, en}}`), none left over."""
+    for lang in ("zh", "en"):
+        if not spec.title.get(lang):
+            problems.append(spec.pos.problem("missing-key", f"field `{spec.name}` needs a `title` with `{lang}`"))
+    if spec.kind == "enum":
+        values = spec.values or tuple(dict.fromkeys(v for vs in (spec.values_by or ("", {}))[1].values() for v in vs))
+        for v in values:
+            missing = [lang for lang in ("zh", "en") if not spec.labels.get(v, {}).get(lang)]
+            if missing:
+                problems.append(
+                    spec.pos.problem(
+                        "missing-key",
+                        f"field `{spec.name}`: value `{v}` needs a label ({', '.join(f'`{x}`' for x in missing)})",
+                    )
+                )
+        for v in spec.labels:
+            if v not in values:
+                problems.append(
+                    spec.pos.problem("unknown-value", f"field `{spec.name}`: `{v}` in labels is not a value")
+                )
+    for sub in spec.fields:
+        _check_labels(sub, problems)

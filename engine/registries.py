@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import FieldProblem, InputError
+from engine.messages import text as catalogue_text
 from engine.ruleset import RegistrySpec, Ruleset
 from engine.types import BadValue, parse_value
 
@@ -45,7 +46,9 @@ def parse_registry_csv(spec: RegistrySpec, text: str) -> Registry:
     header = reader.fieldnames or []
     missing = [c.name for c in spec.columns if c.name not in header]
     if missing:
-        raise InputError([FieldProblem(m, f"column missing from the {spec.name} CSV header") for m in missing])
+        raise InputError(
+            [FieldProblem(m, catalogue_text("input.header_missing", "en", name=spec.name)) for m in missing]
+        )
     keys: set[str] = set()
     rejects: list[RegistryReject] = []
     rows = 0

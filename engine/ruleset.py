@@ -98,7 +98,8 @@ class Ruleset:
     # record types besides the household (``engine.subjects``), and their rule test files
     record_types: dict[str, RecordTypeSpec] = field(default_factory=dict)
     record_type_tests: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
-    # a JSON decision's per-member lists: name -> (per-member rule, {key: a value it shows})
+    # each decision field's {title, values: {code: label}} (ruleset.yaml `labels`)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Every validator rejects a region or date without parameters in force: computed once

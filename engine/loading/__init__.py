@@ -114,4 +114,5 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         reports=head.reports,
         record_types=record_types,
         record_type_tests=type_tests,
+        labels=head.labels,
     )

@@ -10,6 +10,7 @@ from engine.errors import ProblemKind, did_you_mean
 from engine.plan import BUILTIN_FIELDS, CaseSet, CaseValue, Output
 from engine.source import Pos, YList, YMap, pos_of
 
+from .labels import read_labels
 from .shapes import check_keys, plain
 from .state import Declared
 
@@ -24,7 +25,8 @@ class Head:
     explain_members: str = ""
     default_region: str = ""
     reports: dict[str, Any] = field(default_factory=dict)
-    # a JSON decision's per-member lists: name -> (the per-member rule, {key: value it shows})
+    # each decision field's title and the labels of its codes (``labels.read_labels``)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_head(d: Declared, display: str, doc: Any) -> Head:
@@ -61,6 +63,7 @@ def read_head(d: Declared, display: str, doc: Any) -> Head:
         )
     head.default_region = str(doc.get("default_region", ""))
     head.reports = _reports(d, doc.get("reports"), pos_of(doc, "reports"), head.decision)
+    head.labels = read_labels(d, doc.get("labels"), pos_of(doc, "labels"), head.decision)
     return head
 
 

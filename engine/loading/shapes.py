@@ -21,7 +21,15 @@ LANGS = ("zh", "en")
 KEYS: dict[str, tuple[set[str], set[str]]] = {
     # section: (allowed keys, required keys)
     "ruleset.yaml": (
-        {"ruleset", "decision", "explain_members", "default_region", "reports", "record_types"},
+        {
+            "ruleset",
+            "decision",
+            "explain_members",
+            "default_region",
+            "reports",
+            "record_types",
+            "labels",
+        },
         {"ruleset", "decision"},
     ),
     "ruleset": ({"name", "version", "title"}, {"name", "version"}),
@@ -56,7 +64,7 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
         {"id", "title", "outputs", "rows"},
     ),
     "outcome": (
-        {"id", "title", "legal_basis", "per", "field", "hit_policy", "cases", "otherwise"},
+        {"id", "title", "legal_basis", "per", "field", "hit_policy", "cases", "otherwise", "labels"},
         {"id", "title", "field", "hit_policy", "cases", "otherwise"},
     ),
     "case": ({"id", "title", "legal_basis", "when", "value", "set", "messages", "report"}, {"id", "title", "value"}),

@@ -16,7 +16,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.cells import safe_frame
 from engine.errors import FieldProblem, InputError
+from engine.messages import text as catalogue_text
+from engine.spreadsheet import write_xlsx
 from engine.validation.rules import json_value
 
 from .evaluate import SubjectEvaluator
@@ -98,9 +101,7 @@ def screen_records(evaluator: SubjectEvaluator, source: Path, out_dir: Path, fmt
             if isinstance(raw, ValueError):
                 raise InputError([FieldProblem("(json)", str(raw))])
             if rid is not None and ids[str(rid).strip()] > 1:
-                raise InputError(
-                    [FieldProblem(id_field, "appears more than once in the input; every copy is rejected")]
-                )
+                raise InputError([FieldProblem(id_field, catalogue_text("input.repeated_record", "en"))])
             decided.append(evaluator.decide(raw).row())
         except InputError as exc:
             rejects.extend({id_field: rid, "line": line, "field": p.field, "reason": p.message} for p in exc.problems)
@@ -129,11 +130,11 @@ def _write(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
     frame = pl.DataFrame({c: [_cell(r.get(c)) for r in rows] for c in columns})
     frame = frame.cast(dict.fromkeys(columns, pl.Utf8))
     if path.suffix == ".csv":
-        frame.write_csv(path)
+        safe_frame(frame).write_csv(path)
     elif path.suffix == ".parquet":
         frame.write_parquet(path)
     else:
-        frame.write_excel(path)
+        write_xlsx(frame, path, worksheet=path.stem)  # text that cannot run, as every XLSX we write
 
 
 def _cell(v: Any) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import FieldProblem, InputError
+from engine.messages import text as catalogue_text
 from engine.scalar import add_months, years_between
 
 from .record import SubjectRegistry, empty_registry, validate
@@ -99,10 +100,23 @@ class _Run:
     def param(self, name: str) -> Any:
         p = self.spec.parameters[name]
         if not any(r in p.regions for r in (self.region, "*")):
-            raise InputError([FieldProblem(self.spec.role("region"), f"no value of {name} for region {self.region}")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        self.spec.role("region"),
+                        catalogue_text("input.no_value_region", "en", name=name, region=self.region),
+                    )
+                ]
+            )
         v = p.version(self.region, self.day)
         if v is None:
-            raise InputError([FieldProblem(self.spec.role("date"), f"no version of {name} is in force on {self.day}")])
+            raise InputError(
+                [
+                    FieldProblem(
+                        self.spec.role("date"), catalogue_text("input.no_version_on", "en", name=name, day=self.day)
+                    )
+                ]
+            )
         self.used[name] = v
         return v.value
 

@@ -66,12 +66,12 @@ def _block(d: SubjectDecision, lang: str) -> str:
         f"  {w['reasons']}:" + ("" if d.reasons else f" {w['none']}"),
     ]
     for i, r in enumerate(d.reasons, start=1):
-        lines.append(f"    {i}. [{r['id']}] {r['message'].get(lang, '')}")
+        lines.append(f"    {i}. {r['message'].get(lang, '')}")
         for rec in r["records"]:
-            lines.append(f"       {w['record']}: {_record(rec, w)}")
-        lines.append(f"       {w['basis']}: {r['legal_basis']} [{r['label']}]")
-    lines.append(f"  {w['required']}: {', '.join(d.required_departments) or w['none']}")
-    lines.append(f"  {w['missing']}: {', '.join(f['missing_departments']) or w['none']}")
+            lines.append(f"       {w['record']}: {_record(spec, rec, w, lang)}")
+        lines.append(f"       {w['basis']}: {r['legal_basis']}")
+    lines.append(f"  {w['required']}: {_departments(spec, d.required_departments, lang) or w['none']}")
+    lines.append(f"  {w['missing']}: {_departments(spec, f['missing_departments'], lang) or w['none']}")
     if "valid_until" in f:
         lines.append(
             f"  {w['valid']} {f['valid_until']}"
@@ -80,6 +80,13 @@ def _block(d: SubjectDecision, lang: str) -> str:
     return "\n".join(lines)
 
 
-def _record(rec: dict[str, Any], w: dict[str, str]) -> str:
+def _departments(spec: Any, codes: list[str], lang: str) -> str:
+    """Department codes as officers read them (the record type's `department_titles`)."""
+    return ("、" if lang == "zh" else ", ").join(spec.department_titles.get(c, {}).get(lang, c) for c in codes)
+
+
+def _record(spec: Any, rec: dict[str, Any], w: dict[str, str], lang: str) -> str:
     end = rec["end_date"] or w["open"]
-    return f"{rec['category']} {rec['department']} {rec['start_date']} – {end} ({rec['reference']})"
+    category = next((c.title.get(lang, c.id) for c in spec.categories if c.id == rec["category"]), rec["category"])
+    department = _departments(spec, [rec["department"]], lang)
+    return f"{category} {department} {rec['start_date']} – {end}{w['open_paren']}{rec['reference']}{w['close_paren']}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -124,6 +124,7 @@ class RecordTypeSpec:
     action_titles: Mapping[str, Text]
     validity: Mapping[str, Any]
     decision: tuple[str, ...]
+    department_titles: Mapping[str, Text] = field(default_factory=dict)  # what officers read for a department code
 
     def role(self, name: str) -> str:
         return self.roles[name]

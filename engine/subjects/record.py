@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import FieldProblem, InputError, did_you_mean
+from engine.messages import text as catalogue_text
 from engine.registries import RegistryReject
 from engine.types import BadValue, parse_value, value_text
 from engine.validation.messages import say
@@ -39,7 +40,7 @@ def validate(spec: RecordTypeSpec, raw: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for f in spec.fields:
         if f.name not in raw:
-            problems.append(FieldProblem(f.name, "is required: every key of the record must be present"))
+            problems.append(FieldProblem(f.name, catalogue_text("input.every_key", "en")))
             continue
         try:
             text = value_text(raw[f.name])
@@ -105,7 +106,9 @@ def parse_subject_registry(spec: RecordTypeSpec, decl: RegistryDecl, text: str, 
     header = reader.fieldnames or []
     missing = [c.name for c in decl.columns if c.name not in header]
     if missing:
-        raise InputError([FieldProblem(m, f"column missing from the {decl.name} CSV header") for m in missing])
+        raise InputError(
+            [FieldProblem(m, catalogue_text("input.header_missing", "en", name=decl.name)) for m in missing]
+        )
     return _index(spec, decl, enumerate(reader, start=2), version or hashlib.sha256(text.encode()).hexdigest()[:16])
 
 

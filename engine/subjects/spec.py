@@ -63,6 +63,7 @@ _TOP = {
     "actions",
     "validity",
     "decision",
+    "department_titles",
 }
 _ROLES = ("id", "date", "region", "person", "batch", "subject")
 _TESTS = ("below_age", "is_false", "records")
@@ -117,7 +118,7 @@ def read_record_type(display: str, doc: Any, problems: list[Problem]) -> RecordT
     """Read and check one record-type file; ``None`` (with problems) if it cannot be used."""
     r = _Reader(display, problems)
     before = len(problems)
-    top = r.mapping(doc, display, _TOP, _TOP - {"returns"}, doc)
+    top = r.mapping(doc, display, _TOP, _TOP - {"returns", "department_titles"}, doc)
     if top is None:
         return None
     name = str(top.get("record_type", ""))
@@ -177,6 +178,7 @@ def read_record_type(display: str, doc: Any, problems: list[Problem]) -> RecordT
         action_titles={str(k): _text(v) for k, v in (actions.get("titles") or {}).items()},
         validity=dict(top.get("validity") or {}),
         decision=decision,
+        department_titles={str(k): _text(v) for k, v in (top.get("department_titles") or {}).items()},
     )
 
 

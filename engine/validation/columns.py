@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from engine.errors import FieldProblem, InputError
+from engine.messages import text as catalogue_text
 from engine.types import (
     BLANKS,
     CONTROL_PATTERN,
@@ -144,7 +145,7 @@ def _parse(rule: FieldRule, t: pl.Expr, dep: pl.Expr | None) -> tuple[pl.Expr, p
         )
         bad = given & ~good.fill_null(False)
         return pl.when(good).then(value), bad | _date_bounds(rule, pl.when(good).then(value))
-    raise InputError([FieldProblem(rule.path, f"type `{kind}` cannot be read from a table")])
+    raise InputError([FieldProblem(rule.path, catalogue_text("input.column_type", "en", kind=kind))])
 
 
 def _ints(values: tuple[str, ...]) -> pl.Expr:

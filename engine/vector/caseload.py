@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from engine.errors import FieldProblem, InputError
+from engine.messages import text as catalogue_text
 from engine.record import FieldSpec, RecordSchema
 from engine.types import BadValue, number_text, value_text
 from engine.validation.columns import LINK, REJECT_SCHEMA, SHAPE, group_marker, validate_columns
@@ -72,7 +73,7 @@ def read_table(path: Path) -> pl.DataFrame:
         return pl.read_csv(path, infer_schema=False)
     if suffix == ".xlsx":
         return pl.read_excel(path, engine="openpyxl", infer_schema_length=0)
-    raise InputError([FieldProblem(str(path), "use a .parquet, .csv or .xlsx table")])
+    raise InputError([FieldProblem(str(path), catalogue_text("input.table_format", "en"))])
 
 
 def _cell(v: Any) -> str | None:

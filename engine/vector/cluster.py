@@ -135,6 +135,7 @@ def screen_on_cluster(
     chunk_size: int = 250_000,
     today: dt.date | None = None,
     progress: ClusterProgress | None = None,
+    headers: str = "en",
 ) -> dict[str, Any]:
     """`screen` with one task per partition on a Dask cluster: the same decisions, rejects and
     summary (rows in partition order, not input order); a rerun skips finished partitions."""
@@ -146,6 +147,7 @@ def screen_on_cluster(
             job = PartitionedScreening(
                 evaluator, caseload, out, fmt, decision_date, chunk_size, today, partitions=partitions
             )
+            job.headers = headers
             for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:
                 (out / name).unlink(missing_ok=True)
             manifest = job.prepare()

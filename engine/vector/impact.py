@@ -18,7 +18,9 @@ import polars as pl
 from engine.cells import safe_frame
 from engine.errors import FieldProblem, InputError, did_you_mean
 from engine.evaluator import Evaluator
+from engine.messages import text as catalogue_text
 from engine.ruleset import Ruleset
+from engine.spreadsheet import for_people, write_xlsx
 from engine.types import BadValue, parse_value
 from engine.vector import ColumnRun, decide_frames, duplicate_persons, impact_report, validate_frames
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table
@@ -37,17 +39,37 @@ def _labels(ruleset: Ruleset, key: str) -> dict[str, str]:
     return {name: f"{t.get('zh', '')} {t.get('en', '')}".strip() for name, t in section.items()}
 
 
+def _code_labels(ruleset: Ruleset, fields: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The codes of these decision fields as "中文 English" (rules/ruleset.yaml `labels`)."""
+    out: dict[str, dict[str, str]] = {}
+    for name in fields:
+        values = (ruleset.labels.get(name) or {}).get("values") or {}
+        out[name] = {code: f"{t.get('zh', '')} {t.get('en', '')}".strip() for code, t in values.items()}
+    return out
+
+
 def with_parameter(ruleset: Ruleset, name: str, value: str, start: dt.date, region: str | None = None) -> Ruleset:
     """A copy of ``ruleset`` where ``name`` takes ``value`` from ``start`` in ``region``
     (default: the default region); later versions stay. ``--set dibao.standard=850@2019-07-01``."""
     p = ruleset.parameters.get(name)
     if p is None:
-        raise InputError([FieldProblem("--set", f"unknown parameter `{name}`{did_you_mean(name, ruleset.parameters)}")])
+        raise InputError(
+            [
+                FieldProblem(
+                    "--set",
+                    catalogue_text(
+                        "input.unknown_parameter", "en", name=name, hint=did_you_mean(name, ruleset.parameters)
+                    ),
+                )
+            ]
+        )
     kind = p.type.kind
     try:
         parsed: Any = parse_value(kind, value) if kind in ("money", "int", "decimal", "bool", "date", "str") else value
     except BadValue as exc:
-        raise InputError([FieldProblem("--set", f"{name}: {exc}")]) from None
+        raise InputError(
+            [FieldProblem("--set", catalogue_text("input.setting_value", "en", name=name, why=exc))]
+        ) from None
     region = region or ruleset.default_region
     regions = dict(p.regions)
     base = list(regions.get(region, regions.get("*", [])))
@@ -65,7 +87,9 @@ def with_parameter(ruleset: Ruleset, name: str, value: str, start: dt.date, regi
         else None
     )
     if new_version is None:
-        raise InputError([FieldProblem("--set", f"{name} has no values to replace in region {region}")])
+        raise InputError(
+            [FieldProblem("--set", catalogue_text("input.setting_region", "en", name=name, region=region))]
+        )
     regions[region] = sorted([v for v in base if v.start != start] + [new_version], key=lambda v: v.start)
     params = dict(ruleset.parameters)
     params[name] = dataclasses.replace(p, regions=regions)
@@ -80,11 +104,13 @@ def with_settings(ruleset: Ruleset, settings: Sequence[str], field: str = "--set
     for i, item in enumerate(settings):
         m = _SETTING.fullmatch(item)
         if not m:
-            raise InputError([FieldProblem(field.format(i=i), f"`{item}` is not PARAM=VALUE@YYYY-MM-DD")])
+            raise InputError([FieldProblem(field.format(i=i), catalogue_text("input.setting_shape", "en", item=item))])
         try:
             start = parse_value("date", m.group(3))
         except BadValue as exc:  # 2019-02-30 and the like: the field, not a 500
-            raise InputError([FieldProblem(field.format(i=i), f"`{item}`: the date {exc}")]) from None
+            raise InputError(
+                [FieldProblem(field.format(i=i), catalogue_text("input.setting_date", "en", item=item, why=exc))]
+            ) from None
         ruleset = with_parameter(ruleset, m.group(1), m.group(2), start)
     return ruleset
 
@@ -166,9 +192,11 @@ def impact(
     decision_date: dt.date | None = None,
     fmt: str = "csv",
     today: dt.date | None = None,
+    headers: str = "en",
 ) -> dict[str, Any]:
     """Write transitions.csv, changes.<fmt>, budget.csv, rejects.csv and report.html to ``out``;
-    rows in = households decided + rejected, each reject with its reason."""
+    rows in = households decided + rejected, each reject with its reason. ``headers="zh"``:
+    the tables' headers (and the rejects' reasons) in Chinese."""
     out.mkdir(parents=True, exist_ok=True)
     hh, mm, bad_lines = _read(caseload, base.ruleset)
     h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
@@ -184,17 +212,17 @@ def impact(
     )
     unexplained = _unexplained(hh, joined.get_column("household_id"), all_rejects)
     if unexplained:
-        raise InputError([FieldProblem("household_id", f"neither decided nor rejected: {unexplained}")])
+        raise InputError([FieldProblem("household_id", catalogue_text("input.unexplained", "en", ids=unexplained))])
     out.mkdir(parents=True, exist_ok=True)
-    write_rejects(all_rejects, out)
-    return write_impact(base, head, joined, hh.height + bad_lines.height - joined.height, out, fmt)
+    write_rejects(all_rejects, out, base.ruleset, headers)
+    return write_impact(base, head, joined, hh.height + bad_lines.height - joined.height, out, fmt, headers)
 
 
-def write_rejects(rejects: pl.DataFrame, out: Path) -> None:
+def write_rejects(rejects: pl.DataFrame, out: Path, ruleset: Ruleset | None = None, headers: str = "en") -> None:
     """rejects.csv: every row not decided, with its field and reason, by household ID (so a
     run cut into partitions writes the same file)."""
     ordered = rejects.sort("household_id", nulls_last=True, maintain_order=True)
-    safe_frame(ordered).write_csv(out / "rejects.csv")
+    for_people(safe_frame(ordered), ruleset, headers).write_csv(out / "rejects.csv")
 
 
 def rejected_ids(rejects: pl.DataFrame) -> pl.Series:
@@ -218,7 +246,7 @@ def impact_frames(
 
 
 def write_impact(
-    base: Evaluator, head: Evaluator, joined: pl.DataFrame, rejected: int, out: Path, fmt: str
+    base: Evaluator, head: Evaluator, joined: pl.DataFrame, rejected: int, out: Path, fmt: str, headers: str = "en"
 ) -> dict[str, Any]:
     """The impact files from `impact_frames` (of the whole caseload, or its partitions put
     together); rows go by household ID, so the files do not depend on how the work was cut.
@@ -237,7 +265,7 @@ def write_impact(
             for f in statuses
         ]
     ).sort("program", "base", "head")
-    safe_frame(transitions).write_csv(out / "transitions.csv")
+    for_people(safe_frame(transitions), base.ruleset, headers).write_csv(out / "transitions.csv")
     # changed households, with what made the difference
     differs = pl.any_horizontal(
         [pl.col(f).cast(pl.Utf8).fill_null("") != pl.col(f + "__head").cast(pl.Utf8).fill_null("") for f in fields]
@@ -250,9 +278,9 @@ def write_impact(
         _reason_diff().alias("rules_changed"),
         pl.col("parameters_changed").fill_null(""),
     )
-    _write(changes, out / f"changes.{fmt}", fmt)
+    _write(changes, out / f"changes.{fmt}", fmt, base.ruleset, headers)
     budget = _budget(joined, programs)
-    safe_frame(budget).write_csv(out / "budget.csv")
+    for_people(safe_frame(budget), base.ruleset, headers).write_csv(out / "budget.csv")
     summary = {
         "base": base.ruleset.ruleset_version,
         "head": head.ruleset.ruleset_version,
@@ -262,7 +290,10 @@ def write_impact(
         "changed": changes.height,
     }
     (out / "report.html").write_text(
-        impact_report.render(summary, transitions, budget, joined, statuses, programs), encoding="utf-8"
+        impact_report.render(
+            summary, transitions, budget, joined, statuses, programs, codes=_code_labels(base.ruleset, statuses)
+        ),
+        encoding="utf-8",
     )
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
@@ -328,10 +359,10 @@ def _budget(joined: pl.DataFrame, programs: dict[str, str]) -> pl.DataFrame:
     return budget.with_columns((pl.col("amount_head") - pl.col("amount_base")).alias("amount_change"))
 
 
-def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
+def _write(frame: pl.DataFrame, path: Path, fmt: str, ruleset: Ruleset, headers: str) -> None:
     if fmt == "parquet":
         frame.write_parquet(path)
     elif fmt == "xlsx":
-        safe_frame(frame).write_excel(path)
+        write_xlsx(frame, path, ruleset=ruleset, headers=headers, worksheet=path.stem)
     else:
-        safe_frame(frame).write_csv(path)
+        for_people(safe_frame(frame), ruleset, headers).write_csv(path)

@@ -96,6 +96,7 @@ def impact_on_cluster(
     fmt: str = "csv",
     today: dt.date | None = None,
     progress: ClusterProgress | None = None,
+    headers: str = "en",
 ) -> dict[str, Any]:
     """`impact` with its work done by partition on a Dask cluster: the same files."""
     today = today or dt.date.today()
@@ -133,5 +134,5 @@ def impact_on_cluster(
         )
         rejected = pl.concat([pl.read_parquet(work / f"impact-rejected-{k:05d}.parquet") for k in range(partitions)])
         out.mkdir(parents=True, exist_ok=True)
-        write_rejects(rejected, out)
-        return write_impact(base, head, joined, rejected_ids(rejected).len(), out, fmt)
+        write_rejects(rejected, out, base.ruleset, headers)
+        return write_impact(base, head, joined, rejected_ids(rejected).len(), out, fmt, headers)

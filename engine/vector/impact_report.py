@@ -203,7 +203,10 @@ def render(
     joined: pl.DataFrame,
     statuses: dict[str, str],
     programs: dict[str, str],
+    codes: dict[str, dict[str, str]] | None = None,
 ) -> str:
+    """The report page; ``codes`` reads a status code as the rule files label it."""
+    codes = codes or {}
     heads = headline(joined, programs)
     total = heads[-1]
     direction = "up" if total["monthly_change"] > 0 else "down" if total["monthly_change"] < 0 else ""
@@ -259,7 +262,8 @@ def render(
     moved = transitions.filter(pl.col("base") != pl.col("head")).to_dicts()
     transition_groups = [
         (
-            f"{statuses.get(str(r['program']), str(r['program']))}：{r['base']} → {r['head']}",
+            f"{statuses.get(str(r['program']), str(r['program']))}："
+            f"{_code(codes, r['program'], r['base'])} → {_code(codes, r['program'], r['head'])}",
             [("households", int(r["households"]), f"{int(r['households']):,} 户", _DOWN)],
         )
         for r in moved
@@ -375,3 +379,7 @@ def _nearest(joined: pl.DataFrame, statuses: dict[str, str], size: int = 15) -> 
             ),
         ]
     return out
+
+
+def _code(codes: dict[str, dict[str, str]], field: str, code: Any) -> str:
+    return codes.get(str(field), {}).get(str(code), str(code))

@@ -32,6 +32,8 @@ import polars as pl
 from engine.cells import safe_frame
 from engine.errors import FieldProblem, InputError, JiuzhuError, register_error
 from engine.evaluator import Evaluator
+from engine.messages import text as catalogue_text
+from engine.spreadsheet import column_labels, for_people, write_xlsx
 from engine.validation.columns import LINK, REPEATED
 from engine.vector.caseload import REJECT_SCHEMA, jsonl_to_tables, read_table, validate_frames
 from engine.vector.decisions import decide_frames
@@ -70,12 +72,7 @@ def find_tables(folder: Path) -> _Source:
                 break
     missing = [n for n in ("households", "members") if n not in found]
     if missing:
-        raise InputError(
-            [
-                FieldProblem(str(folder / m), "table not found (households/members as .parquet, .csv or .xlsx)")
-                for m in missing
-            ]
-        )
+        raise InputError([FieldProblem(str(folder / m), catalogue_text("input.table_missing", "en")) for m in missing])
     return _Source(found["households"], found["members"])
 
 
@@ -106,7 +103,9 @@ class _Screening:
         today: dt.date,
     ) -> None:
         if fmt not in FORMATS:
-            raise InputError([FieldProblem("--format", f"use one of {', '.join(FORMATS)}")])
+            raise InputError(
+                [FieldProblem("--format", catalogue_text("input.one_of", "en", values=", ".join(FORMATS)))]
+            )
         self.ev = evaluator
         self.caseload = caseload
         self.out = out
@@ -120,6 +119,7 @@ class _Screening:
         # the person column duplicates are looked for in (`computed: duplicates_of:<column>`)
         self.person = next((c.split(":", 1)[1] for c in computed if c.startswith("duplicates_of:")), None)
         self.key_extra: dict[str, Any] = {}  # what else a finished preparation must match to be reused
+        self.headers = "en"  # the output files' column headers: codes, or `zh` for people
 
     # ------------------------------------------------------------ preparing
 
@@ -347,14 +347,17 @@ class _Screening:
                 join_parquet(parts, tmp)  # the parts' pages copied as they are: no second encoding
             except ValueError:
                 pl.scan_parquet(parts).sink_parquet(tmp)
+        elif self.fmt == "csv" and self.headers != "en" and path.stem == "rejects":  # reasons in words too
+            for_people(safe_frame(pl.read_parquet(parts)), self.ev.ruleset, self.headers).write_csv(tmp)
         elif self.fmt == "csv":
-            safe_frame(pl.scan_parquet(parts)).sink_csv(tmp)
+            scan = safe_frame(pl.scan_parquet(parts))
+            scan.rename(column_labels(self.ev.ruleset, scan.collect_schema().names(), self.headers)).sink_csv(tmp)
         else:
             frame = pl.scan_parquet(parts)
             rows = frame.select(pl.len()).collect().item()
             if rows > _XLSX_MAX_ROWS:
                 raise ScreenError(f"{path.name}: {rows} rows do not fit in one XLSX sheet; use --format parquet or csv")
-            safe_frame(frame.collect()).write_excel(tmp, worksheet=path.stem)
+            write_xlsx(frame.collect(), tmp, ruleset=self.ev.ruleset, headers=self.headers, worksheet=path.stem)
         os.replace(tmp, path)
 
 
@@ -405,10 +408,13 @@ def screen(
     chunk_size: int = 250_000,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    headers: str = "en",
 ) -> dict[str, Any]:
-    """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary."""
+    """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary.
+    ``headers="zh"``: the CSV or XLSX files' headers (and rejects' reasons) in Chinese."""
     _steady_heap()
     job = _Screening(evaluator, caseload, out, fmt, decision_date, chunk_size, today or dt.date.today())
+    job.headers = headers
     with _locked(out):
         # the last run's results go first: a run that fails leaves none that look current
         for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:

@@ -337,7 +337,7 @@ def test_rules_lint_checks_a_bundle_as_the_service_does(tmp_path: Path) -> None:
     r = jiuzhu("rules", "lint", str(deep))
     assert r.returncode == 2
     assert "programs/deep.yaml:1:65: too-deep" in r.stdout
-    r = jiuzhu("rules", "lint", str(huge))
+    r = jiuzhu("--lang", "en", "rules", "lint", str(huge))
     assert r.returncode == 2
     assert "rules/notes.md: unpacks to more than 1048576 bytes (limit per file)" in r.stderr
 

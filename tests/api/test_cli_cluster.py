@@ -47,6 +47,8 @@ def test_impact_with_workers_writes_the_same_files(tmp_path: Path) -> None:
 
 
 def test_scheduler_and_workers_together_are_refused(tmp_path: Path) -> None:
-    r = _run("screen", CASELOAD, "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2")
+    r = _run(
+        "--lang", "en", "screen", CASELOAD, "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"
+    )
     assert r.returncode == 3
     assert "--scheduler or --workers" in r.stderr

@@ -39,6 +39,15 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = temporary.read_text(encoding="utf-8")
     assert "value: not_requested" in text
     temporary.write_text(text.replace("value: not_requested", f"value: {_yaml('none' + CRAFTED)}", 1))
+    head = rules / "ruleset.yaml"  # every value of an outcome has a label: the crafted ones too
+    text = head.read_text(encoding="utf-8")
+    for code, crafted_code in (
+        ("      ineligible: {zh: 不认定为低收入家庭", CRAFTED),
+        ("      not_requested:", "none" + CRAFTED),
+    ):
+        assert code in text
+        text = text.replace(code, f"      {_yaml(crafted_code)}: {{zh: 特殊, en: crafted}}\n{code}", 1)
+    head.write_text(text, encoding="utf-8")
     shutil.rmtree(rules / "tests")  # the bundled rule tests expect the real values
     (rules / "tests").mkdir()
     return rules

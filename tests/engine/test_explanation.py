@@ -77,4 +77,4 @@ def test_money_is_exact_where_float_is_not(evaluator: Evaluator) -> None:
 def test_english_explanation_text(evaluator: Evaluator) -> None:
     text = evaluator.decide(_household("HM-2019-000105")).explain_text("en")
     assert "Recognized for tekun support (scattered); basic living 1027.00 a month" in text
-    assert "dibao.standard = 790.00  (320684, 2019-07-01;" in text
+    assert ": 790.00 yuan (320684, in force from 2019-07-01;" in text

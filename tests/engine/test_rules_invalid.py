@@ -102,6 +102,7 @@ outcomes:
     cases:
 {cases}
     otherwise: {{id: zz.other, title: {{zh: 其他, en: Other}}, value: other}}
+    labels: {{{labels}}}
 """
 
 
@@ -111,8 +112,10 @@ def _load_outcome(tmp_path: Path, *whens: str, policy: str = "first") -> list[st
         f"      - {{id: zz.c{i}, title: {{zh: 情形, en: Case}}, value: c{i}, when: {when!r}}}\n"
         for i, when in enumerate(whens)
     )
+    labels = ", ".join(f"{v}: {{zh: 情形, en: case}}" for v in [*(f"c{i}" for i in range(len(whens))), "other"])
     target = _overlay(tmp_path)
-    (target / "programs" / "zz_outcome.yaml").write_text(_OUTCOME.format(policy=policy, cases=cases), "utf-8")
+    text = _OUTCOME.format(policy=policy, cases=cases, labels=labels)
+    (target / "programs" / "zz_outcome.yaml").write_text(text, "utf-8")
     try:
         load(target)
     except RuleLoadError as exc:

@@ -138,8 +138,9 @@ def test_explanation_is_chinese_first_with_records_and_basis(spec) -> None:  # t
     assert zh < en
     assert "不予确定为候选人" in text
     assert "受过刑事处罚" in text
-    assert "public_security 2010-03-15 – 2012-03-14" in text
-    assert "未反馈部门: court, public_security" in text  # no returns given: missing is never zero
+    assert "受过刑事处罚 公安 2010-03-15 – 2012-03-14" in text  # codes read as the rule file labels them
+    assert "未反馈部门: 法院、公安" in text  # no returns given: missing is never zero
+    assert "Departments not reported: Court, Public security" in text
 
 
 def test_a_wrong_expectation_fails(spec) -> None:  # type: ignore[no-untyped-def]
