@@ -82,7 +82,7 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         read_test_file(tests, problems, display, doc)
     head = read_head(d, *sources.head)
     record_types = read_record_types(sources.head[1], sources.record_types, problems)
-    type_tests = record_type_tests(sources.tests, record_types, problems)
+    type_tests = record_type_tests(sources.tests, record_types, problems, sources.head[1])
     typecheck(d)
     check_coverage(d)
     check_regions(d)
