@@ -24,6 +24,7 @@ __all__ = [
     "InSet",
     "IsNone",
     "Not",
+    "Records",
     "Ref",
 ]
 
@@ -125,3 +126,18 @@ class Agg(Expr):
     source: Expr
     elt: Expr | None
     cond: Expr | None
+
+
+@dataclass(frozen=True)
+class Records(Expr):
+    """Whether a subject has rows in a registry of dated rows: those of the listed categories
+    (or of the categories a list parameter holds), each in its category's window unless
+    ``window`` names one for all, optionally only those starting on/after or before a date.
+    True when any row is found; a backend also reports the rows of each category."""
+
+    registry: str
+    categories: tuple[str, ...]
+    categories_from: Ref | None
+    window: str | None
+    start_on_or_after: Ref | None
+    start_before: Ref | None

@@ -12,14 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine import ir
 from engine.source import Pos
 from engine.types import Type
 
+if TYPE_CHECKING:
+    from engine.plan_records import RecordType
+
 __all__ = [
     "BUILTIN_FIELDS",
+    "HOUSEHOLD",
     "OUTCOMES",
     "Arm",
     "Case",
@@ -46,6 +51,7 @@ __all__ = [
 ]
 
 Text = dict[str, str]  # {"zh": ..., "en": ...}
+HOUSEHOLD = "household"  # the record type every ruleset has
 Key = tuple[str, str]  # (scope, name)
 
 # fields every decision has, whatever the rules define
@@ -337,6 +343,19 @@ class Plan:
     definitions: Mapping[Key, Definition]  # in the order the rule files declare them
     order: tuple[Definition, ...]  # each after every definition it reads
     fields: tuple[DecisionField, ...]  # decision fields the programs define, in output order
+    # the record types besides the household, each with its own typed symbols (``engine.plan_records``)
+    record_types: Mapping[str, RecordType] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def record_type_names(self) -> tuple[str, ...]:
+        """Every record type the plan declares: the household first."""
+        return (HOUSEHOLD, *self.record_types)
+
+    def inputs(self, record_type: str = "household") -> list[InputField]:
+        """The input fields of one record type (the household's: its own and each member's)."""
+        if record_type == HOUSEHOLD:
+            return [d for d in self.definitions.values() if isinstance(d, InputField)]
+        return list(self.record_types[record_type].fields)
 
     def get(self, name: str, scope: str = "household") -> Definition:
         return self.definitions[(scope, name)]

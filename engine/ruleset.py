@@ -17,7 +17,7 @@ from engine.types import Type
 from engine.validation.rules import parameter_coverage
 
 if TYPE_CHECKING:
-    from engine.subjects.spec import RecordTypeSpec
+    from engine.plan_records import RecordType
 
 __all__ = [
     "Interval",
@@ -95,8 +95,7 @@ class Ruleset:
     default_region: str = ""
     events: dict[str, Any] = field(default_factory=dict)  # event type -> engine.events.EventSpec
     reports: dict[str, Any] = field(default_factory=dict)  # what summaries and reports show
-    # record types besides the household (``engine.subjects``), and their rule test files
-    record_types: dict[str, RecordTypeSpec] = field(default_factory=dict)
+    # the rule test files of the record types besides the household
     record_type_tests: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     # each decision field's {title, values: {code: label}} (ruleset.yaml `labels`)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -105,6 +104,11 @@ class Ruleset:
         # Every validator rejects a region or date without parameters in force: computed once
         # per ruleset, on a copy of the record schema (a changed ruleset may cover other dates).
         self.record = replace(self.record, coverage=parameter_coverage(self), _row=None)
+
+    @property
+    def record_types(self) -> Mapping[str, RecordType]:
+        """The record types besides the household, as the plan declares them."""
+        return self.plan.record_types
 
     @property
     def ruleset_version(self) -> str:

@@ -18,7 +18,9 @@ build the rule tests, and freeze the checked drafts into the ruleset's ``Plan``
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 from engine.errors import Problem, ProblemKind, RuleLoadError
 from engine.events import load_events
@@ -80,7 +82,7 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         read_test_file(tests, problems, display, doc)
     head = read_head(d, *sources.head)
     record_types = read_record_types(sources.head[1], sources.record_types, problems)
-    type_tests = record_type_tests(sources.tests, record_types, problems)
+    type_tests = record_type_tests(sources.tests, record_types, problems, sources.head[1])
     typecheck(d)
     check_coverage(d)
     check_regions(d)
@@ -100,7 +102,7 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         version=head.version,
         digest=digest.hexdigest(),
         record=d.record,
-        plan=freeze(d, head.decision),
+        plan=replace(freeze(d, head.decision), record_types=MappingProxyType(record_types)),
         parameters=d.parameters,
         parameter_order=parameter_order(d.parameters),
         registries=d.registries,
@@ -112,7 +114,6 @@ def _load(root: Path, problems: list[Problem]) -> Ruleset:
         default_region=head.default_region,
         events=events,
         reports=head.reports,
-        record_types=record_types,
         record_type_tests=type_tests,
         labels=head.labels,
     )

@@ -1,7 +1,8 @@
 """Deciding one record of a declared record type against its registries.
 
-Interprets the spec read by ``engine.subjects.spec``: the rules in the order written (none
-short-circuits), each registry row tested in its category's window, the departments the
+Interprets the record type of the plan (``engine.plan_records``): the rules in the order
+written (none short-circuits), each test an ``engine.ir`` expression, each registry row of an
+``ir.Records`` tested in its category's window, the departments the
 evaluated categories need, the status by declared precedence, the action, and the validity.
 Dates are half-open: a status holds on day X iff ``start <= X`` and (``end`` empty or
 ``X < end``).
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import ir
 from engine.errors import FieldProblem, InputError
 from engine.messages import text as catalogue_text
 from engine.scalar import add_months, years_between
@@ -126,7 +128,7 @@ class _Run:
         reasons: list[dict[str, Any]] = []
         explanation: list[dict[str, Any]] = []
         for rule in spec.rules:
-            if not all(str(rec.get(k)) == v for k, v in rule.applies):
+            if rule.applies is not None and not self.value(rule.applies):
                 explanation.append(_explained(rule, rule.id, "not_applicable"))
                 continue
             found = self.test(rule, rows)
@@ -175,22 +177,35 @@ class _Run:
 
     # ------------------------------------------------------------ tests
 
+    def value(self, e: ir.Expr) -> Any:
+        """The value of a record type's expression for this record."""
+        if isinstance(e, ir.Const):
+            return e.value
+        if isinstance(e, ir.Ref):
+            return self.param(e.name) if e.name in self.spec.parameters else self.rec.get(e.name)
+        if isinstance(e, ir.Call) and e.fn == "years_between":
+            return years_between(*(self.value(a) for a in e.args))
+        if isinstance(e, ir.Compare):
+            return _COMPARE[e.op](self.value(e.left), self.value(e.right))
+        if isinstance(e, ir.BoolOp):
+            parts = (bool(self.value(x)) for x in e.operands)
+            return all(parts) if e.op == "and" else any(parts)
+        raise TypeError(f"a record type's rule cannot evaluate {type(e).__name__}")
+
     def test(self, rule: SubjectRule, rows: tuple[Mapping[str, Any], ...]) -> list[dict[str, Any]]:
-        args, rec = rule.args, self.rec
         self.last_categories = []
-        if rule.test == "below_age":
-            at = rec[str(args["at"])]
-            age, least = years_between(rec[str(args["birth"])], at), self.param(str(args["min"]))
-            return [self.reason(rule, rule.id, [], {"age": age, "at": at, "min": least})] if age < least else []
-        if rule.test == "is_false":
-            return [self.reason(rule, rule.id, [], {})] if rec.get(str(args["field"])) is False else []
-        wanted = [str(c) for c in args.get("categories") or self.param(str(args["categories_from"]))]
-        cats = [c for c in self.spec.categories if c.id in wanted]  # table order
+        if not isinstance(rule.test, ir.Records):
+            if not self.value(rule.test):
+                return []
+            return [self.reason(rule, rule.id, [], {k: self.value(e) for k, e in rule.values.items()})]
+        node = rule.test
+        wanted = list(node.categories) if node.categories_from is None else self.value(node.categories_from)
+        cats = [c for c in self.spec.categories if c.id in {str(w) for w in wanted}]  # table order
         self.last_categories = [c.id for c in cats]
         self.evaluated.extend(c.id for c in cats)
         out, hits = [], []
         for cat in cats:
-            matched = [r for r in rows if r["category"] == cat.id and self.in_window(r, cat, args)]
+            matched = [r for r in rows if r["category"] == cat.id and self.in_window(r, cat, node)]
             if matched and rule.each_category:
                 out.append(self.reason(rule, f"{rule.id}.{cat.id}", matched, {"category": cat.title}, cat))
             hits.extend(matched)
@@ -198,16 +213,16 @@ class _Run:
             out.append(self.reason(rule, rule.id, hits, {}))
         return out
 
-    def in_window(self, r: Mapping[str, Any], cat: Category, args: Mapping[str, Any]) -> bool:
+    def in_window(self, r: Mapping[str, Any], cat: Category, node: ir.Records) -> bool:
         start, end, day = r["start_date"], r["end_date"], self.day
         if start > day:
             return False  # not yet known on the review date
-        after, before = args.get("start_on_or_after"), args.get("start_before")
-        if after is not None and not start >= self.rec[str(after)]:
+        after, before = node.start_on_or_after, node.start_before
+        if after is not None and not start >= self.value(after):
             return False
-        if before is not None and not start < self.rec[str(before)]:
+        if before is not None and not start < self.value(before):
             return False
-        kind, arg = (str(args["window"]), None) if "window" in args else (cat.window, cat.window_arg)
+        kind, arg = (node.window, None) if node.window is not None else (cat.window, cat.window_arg)
         if kind == "ever":
             return True
         if kind == "active":
@@ -274,6 +289,16 @@ class _Run:
             after = self.rec.get(str(recheck["after"]))
             out["recheck_required"] = bool(applies and after is not None and after > out["valid_until"])
         return out
+
+
+_COMPARE: Mapping[str, Any] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
 
 
 def _in(values: Mapping[str, Any], lang: str) -> dict[str, Any]:

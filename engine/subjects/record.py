@@ -44,7 +44,7 @@ def validate(spec: RecordTypeSpec, raw: Any) -> dict[str, Any]:
             continue
         try:
             text = value_text(raw[f.name])
-            values[f.name] = None if text is None else parse_value(f.kind, text, f.values)
+            values[f.name] = None if text is None else parse_value(f.type.kind, text, f.type.values)
         except BadValue as exc:
             problems.append(FieldProblem(f.name, str(exc)))
     bad = {p.field for p in problems}
@@ -57,7 +57,7 @@ def validate(spec: RecordTypeSpec, raw: Any) -> dict[str, Any]:
             if conds and applies:
                 cond = " and ".join(f"{k} is {v}" for k, v in conds)
                 problems.append(FieldProblem(f.name, say("required_when", cond=cond)))
-            elif not f.nullable and not conds:
+            elif not f.type.nullable and not conds:
                 problems.append(FieldProblem(f.name, say("required")))
             continue
         if conds and not applies:

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import Problem, ProblemKind, did_you_mean
-from engine.source import Pos, YList, YMap, pos_of
-from engine.types import INPUT_KINDS
+from engine.source import Pos, YMap, pos_of
+from engine.types import INPUT_KINDS, INT, Type
 
 from .model import (
     LABELS,
@@ -32,6 +32,7 @@ from .model import (
     SubjectRule,
     Text,
 )
+from .spec_rules import read_rules
 
 __all__ = [
     "LABELS",
@@ -66,15 +67,17 @@ _TOP = {
     "department_titles",
 }
 _ROLES = ("id", "date", "region", "person", "batch", "subject")
-_TESTS = ("below_age", "is_false", "records")
+# the type of a parameter of each unit, as the plan types its symbol
+_UNIT_TYPES = {"int": INT, "int?": Type("int", True), "categories": Type("list"), "departments": Type("map")}
 
 
 class _Reader:
     """Collects problems while reading one record-type file."""
 
-    def __init__(self, display: str, problems: list[Problem]) -> None:
+    def __init__(self, display: str, problems: list[Problem], scope: str = "") -> None:
         self.display = display
         self.problems = problems
+        self.scope = scope  # the record type's name: the scope of its symbols
 
     def bad(self, where: Any, kind: ProblemKind, message: str, key: Any = None, rule_id: str | None = None) -> None:
         pos = pos_of(where, key) if key is not None else pos_of(where)
@@ -121,7 +124,7 @@ def read_record_type(display: str, doc: Any, problems: list[Problem]) -> RecordT
     top = r.mapping(doc, display, _TOP, _TOP - {"returns", "department_titles"}, doc)
     if top is None:
         return None
-    name = str(top.get("record_type", ""))
+    name = r.scope = str(top.get("record_type", ""))
     roles_doc = r.mapping(top.get("roles"), "roles", set(_ROLES), set(_ROLES), top)
     roles = {k: str(v) for k, v in (roles_doc or {}).items()}
     fields = _fields(r, top.get("record"))
@@ -133,7 +136,10 @@ def read_record_type(display: str, doc: Any, problems: list[Problem]) -> RecordT
     categories = _categories(r, top.get("categories"), params, field_names)
     cat_ids = {c.id for c in categories}
     registries = _registries(r, top.get("registries"), field_names)
-    rules = _rules(r, top.get("rules"), params, cat_ids, field_names)
+    # the registry of dated rows the `records` tests read: the one with a category column
+    findings = next((n for n, d in registries.items() if any(c.kind == "category" for c in d.columns)), "")
+    by_name = {f.name: f for f in fields}
+    rules = read_rules(r, top.get("rules"), name, by_name, params, cat_ids, findings)
     for p in params.values():
         for versions in p.regions.values():
             for v in versions:
@@ -195,13 +201,14 @@ def _fields(r: _Reader, doc: Any) -> tuple[RecordField, ...]:
         kind = str(m.get("type"))
         if kind not in INPUT_KINDS:
             r.bad(m, ProblemKind.UNKNOWN_TYPE, f"unknown type `{kind}`{did_you_mean(kind, INPUT_KINDS)}", "type")
+        values = tuple(str(v) for v in m.get("values") or ())
         out.append(
             RecordField(
                 name=str(name),
-                kind=kind,
+                scope=r.scope,
+                type=Type(kind, bool(m.get("nullable", False)), values),
                 title=_text(m.get("title")),
-                values=tuple(str(v) for v in m.get("values") or ()),
-                nullable=bool(m.get("nullable", False)),
+                pos=doc.key_pos[name],
                 required_when=_conds(m.get("required_when")),
                 min=str(m["min"]) if "min" in m else None,
                 max=str(m["max"]) if "max" in m else None,
@@ -230,7 +237,14 @@ def _registries(r: _Reader, doc: Any, field_names: set[str]) -> dict[str, Regist
             cols.append(Column(str(cname), kind, bool(c.get("nullable", False)), after))
         match = m.get("match") or {}
         decl = RegistryDecl(
-            str(name), _text(m.get("title")), str(match.get("column")), str(match.get("field")), tuple(cols)
+            name=str(name),
+            scope=r.scope,
+            type=Type("registry"),
+            title=_text(m.get("title")),
+            pos=pos_of(doc, name),
+            match_column=str(match.get("column")),
+            match_field=str(match.get("field")),
+            columns=tuple(cols),
         )
         if decl.match_column not in {c.name for c in cols} or decl.match_field not in field_names:
             r.bad(m, ProblemKind.UNKNOWN_NAME, f"registry {name}: `match` names an unknown column or field", "match")
@@ -268,7 +282,15 @@ def _parameters(r: _Reader, doc: Any) -> dict[str, Parameter]:
                         )
                     )
             regions[str(region)] = tuple(sorted(vs, key=lambda x: x.start))
-        out[str(name)] = Parameter(str(name), _text(m.get("title")), unit, regions)
+        out[str(name)] = Parameter(
+            name=str(name),
+            scope=r.scope,
+            type=_UNIT_TYPES.get(unit, Type(unit)),
+            title=_text(m.get("title")),
+            pos=pos_of(doc, name),
+            unit=unit,
+            regions=regions,
+        )
     return out
 
 
@@ -330,51 +352,3 @@ def _window(
             where, ProblemKind.UNKNOWN_NAME, f"window: no parameter `{arg}`{did_you_mean(str(arg), params)}", "window"
         )
     return kind, arg
-
-
-def _rules(
-    r: _Reader, doc: Any, params: Mapping[str, Parameter], cats: set[str], fields: set[str]
-) -> tuple[SubjectRule, ...]:
-    out = []
-    allowed = {"id", "title", "applies", "test", "each_category", "action", "label", "legal_basis", "message"}
-    for i, item in enumerate(doc if isinstance(doc, YList) else []):
-        m = r.mapping(item, "rule", allowed, {"id", "title", "test", "label", "legal_basis", "message"}, pos_of(doc, i))
-        if m is None:
-            continue
-        rid = str(m.get("id"))
-        test = m.get("test")
-        if not (isinstance(test, dict) and len(test) == 1 and str(next(iter(test))) in _TESTS):
-            r.bad(m, ProblemKind.BAD_VALUE, f"`test` is one of {', '.join(_TESTS)}", "test", rid)
-            continue
-        kind, args = next(iter(test.items()))
-        args = args if isinstance(args, dict) else {"field": args}
-        for name in args.get("categories") or []:
-            if str(name) not in cats:
-                r.bad(test, ProblemKind.UNKNOWN_NAME, f"no category `{name}`{did_you_mean(str(name), cats)}", kind, rid)
-        for key in ("min", "categories_from"):
-            if key in args and str(args[key]) not in params:
-                r.bad(test, ProblemKind.UNKNOWN_NAME, f"no parameter `{args[key]}`", kind, rid)
-        for key in ("birth", "at", "field", "start_on_or_after", "start_before"):
-            if key in args and str(args[key]) not in fields:
-                r.bad(test, ProblemKind.UNKNOWN_NAME, f"no record field `{args[key]}`", kind, rid)
-        action = m.get("action")
-        by = None
-        if isinstance(action, dict):
-            by = (str(action.get("by")), {str(k): str(v) for k, v in (action.get("values") or {}).items()})
-            action = None
-        out.append(
-            SubjectRule(
-                id=rid,
-                title=_text(m.get("title")),
-                applies=_conds(m.get("applies")),
-                test=str(kind),
-                args=dict(args),
-                each_category=bool(m.get("each_category", False)),
-                action=str(action) if action is not None else None,
-                action_by=by,
-                label=r.label(m, f"rule {rid}"),
-                legal_basis=str(m.get("legal_basis", "")),
-                message=_text(m.get("message")),
-            )
-        )
-    return tuple(out)
