@@ -102,7 +102,7 @@ def test_chinese_candidate_explanations_carry_no_names_or_codes(ruleset: Ruleset
     )
     ev = SubjectEvaluator(spec, registries, ruleset.ruleset_version)
     forbidden = {f.name for f in spec.fields} | set(spec.category_ids) | set(spec.decision)
-    forbidden |= {v for f in spec.fields for v in f.values}
+    forbidden |= {v for f in spec.fields for v in f.type.values}
     forbidden |= {d for p in spec.parameters.values() for v in p.regions.get("*", ()) for d in _codes(v)}
     leaks = {c[spec.role("id")]: sorted(_words(explain_subject(ev.decide(c), ("zh",))) & forbidden) for c in CANDIDATES}
     assert {cid: words for cid, words in leaks.items() if words} == {}
