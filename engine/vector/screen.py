@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = ["ScreenError", "find_tables", "screen"]
 FORMATS = ("parquet", "csv", "xlsx")
 _XLSX_MAX_ROWS = 1_048_575
 Progress = Callable[[int, int], None]
+# (chunks done, chunks in all, rows this run decided or rejected, seconds since its first chunk began)
+RowProgress = Callable[[int, int, int, float], None]
 
 
 class ScreenError(JiuzhuError):
@@ -227,18 +230,21 @@ class _Screening:
 
     # ------------------------------------------------------------ deciding
 
-    def run_chunks(self, manifest: dict[str, Any], progress: Progress | None) -> None:
+    def run_chunks(self, manifest: dict[str, Any], progress: Progress | None, rows: RowProgress | None = None) -> None:
         index = CaseloadIndex.from_json(manifest["index"])
         tables = {name: [Path(p) for p in paths] for name, paths in manifest["tables"].items()}
         hh_scan, mm_scan = self._scan(tables["households"]), self._scan(tables["members"])
         registries = chunk_registries(self.ev, index.duplicate_persons)
         dup_ids = pl.DataFrame(index.duplicate_ids, schema={"a": pl.UInt64, "b": pl.UInt64}, orient="row")
         total = manifest["chunks"]
+        start, decided = time.monotonic(), 0
         for k in range(total):
             if not (self._part(k).exists() and self._counts(k).exists()):
-                self._chunk(k, hh_scan, mm_scan, index, dup_ids, registries)
+                decided += self._chunk(k, hh_scan, mm_scan, index, dup_ids, registries).rows
             if progress:
                 progress(k + 1, total)
+            if rows:
+                rows(k + 1, total, decided, time.monotonic() - start)
 
     def _part(self, k: int) -> Path:
         return self.work / f"decisions-{k:05d}.parquet"
@@ -254,9 +260,9 @@ class _Screening:
         index: CaseloadIndex,
         dup_ids: pl.DataFrame,
         registries: dict[str, frozenset[str]],
-    ) -> None:
+    ) -> ChunkCounts:
         """Decide chunk ``k`` and write its parts; its frames are freed when it returns."""
-        self.decide_chunk(k, lambda: self._frames(k, hh_scan, mm_scan, index, dup_ids), registries)
+        return self.decide_chunk(k, lambda: self._frames(k, hh_scan, mm_scan, index, dup_ids), registries)
 
     def _frames(
         self, k: int, hh_scan: pl.LazyFrame, mm_scan: pl.LazyFrame, index: CaseloadIndex, dup_ids: pl.DataFrame
@@ -405,8 +411,10 @@ def screen(
     chunk_size: int = 250_000,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    row_progress: RowProgress | None = None,
 ) -> dict[str, Any]:
-    """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary."""
+    """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary.
+    ``progress`` hears (chunks done, chunks); ``row_progress`` also the rows and seconds."""
     _steady_heap()
     job = _Screening(evaluator, caseload, out, fmt, decision_date, chunk_size, today or dt.date.today())
     with _locked(out):
@@ -414,7 +422,7 @@ def screen(
         for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:
             (out / name).unlink(missing_ok=True)
         manifest = job.prepare()
-        job.run_chunks(manifest, progress)
+        job.run_chunks(manifest, progress, row_progress)
         return job.finish(manifest)
 
 
