@@ -123,6 +123,7 @@ class _Screening:
         # the person column duplicates are looked for in (`computed: duplicates_of:<column>`)
         self.person = next((c.split(":", 1)[1] for c in computed if c.startswith("duplicates_of:")), None)
         self.key_extra: dict[str, Any] = {}  # what else a finished preparation must match to be reused
+        self.threads: int | None = None  # the kernel's threads per chunk (None: one per core)
 
     # ------------------------------------------------------------ preparing
 
@@ -290,7 +291,8 @@ class _Screening:
         h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
         ids = households.get_column(HID)
         del households, members  # the raw values are parsed: only the IDs are needed from here
-        decisions, undecided = decide_frames(self.ev, ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries))
+        run = ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries, threads=self.threads)
+        decisions, undecided = decide_frames(self.ev, run)
         del m
         rejects = pl.concat([rejects, undecided], how="vertical")
         self._check_chunk(k, ids, decisions, rejects)
