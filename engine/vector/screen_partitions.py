@@ -169,18 +169,27 @@ def split_rows(task: SplitTask) -> dict[str, Any]:
     tables = _manifest(work)["tables"]
     key = partition_key(task.partitions, linked=task.linked)
     rows = 0
-    for name in ("households", "members"):
-        scan = _Screening._scan([Path(p) for p in tables[name]])
-        n = scan.select(pl.len()).collect().item()
-        start, end = n * task.k // task.pieces, n * (task.k + 1) // task.pieces
-        piece = scan.slice(start, end - start).with_columns(key).collect()
-        rows += piece.height if name == "households" else 0
-        for (k,), frame in piece.partition_by(_PART, as_dict=True, include_key=False, maintain_order=True).items():
-            target = part_folder(work, name, int(k)) / f"{task.k:05d}.parquet"
-            tmp = target.with_name(target.name + ".tmp")
-            frame.write_parquet(tmp, compression="lz4")
-            os.replace(tmp, target)
+    trim = task_heap()
+    try:
+        for name in ("households", "members"):
+            rows += _split_table(task, work, [Path(p) for p in tables[name]], key, name)
+    finally:
+        trim()
     return {"rows": rows}
+
+
+def _split_table(task: SplitTask, work: Path, paths: list[Path], key: pl.Expr, name: str) -> int:
+    """One table's range ``k``, each row to its partition's file; the households written."""
+    scan = _Screening._scan(paths)
+    n = scan.select(pl.len()).collect().item()
+    start, end = n * task.k // task.pieces, n * (task.k + 1) // task.pieces
+    piece = scan.slice(start, end - start).with_columns(key).collect()
+    for (k,), frame in piece.partition_by(_PART, as_dict=True, include_key=False, maintain_order=True).items():
+        target = part_folder(work, name, int(k)) / f"{task.k:05d}.parquet"
+        tmp = target.with_name(target.name + ".tmp")
+        frame.write_parquet(tmp, compression="lz4")
+        os.replace(tmp, target)
+    return piece.height if name == "households" else 0
 
 
 def _split_here(tasks: list[SplitTask]) -> None:
