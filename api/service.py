@@ -10,6 +10,7 @@ import json
 import re
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from api.bundles import BundleLimits, check_bundle, write_files
 from api.cache import LRU, TTLCache
 from api.candidates import SubjectReviews
 from api.idempotency import IdempotencyKey, KeyTaken, remember, request_hash, stored_result, valid_key
+from api.job_progress import JobProgress, read_progress
 from api.jobs import JobRunner
 from api.ledger_writer import GroupCommitter
 from api.masking import mask_id, mask_name
@@ -84,6 +86,7 @@ class Settings:
             "jobs": 4,  # jobs queued or running at once, all kinds
             "rulesets_cached": 8,  # loaded rulesets kept in memory
             "evaluators_cached": 16,  # one per ruleset and registry versions, ~10 MB each
+            "screen_chunk": 250_000,  # households per chunk of a screening job (its progress steps)
         }
     )
     bundle: BundleLimits = field(default_factory=BundleLimits)
@@ -580,12 +583,23 @@ class Service:
         def work(jid: int, out: Path) -> dict[str, Any]:
             ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             stop = self.jobs.stopper(jid)
+            meter = JobProgress(out)
+            meter.clear()
 
-            def progress(done: int, total: int) -> None:
+            def progress(done: int, total: int, households: int, seconds: float) -> None:
                 stop()
                 self.store.update_job(jid, done=done, total=total)
+                meter(done, total, households, seconds)
 
-            return screen(ev, source, out, fmt=fmt, decision_date=decision_date, progress=progress)
+            return screen(
+                ev,
+                source,
+                out,
+                fmt=fmt,
+                decision_date=decision_date,
+                chunk_size=self.settings.limits["screen_chunk"],
+                row_progress=progress,
+            )
 
         params = {
             "source": str(source),
@@ -648,8 +662,11 @@ class Service:
 
         def work(jid: int, out: Path) -> dict[str, Any]:
             base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
+            meter, start = JobProgress(out), time.monotonic()
+            meter(0, 1, 0, 0.0)  # one step in one process: the status says it has begun
             summary = impact(base, head, caseload, out, decision_date=decision_date)
             self.store.update_job(jid, done=1, total=1)
+            meter(1, 1, int(summary["rows_in"]), time.monotonic() - start)
             return summary
 
         return self.jobs.start("impact", user.id, work)
@@ -691,6 +708,7 @@ class Service:
             "summary": None if row["status"] == "failed" else summary,
             "error": row["error"],
             "resumable": resumable,
+            "progress": read_progress(row["folder"]),  # fields: api/job_progress.py
         }
 
     def job_file(self, jid: int, name: str) -> Path:

@@ -15,16 +15,24 @@ import contextlib
 import datetime as dt
 import importlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.evaluator import Evaluator
 from engine.vector.screen import FORMATS, ScreenError, _locked
-from engine.vector.screen_partitions import EvaluatorSpec, PartitionedScreening, PartitionTask, screen_partition
+from engine.vector.screen_partitions import (
+    EvaluatorSpec,
+    PartitionedScreening,
+    PartitionTask,
+    SplitTask,
+    screen_partition,
+    split_rows,
+)
 
 __all__ = ["Cluster", "ClusterProgress", "local_cluster", "screen_on_cluster", "submit_partitions"]
 
@@ -39,6 +47,11 @@ class Cluster:
     retries: int = 2
 
 
+# Set in each local worker process before it starts (Polars reads it once, on import): one
+# task per worker thread is the parallelism, so Polars' own pool (a thread per core) would only
+# contend. Workers of a running cluster take it from `dask worker`'s environment (README).
+WORKER_ENV = {"POLARS_MAX_THREADS": "1"}
+
 # (partitions done, partitions in all, households decided by this run's tasks, seconds since they started)
 ClusterProgress = Callable[[int, int, int, float], None]
 
@@ -52,13 +65,25 @@ def local_cluster(workers: int) -> Any:
     """A LocalCluster of ``workers`` processes, one thread each (the kernel runs a partition
     per process), no dashboard; the scheduler's small HTTP server (health, metrics) on a free
     port of 127.0.0.1, never on the fixed 8787 that another cluster may hold."""
-    return _distributed().LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    )
+    distributed = _distributed()  # first: it adds its settings to Dask's configuration
+    dask = importlib.import_module("dask")
+    spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
+    kept = {name: os.environ.get(name) for name in spawn_env}
+    try:  # Dask sets these in this process too, just before it starts each worker process
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+            return distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )
+    finally:  # this process's own environment as it was (its Polars has started already)
+        for name, value in kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -85,10 +110,22 @@ def _threads(client: Any) -> int:
     return max(1, int(sum(client.nthreads().values())))
 
 
+def split_on(client: Any, retries: int) -> Callable[[list[SplitTask]], None]:
+    """The preparation's cutting into partitions as tasks of the cluster (`split_rows`)."""
+
+    def split(tasks: list[SplitTask]) -> None:
+        submit_partitions(client, split_rows, tasks, len(tasks), retries, None)
+
+    return split
+
+
+Task = TypeVar("Task", PartitionTask, SplitTask)
+
+
 def submit_partitions(
     client: Any,
-    fn: Callable[[PartitionTask], dict[str, Any]],
-    tasks: list[PartitionTask],
+    fn: Callable[[Task], dict[str, Any]],
+    tasks: list[Task],
     total: int,
     retries: int,
     progress: ClusterProgress | None,
@@ -150,7 +187,7 @@ def screen_on_cluster(
             job.headers = headers
             for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:
                 (out / name).unlink(missing_ok=True)
-            manifest = job.prepare()
+            manifest = job.prepare(split_on(client, cluster.retries))
             on = decision_date.isoformat() if decision_date else None
             tasks = [
                 PartitionTask(k, str(job.work), spec, today.isoformat(), on)

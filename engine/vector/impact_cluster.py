@@ -20,7 +20,7 @@ import polars as pl
 
 from engine.evaluator import Evaluator
 from engine.vector.caseload import validate_frames
-from engine.vector.cluster import Cluster, ClusterProgress, _client, _threads, submit_partitions
+from engine.vector.cluster import Cluster, ClusterProgress, _client, _threads, split_on, submit_partitions
 from engine.vector.impact import impact_frames, rejected_ids, write_impact, write_rejects
 from engine.vector.screen import _locked
 from engine.vector.screen_partitions import EvaluatorSpec, PartitionedScreening, PartitionTask, read_part
@@ -109,7 +109,7 @@ def impact_on_cluster(
             )
             # the head's rules too: a finished partition is reused only for the same comparison
             job.key_extra |= {"impact": True, "head": head.ruleset.ruleset_version, "settings": specs[1].settings}
-            job.prepare()
+            job.prepare(split_on(client, cluster.retries))
             on = decision_date.isoformat() if decision_date else None
             tasks = [
                 PartitionTask(k, str(job.work), specs[0], today.isoformat(), on, specs[1]) for k in range(partitions)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ __all__ = ["ScreenError", "find_tables", "screen"]
 FORMATS = ("parquet", "csv", "xlsx")
 _XLSX_MAX_ROWS = 1_048_575
 Progress = Callable[[int, int], None]
+# (chunks done, chunks in all, rows this run decided or rejected, seconds since its first chunk began)
+RowProgress = Callable[[int, int, int, float], None]
 
 
 class ScreenError(JiuzhuError):
@@ -120,6 +123,7 @@ class _Screening:
         self.person = next((c.split(":", 1)[1] for c in computed if c.startswith("duplicates_of:")), None)
         self.key_extra: dict[str, Any] = {}  # what else a finished preparation must match to be reused
         self.headers = "en"  # the output files' column headers: codes, or `zh` for people
+        self.threads: int | None = None  # the kernel's threads per chunk (None: one per core)
 
     # ------------------------------------------------------------ preparing
 
@@ -227,18 +231,21 @@ class _Screening:
 
     # ------------------------------------------------------------ deciding
 
-    def run_chunks(self, manifest: dict[str, Any], progress: Progress | None) -> None:
+    def run_chunks(self, manifest: dict[str, Any], progress: Progress | None, rows: RowProgress | None = None) -> None:
         index = CaseloadIndex.from_json(manifest["index"])
         tables = {name: [Path(p) for p in paths] for name, paths in manifest["tables"].items()}
         hh_scan, mm_scan = self._scan(tables["households"]), self._scan(tables["members"])
         registries = chunk_registries(self.ev, index.duplicate_persons)
         dup_ids = pl.DataFrame(index.duplicate_ids, schema={"a": pl.UInt64, "b": pl.UInt64}, orient="row")
         total = manifest["chunks"]
+        start, decided = time.monotonic(), 0
         for k in range(total):
             if not (self._part(k).exists() and self._counts(k).exists()):
-                self._chunk(k, hh_scan, mm_scan, index, dup_ids, registries)
+                decided += self._chunk(k, hh_scan, mm_scan, index, dup_ids, registries).rows
             if progress:
                 progress(k + 1, total)
+            if rows:
+                rows(k + 1, total, decided, time.monotonic() - start)
 
     def _part(self, k: int) -> Path:
         return self.work / f"decisions-{k:05d}.parquet"
@@ -254,9 +261,9 @@ class _Screening:
         index: CaseloadIndex,
         dup_ids: pl.DataFrame,
         registries: dict[str, frozenset[str]],
-    ) -> None:
+    ) -> ChunkCounts:
         """Decide chunk ``k`` and write its parts; its frames are freed when it returns."""
-        self.decide_chunk(k, lambda: self._frames(k, hh_scan, mm_scan, index, dup_ids), registries)
+        return self.decide_chunk(k, lambda: self._frames(k, hh_scan, mm_scan, index, dup_ids), registries)
 
     def _frames(
         self, k: int, hh_scan: pl.LazyFrame, mm_scan: pl.LazyFrame, index: CaseloadIndex, dup_ids: pl.DataFrame
@@ -284,7 +291,8 @@ class _Screening:
         h, m, rejects = validate_frames(self.ev.ruleset.record, households, members, self.today, self.date)
         ids = households.get_column(HID)
         del households, members  # the raw values are parsed: only the IDs are needed from here
-        decisions, undecided = decide_frames(self.ev, ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries))
+        run = ColumnRun(self.ev.ruleset, self.ev.params, h, m, registries, threads=self.threads)
+        decisions, undecided = decide_frames(self.ev, run)
         del m
         rejects = pl.concat([rejects, undecided], how="vertical")
         self._check_chunk(k, ids, decisions, rejects)
@@ -408,9 +416,11 @@ def screen(
     chunk_size: int = 250_000,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    row_progress: RowProgress | None = None,
     headers: str = "en",
 ) -> dict[str, Any]:
     """Screen a caseload (a .jsonl file or a folder of tables) into ``out``; returns the summary.
+    ``progress`` hears (chunks done, chunks); ``row_progress`` also the rows and seconds;
     ``headers="zh"``: the CSV or XLSX files' headers (and rejects' reasons) in Chinese."""
     _steady_heap()
     job = _Screening(evaluator, caseload, out, fmt, decision_date, chunk_size, today or dt.date.today())
@@ -420,7 +430,7 @@ def screen(
         for name in ["summary.json", *(f"{kind}.{ext}" for kind in ("decisions", "rejects") for ext in FORMATS)]:
             (out / name).unlink(missing_ok=True)
         manifest = job.prepare()
-        job.run_chunks(manifest, progress)
+        job.run_chunks(manifest, progress, row_progress)
         return job.finish(manifest)
 
 

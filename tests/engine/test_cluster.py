@@ -99,7 +99,8 @@ def test_cluster_output_equals_one_process(
     }[kind]()
     one = screen(evaluator, caseload, tmp_path / "one", today=DATE, chunk_size=64)
     seen: list[tuple[int, int, int, float]] = []
-    many = _run(spec, caseload, tmp_path / "many", cluster, progress=lambda *a: seen.append(a))
+    # chunk_size 64: the preparation cuts the caseload in several ranges of rows, one task each
+    many = _run(spec, caseload, tmp_path / "many", cluster, progress=lambda *a: seen.append(a), chunk_size=64)
     assert one == many
     _same(tmp_path / "one", tmp_path / "many")
     assert [s[:2] for s in seen] == [(k, 5) for k in range(1, 6)]
@@ -109,8 +110,15 @@ def test_cluster_output_equals_one_process(
         assert one["decided"] == 299
         assert "duplicate_person" in one["findings"]
         assert one["member_rows_without_household"] == 1
-    households = read_part(part_folder(tmp_path / "many" / ".work", "households", 0))
+    folder = part_folder(tmp_path / "many" / ".work", "households", 0)
+    households = read_part(folder)
     assert 0 < households.height < one["rows_in"]  # partitions, not one chunk
+    if kind == "tables":  # 301 households: 5 ranges (the others are the 25 samples: one range)
+        assert len(list(folder.glob("*.parquet"))) > 1  # written by several range tasks
+    # a partition keeps the input's order: its ranges are read in order
+    everyone = pl.read_parquet(tmp_path / "one" / "decisions.parquet").get_column("household_id").to_list()
+    mine = pl.read_parquet(tmp_path / "many" / "decisions.parquet").get_column("household_id").to_list()[:5]
+    assert [x for x in everyone if x in mine] == mine
 
 
 def test_rerun_skips_finished_partitions(spec: EvaluatorSpec, cluster: str, tmp_path: Path) -> None:
