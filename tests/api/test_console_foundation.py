@@ -174,3 +174,11 @@ def test_every_key_the_pages_use_is_in_the_catalogue_in_both_languages() -> None
     assert len(used) > 20
     assert sorted(used - set(words)) == []
     assert all(set(words[k]) == set(LANGS) for k in words)
+
+
+def test_a_post_past_its_size_limit_is_refused_unread(app: Any) -> None:
+    client = sign_in(app, app.state.tokens["policy"])
+    page = client.get("/console/account")
+    r = client.post("/console/signout", data={"csrf": csrf_of(page.text), "pad": "x" * (2 * 1024 * 1024)})
+    assert r.status_code == 413
+    assert client.get("/console/account").status_code == 200  # not signed out
