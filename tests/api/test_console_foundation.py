@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from api.console.i18n import LANGS, catalogue
-from tests.api.console_client import TestClient, add_user, app_on, csrf_of, sign_in
+from fixtures.console import TestClient, add_user, app_on, csrf_of, sign_in
 
 CONSOLE = Path(__file__).resolve().parents[2] / "api" / "console"
 
