@@ -25,6 +25,8 @@ from pydantic import BeforeValidator
 
 from api import accounts, workflow
 from api.candidates import add_review_routes
+from api.console import PREFIX as CONSOLE
+from api.console import create_console, root_redirect
 from api.http_safety import SafetyMiddleware
 from api.jobs import Busy
 from api.roles import Access, access
@@ -217,6 +219,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(SafetyMiddleware)
+    # the web console: its own pages and guard (api/console/), outside the API's route table
+    app.mount(CONSOLE, create_console(service))
+    app.add_route("/", root_redirect, include_in_schema=False)
 
     def _error(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
         """An error body; no absolute server path reaches the client."""

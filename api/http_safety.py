@@ -12,7 +12,7 @@ from typing import Any
 
 from api.masking import IdMaskingFilter
 
-__all__ = ["API_CSP", "DOCS_CSP", "SafetyMiddleware", "access_log", "configure_logging"]
+__all__ = ["API_CSP", "CONSOLE_CSP", "DOCS_CSP", "SafetyMiddleware", "access_log", "configure_logging"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,6 +30,11 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+# the web console: its own scripts, styles and forms only; nothing inline, never framed
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
@@ -53,6 +58,8 @@ class SafetyMiddleware:
         start = time.perf_counter()
         path: str = scope.get("path", "")
         csp = DOCS_CSP if path.startswith(self.docs_prefixes) else API_CSP
+        if path.startswith("/console"):
+            csp = CONSOLE_CSP
         state = scope.setdefault("state", {})
         status = 500
         started = False
