@@ -40,7 +40,7 @@ def _rule_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, 
     for key in _RULE_FIELDS:
         before, after = a[key], b[key]
         if key == "conditions":
-            before, after = _conditions_text(a), _conditions_text(b)
+            before, after = "; ".join(_conditions_text(a)), "; ".join(_conditions_text(b))
         if before != after:
             changes.append({"what": key, "before": before, "after": after})
     return changes

@@ -15,7 +15,7 @@ import io
 import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,12 @@ __all__ = [
     "annotate",
     "bundle_of",
     "check_candidate",
+    "drop_draft",
+    "edited",
+    "load_draft",
     "load_files",
     "marked_lines",
+    "save_draft",
     "try_household",
 ]
 
@@ -87,7 +91,7 @@ def _problem(p: Mapping[str, Any]) -> dict[str, Any]:
     return {"file": where, "line": 0, "col": 0, "kind": "bundle", "message": p.get("message"), "rule_id": None}
 
 
-def annotate(problems: list[Mapping[str, Any]], files: Mapping[str, str]) -> list[dict[str, Any]]:
+def annotate(problems: Sequence[Mapping[str, Any]], files: Mapping[str, str]) -> list[dict[str, Any]]:
     """Each problem with the text of its line (``source``) and the lines around it (``context``:
     ``[line number, text]``), for showing the problem next to the line it is about.
 
@@ -107,7 +111,7 @@ def annotate(problems: list[Mapping[str, Any]], files: Mapping[str, str]) -> lis
     return out
 
 
-def marked_lines(text: str, problems: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def marked_lines(text: str, problems: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A file's lines, each with the problems at that line: an editor shows them beside it.
 
     >>> rows = marked_lines("a\\nb", [{"line": 2, "col": 1, "kind": "k", "message": "m"}])
@@ -260,3 +264,44 @@ def _parameter_values(base: Mapping[str, Any] | None, head: Mapping[str, Any] | 
         if (a or {}).get("value") != (b or {}).get("value") or (a or {}).get("version") != (b or {}).get("version"):
             out.append({"name": name, "current": a, "candidate": b})
     return out
+
+
+# ------------------------------------------------------------------ a policy officer's draft
+
+
+def _draft_path(data_dir: Path, user_id: int) -> Path:
+    return data_dir / "drafts" / f"user-{int(user_id)}.zip"
+
+
+def save_draft(data_dir: Path, user_id: int, data: bytes) -> None:
+    """Keep a candidate bundle as the user's draft (one each, on disk: every server process
+    of the service sees it), readable by the service's user only."""
+    path = _draft_path(data_dir, user_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def load_draft(data_dir: Path, user_id: int) -> bytes | None:
+    path = _draft_path(data_dir, user_id)
+    return path.read_bytes() if path.is_file() else None
+
+
+def drop_draft(data_dir: Path, user_id: int) -> None:
+    _draft_path(data_dir, user_id).unlink(missing_ok=True)
+
+
+def edited(files: Mapping[str, str], name: str, text: str, limits: BundleLimits) -> dict[str, str]:
+    """The files with one of them replaced by ``text`` (as a browser sends it: CRLF becomes LF).
+
+    >>> edited({"a.yaml": "x"}, "a.yaml", "y\\r\\n", BundleLimits())
+    {'a.yaml': 'y\\n'}
+    """
+    if name not in files:
+        raise InputError([FieldProblem("file", f"the draft has no file {name}")])
+    text = text.replace("\r\n", "\n")
+    if len(text.encode("utf-8")) > limits.entry_bytes:
+        raise InputError([FieldProblem("text", f"a rule file holds at most {limits.entry_bytes} bytes")])
+    return {**files, name: text}

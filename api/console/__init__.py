@@ -41,6 +41,11 @@ __all__ = ["PREFIX", "SCREENS", "create_console"]
 SCREENS = (
     "inbox",
     "search",
+    # screens 5-8
+    "rules",
+    "workspace",
+    "jobs",
+    "registries",
 )
 
 
