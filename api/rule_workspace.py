@@ -11,7 +11,9 @@ same way the service loads a published version from the store. Publishing goes t
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import json
 import re
 import tempfile
 import zipfile
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from api.bundles import BundleLimits, CheckedBundle, check_bundle, unpack_bundle, write_files
+from api.cache import LRU
 from engine import (
     BadValue,
     Evaluator,
@@ -39,6 +42,7 @@ __all__ = [
     "CheckReport",
     "annotate",
     "bundle_of",
+    "candidate_ruleset",
     "check_candidate",
     "drop_draft",
     "edited",
@@ -153,10 +157,38 @@ class CheckReport:
         return self.stage == "ok"
 
 
+# the last few bundles checked, by content: a draft is linted once, then tried, compared and
+# previewed without another worker run (the same bytes always give the same report)
+_REPORTS: LRU[tuple[str, bool, BundleLimits], CheckReport] = LRU(8)
+_LOADED: LRU[str, Ruleset] = LRU(2)  # a loaded ruleset is ~10 MB: only the drafts in use
+
+
 def check_candidate(data: bytes, limits: BundleLimits, tests: bool) -> CheckReport:
     """Lint a candidate bundle (and run its rule tests when ``tests``) in the limited worker;
     every problem comes back at its file:line:col with the line's text. Blocks while the
     worker runs: call it off the event loop."""
+    digest = hashlib.sha256(data).hexdigest()
+    found = _REPORTS.get((digest, tests, limits))
+    if found is None and not tests:
+        tested = _REPORTS.get((digest, True, limits))
+        found = tested if tested is not None and tested.stage in ("ok", "lint") else None
+    if found is None:
+        found = _check_candidate(data, limits, tests)
+        _REPORTS.put((digest, tests, limits), found)
+    return found
+
+
+def candidate_ruleset(report: CheckReport) -> Ruleset:
+    """The ruleset of a bundle the worker loaded (``report.ok``), loaded here once per content."""
+    key = hashlib.sha256(json.dumps(report.files, sort_keys=True).encode("utf-8")).hexdigest()
+    rs = _LOADED.get(key)
+    if rs is None:
+        rs = load_files(report.files)
+        _LOADED.put(key, rs)
+    return rs
+
+
+def _check_candidate(data: bytes, limits: BundleLimits, tests: bool) -> CheckReport:
     try:
         files = unpack_bundle(data, limits)
     except InputError as exc:

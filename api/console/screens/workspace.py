@@ -23,11 +23,11 @@ from api.rule_workspace import (
     CheckReport,
     annotate,
     bundle_of,
+    candidate_ruleset,
     check_candidate,
     drop_draft,
     edited,
     load_draft,
-    load_files,
     marked_lines,
     save_draft,
     try_household,
@@ -177,7 +177,7 @@ async def draft_diff(ctx: Annotated[Ctx, page("workspace")]) -> HTMLResponse:
         if not report.ok:
             return _page(ctx, 422, report=report)
         live = ctx.service.ruleset(ctx.service.current_ruleset())
-        return _page(ctx, diff=diff_rulesets(live, load_files(report.files)))
+        return _page(ctx, diff=diff_rulesets(live, candidate_ruleset(report)))
 
     return await run_in_threadpool(work)
 
@@ -241,7 +241,7 @@ async def try_one(ctx: Annotated[Ctx, checked("workspace")]) -> HTMLResponse:
         report = _check(ctx, data, tests=False)
         if not report.ok:
             return _page(ctx, 422, report=report, household=raw_text)
-        tried = try_household(ctx.service, load_files(report.files), raw, ctx.lang)
+        tried = try_household(ctx.service, candidate_ruleset(report), raw, ctx.lang)
         return _page(ctx, household=raw_text, tried=tried)
 
     return await run_in_threadpool(work)
@@ -267,7 +267,7 @@ async def impact(ctx: Annotated[Ctx, checked("workspace.impact")]) -> Response:
             return _page(ctx, 422, report=report)
         source = ctx.service.server_path(caseload, "caseload")
         try:
-            jid = ctx.service.start_impact(source, ctx.user, None, [], day, candidate=load_files(report.files))
+            jid = ctx.service.start_impact(source, ctx.user, None, [], day, candidate=candidate_ruleset(report))
         except Busy as exc:
             return _page(ctx, 429, error=str(exc))
         return redirect(ctx.request, f"{PREFIX}/jobs/{jid}")
