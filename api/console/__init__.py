@@ -41,6 +41,9 @@ __all__ = ["PREFIX", "SCREENS", "create_console"]
 SCREENS = (
     "inbox",
     "search",
+    "decision",
+    "new",
+    "audit",
     # screens 5-8
     "rules",
     "workspace",

@@ -5,7 +5,7 @@ rendering a template (the whole page, or only its content for an htmx request)."
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -144,14 +144,17 @@ def checked(name: str, max_part_size: int = 1024 * 1024) -> Any:
     """The guard of a POST: the page's roles, then the CSRF token (form field ``csrf`` or the
     ``X-CSRF-Token`` header htmx sends); the form is read once into ``ctx.form``."""
 
-    async def guard(request: Request) -> Ctx:
+    async def guard(request: Request) -> AsyncIterator[Ctx]:
         ctx = await _ctx(request, name)
         form = await request.form(max_files=2, max_fields=2000, max_part_size=max_part_size)
-        sent = form.get("csrf") if isinstance(form.get("csrf"), str) else request.headers.get("x-csrf-token")
-        if not ctx.sessions.csrf_ok(ctx.session.cookie, str(sent) if sent else None):
-            raise Forbidden(ctx.t("error.csrf"))
-        ctx.form = form
-        return ctx
+        try:
+            sent = form.get("csrf") if isinstance(form.get("csrf"), str) else request.headers.get("x-csrf-token")
+            if not ctx.sessions.csrf_ok(ctx.session.cookie, str(sent) if sent else None):
+                raise Forbidden(ctx.t("error.csrf"))
+            ctx.form = form
+            yield ctx
+        finally:
+            await form.close()  # an uploaded file's temporary copy goes now, not at garbage collection
 
     return Depends(guard)
 

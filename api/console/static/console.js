@@ -10,17 +10,15 @@
   function renumber(list) {
     list.querySelectorAll(".member").forEach(function (member, i) {
       member.querySelectorAll("[data-name]").forEach(function (el) {
-        var name = "members-" + i + "-" + el.dataset.name;
-        if (el.tagName === "LABEL") { el.htmlFor = name; } else { el.name = name; el.id = name; }
+        var id = "m" + i + "-" + el.dataset.name;
+        if (el.tagName === "LABEL") { el.htmlFor = id; } else { el.name = "m" + i + ":" + el.dataset.name; el.id = id; }
       });
       member.querySelectorAll("[data-error]").forEach(function (el) {
-        el.id = "err-members-" + i + "-" + el.dataset.error;
+        el.id = "err-m" + i + "-" + el.dataset.error;
       });
       var title = member.querySelector(".member-no");
       if (title) { title.textContent = String(i + 1); }
     });
-    var count = list.closest("form").querySelector("input[name=member_count]");
-    if (count) { count.value = String(list.querySelectorAll(".member").length); }
   }
   document.addEventListener("click", function (event) {
     var target = event.target;
