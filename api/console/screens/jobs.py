@@ -155,6 +155,23 @@ async def start_monitor(ctx: Annotated[Ctx, checked("jobs.monitor")]) -> Respons
     return redirect(ctx.request, f"{PREFIX}/jobs/{jid}")
 
 
+def readable(value: Any, depth: int = 0) -> str:
+    """A summary value as a line of text: counts per status read as ``a 3, b 2``.
+
+    >>> readable({"dibao_status": {"eligible": 14, "ineligible": 7}, "ta_status": {"eligible": 5}})
+    'dibao_status: eligible 14, ineligible 7; ta_status: eligible 5'
+    """
+    if isinstance(value, dict):
+        if depth == 0:
+            return "; ".join(f"{k}: {readable(v, 1)}" for k, v in value.items())
+        return ", ".join(f"{k} {readable(v, 2)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(readable(v, depth + 1) for v in value)
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _job(ctx: Ctx, jid: int) -> dict[str, Any]:
     """The job as its page shows it, after the API's own-job check."""
     service: Service = ctx.service
@@ -170,10 +187,7 @@ def _job(ctx: Ctx, jid: int) -> dict[str, Any]:
             except NotFound:
                 continue
     job["files"] = files
-    job["summary_rows"] = [
-        (k, v if isinstance(v, str | int | float) or v is None else json.dumps(v, ensure_ascii=False))
-        for k, v in (job["summary"] or {}).items()
-    ]
+    job["summary_rows"] = [(k, readable(v)) for k, v in (job["summary"] or {}).items()]
     return job
 
 
