@@ -5,6 +5,7 @@ between two versions. Reads the store's tables directly; writes nothing."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,22 +70,20 @@ def job_rows(
 def caseload_choices(service: Service, most: int = 200) -> list[str]:
     """Caseloads in the data folder a screening may read: ``.jsonl`` files and folders with a
     households table, as paths relative to the folder (what ``POST /v1/screenings`` takes).
-    The service's own folders (jobs, uploads) are left out."""
+    The service's own folders (jobs, uploads, drafts) and hidden ones are not walked."""
     root = service.settings.data_dir
     found: list[str] = []
-    if not root.is_dir():
-        return found
     skip = {"jobs", "uploads", "drafts"}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if rel.parts[0] in skip or any(p.startswith(".") for p in rel.parts):
-            continue
-        table = path.is_dir() and any((path / f"households{s}").is_file() for s in CASELOAD_SUFFIXES[1:])
-        if table or (path.is_file() and path.suffix == ".jsonl"):
-            found.append(rel.as_posix())
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        top = here == root
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (top and d in skip))
+        if here != root and any((here / f"households{s}").is_file() for s in CASELOAD_SUFFIXES[1:]):
+            found.append(here.relative_to(root).as_posix())
+        found += [(here / f).relative_to(root).as_posix() for f in sorted(files) if f.endswith(".jsonl")]
         if len(found) >= most:
             break
-    return found
+    return sorted(found)[:most]
 
 
 def rejects_page(path: Path, page: int, size: int = _PAGE) -> dict[str, Any]:

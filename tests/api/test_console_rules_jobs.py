@@ -329,6 +329,9 @@ def test_policy_runs_an_impact_preview_of_its_draft_and_opens_the_report(clients
     client = clients["policy2"]
     _upload(client, bundle(("parameters/dibao.yaml", "2020-07-01: {value: 830", "2020-07-01: {value: 900")))
     page = client.get("/console/workspace").text
+    # the caseloads offered are the data folder's, never a job's own files (findings.jsonl)
+    assert 'value="households.jsonl"' in page
+    assert 'value="jobs/' not in page
     r = client.post(
         "/console/workspace/impact",
         data={"csrf": csrf_of(page), "caseload": "households.jsonl", "date": "2020-08-01"},
