@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
@@ -146,6 +146,10 @@ def checked(name: str, max_part_size: int = 1024 * 1024) -> Any:
 
     async def guard(request: Request) -> AsyncIterator[Ctx]:
         ctx = await _ctx(request, name)
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > max_part_size + 64 * 1024:
+            # a form is sent with its length; a body past the limit is never read (nor spooled to disk)
+            raise HTTPException(413, ctx.t("error.too_large", limit=max_part_size))
         form = await request.form(max_files=2, max_fields=2000, max_part_size=max_part_size)
         try:
             sent = form.get("csrf") if isinstance(form.get("csrf"), str) else request.headers.get("x-csrf-token")

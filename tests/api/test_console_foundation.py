@@ -149,7 +149,7 @@ def test_assets_are_served_by_the_app_and_pages_load_nothing_else(app: Any) -> N
     page = client.get("/console/inbox")
     sources = re.findall(r'(?:src|href)="([^"#?]+)"', page.text)
     assert sources
-    assert all(s.startswith("/console/") for s in sources), sources
+    assert all(s.startswith("/console/") or s == "data:," for s in sources), sources
     for asset in ("htmx.min.js", "console.js", "console.css", "htmx-LICENSE.txt"):
         assert client.get(f"/console/static/{asset}").status_code == 200
     csp = page.headers["content-security-policy"]
@@ -174,3 +174,11 @@ def test_every_key_the_pages_use_is_in_the_catalogue_in_both_languages() -> None
     assert len(used) > 20
     assert sorted(used - set(words)) == []
     assert all(set(words[k]) == set(LANGS) for k in words)
+
+
+def test_a_post_past_its_size_limit_is_refused_unread(app: Any) -> None:
+    client = sign_in(app, app.state.tokens["policy"])
+    page = client.get("/console/account")
+    r = client.post("/console/signout", data={"csrf": csrf_of(page.text), "pad": "x" * (2 * 1024 * 1024)})
+    assert r.status_code == 413
+    assert client.get("/console/account").status_code == 200  # not signed out

@@ -57,7 +57,7 @@ def _client(app: Any, who: str) -> TestClient:
 
 
 def _rows(page: str) -> list[str]:
-    return re.findall(r'href="/console/decisions/([0-9]+)"', page)
+    return re.findall(r'href="/console/decisions/([0-9]+)">#', page)
 
 
 def test_the_inbox_lists_what_this_officer_may_approve_oldest_first(app: Any) -> None:

@@ -49,6 +49,10 @@ FILE_NAMES = (
 )
 _REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
 _CHUNK = 1 << 20
+# the largest form each upload page reads: the API's default limits (`Settings.limits`); a file
+# part is spooled to disk by the form parser, and the server's own limit is checked as it is copied
+_CASELOAD_FORM = 1024 * 1024 * 1024
+_EVENTS_FORM = 256 * 1024 * 1024
 
 
 def _kinds_for(role: str) -> tuple[tuple[str, ...], bool]:
@@ -106,7 +110,7 @@ def _day(text: str) -> Any:
 
 
 @router.post("/jobs/screening")
-async def start_screening(ctx: Annotated[Ctx, checked("jobs.screen")]) -> Response:
+async def start_screening(ctx: Annotated[Ctx, checked("jobs.screen", max_part_size=_CASELOAD_FORM)]) -> Response:
     """A screening of an uploaded JSON Lines caseload, or of one in the data folder."""
     service: Service = ctx.service
     day = _day(ctx.field("date"))
@@ -134,7 +138,7 @@ async def start_screening(ctx: Annotated[Ctx, checked("jobs.screen")]) -> Respon
 
 
 @router.post("/jobs/monitor")
-async def start_monitor(ctx: Annotated[Ctx, checked("jobs.monitor")]) -> Response:
+async def start_monitor(ctx: Annotated[Ctx, checked("jobs.monitor", max_part_size=_EVENTS_FORM)]) -> Response:
     """Change events (an uploaded JSON Lines file) against a caseload in the data folder."""
     service: Service = ctx.service
     sent = ctx.form.get("events") if ctx.form is not None else None

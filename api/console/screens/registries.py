@@ -26,6 +26,7 @@ register(
 
 Name = Annotated[str, Path(max_length=50, pattern=r"^[a-z_][a-z0-9_]*$")]
 VersionId = Annotated[int, Query(ge=1, le=2**62)]
+_REGISTRY_FORM = 64 * 1024 * 1024  # the API's default limit for a registry (`Settings.limits`)
 _UNMASKED = ("data",)  # who uploads a registry reads its keys as they are
 
 
@@ -49,7 +50,7 @@ async def registries(ctx: Annotated[Ctx, page("registries")]) -> HTMLResponse:
 
 @router.post("/registries/{name}")
 async def upload(
-    name: Name, ctx: Annotated[Ctx, checked("registries.upload", max_part_size=1024 * 1024)]
+    name: Name, ctx: Annotated[Ctx, checked("registries.upload", max_part_size=_REGISTRY_FORM)]
 ) -> HTMLResponse:
     """A new version from a CSV file; the row report is shown whether it was stored or refused."""
     sent = ctx.form.get("file") if ctx.form is not None else None
