@@ -403,3 +403,26 @@ def test_a_zip_that_is_no_bundle_is_refused_in_the_workspace(clients: dict[str, 
     r = _upload(clients["policy2"], buf.getvalue())
     assert r.status_code == 422
     assert "ruleset.yaml" in r.text
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "english"),
+    [
+        ("officer", "/console/rules", "Rules explorer"),
+        ("auditor", "/console/rules/diff", "Compare versions"),
+        ("policy", "/console/workspace", "Rule change workspace"),
+        ("data", "/console/jobs", "New screening"),
+        ("officer", "/console/jobs", "Jobs"),
+        ("data", "/console/registries", "Upload a new version (CSV)"),
+    ],
+)
+def test_pages_in_english_with_no_inline_script_or_style(
+    clients: dict[str, TestClient], role: str, path: str, english: str
+) -> None:
+    r = clients[role].get(path + "?lang=en")
+    assert r.status_code == 200
+    assert english in r.text
+    assert "<script>" not in r.text
+    assert " style=" not in r.text
+    assert "unsafe-inline" not in r.headers["content-security-policy"]
+    clients[role].get(path + "?lang=zh")  # back to Chinese for the tests after

@@ -24,13 +24,12 @@ from api.service import NotFound, Service
 from engine import BadValue, FieldProblem, InputError, parse_value
 
 router = APIRouter()
-_FILES = ("/v1/screenings/{job_id}/files/{name}",)
 register(
     Page("jobs", "/jobs", roles=("data", "policy", "auditor", "officer"), nav="nav.jobs"),
     Page("jobs.screen", "/jobs/screening", api=("POST", "/v1/screenings")),
     Page("jobs.monitor", "/jobs/monitor", api=("POST", "/v1/events")),
     Page("jobs.view", "/jobs/{job_id}", api=("GET", "/v1/screenings/{job_id}")),
-    Page("jobs.files", "/jobs/{job_id}/files/{name}", api=("GET", _FILES[0])),
+    Page("jobs.files", "/jobs/{job_id}/files/{name}", api=("GET", "/v1/screenings/{job_id}/files/{name}")),
     Page("jobs.cancel", "/jobs/{job_id}/cancel", api=("POST", "/v1/screenings/{job_id}/cancel")),
     Page("jobs.findings", "/jobs/{job_id}/findings", api=("GET", "/v1/events/{job_id}/findings")),
 )

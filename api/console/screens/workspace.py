@@ -301,7 +301,9 @@ async def publish(ctx: Annotated[Ctx, checked("workspace.publish")]) -> Response
             return _page(ctx, 422, report=report)
         except InputError as exc:
             files = _draft_files(ctx.service, ctx.user) or {}
-            report = CheckReport("tests", files, annotate([p.as_dict() for p in exc.problems], files), tested=True)
+            found = annotate([p.as_dict() for p in exc.problems], files)
+            stage = "tests" if any(p["kind"] == "rule-test" for p in found) else "refused"  # or the worker's limits
+            report = CheckReport(stage, files, found, tested=True)
             return _page(ctx, 422, report=report)
         drop_draft(ctx.service.settings.data_dir, ctx.user.id)
         return redirect(ctx.request, f"{PREFIX}/rules/diff?base={before}&head={done['id']}&published=1")
