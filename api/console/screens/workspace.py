@@ -117,13 +117,14 @@ async def upload(ctx: Annotated[Ctx, checked("workspace", max_part_size=_UPLOAD_
     """A bundle (.zip) as the draft, linted at once."""
     sent = ctx.form.get("bundle") if ctx.form is not None else None
     if not isinstance(sent, UploadFile):
-        return _page(ctx, 422, error=ctx.t("workspace.no_file"))
+        return await run_in_threadpool(_page, ctx, 422, error=ctx.t("workspace.no_file"))
     try:
         data = await sent.read()
     finally:
         await sent.close()  # the form's spooled file, at once
     if len(data) > ctx.service.settings.limits["rules"]:
-        return _page(ctx, 413, error=ctx.t("workspace.too_large", n=ctx.service.settings.limits["rules"]))
+        limit = ctx.service.settings.limits["rules"]
+        return await run_in_threadpool(_page, ctx, 413, error=ctx.t("workspace.too_large", n=limit))
 
     def work() -> HTMLResponse:
         report = _check(ctx, data, tests=False)
