@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -140,6 +141,15 @@ class LedgerRecord:
     body: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+def _loads(text: str) -> Any:
+    """A stored body: orjson (several times faster on a decision's 8 KB), the standard
+    library for what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class StoreUnusable(Exception):
@@ -592,9 +602,17 @@ class Store:
             row = conn.execute(sa.select(ledger).where(ledger.c.seq == seq)).first()
         return self._record(row) if row else None
 
+    def records_by_seq(self, seqs: Sequence[int]) -> dict[int, LedgerRecord]:
+        """Several records in one query (a search page's rows), by sequence number."""
+        if not seqs:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(ledger).where(ledger.c.seq.in_(list(seqs)))).all()
+        return {int(r.seq): self._record(r) for r in rows}
+
     def _record(self, row: Any) -> LedgerRecord:
         return LedgerRecord(
-            row.seq, row.kind, row.ref, row.actor_id, row.created_at, json.loads(row.body), row.prev_hash, row.hash
+            row.seq, row.kind, row.ref, row.actor_id, row.created_at, _loads(row.body), row.prev_hash, row.hash
         )
 
     def records_for(self, ref: int, kind: str) -> list[LedgerRecord]:

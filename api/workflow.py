@@ -145,8 +145,7 @@ def _day(value: str | None, name: str) -> dt.date | None:
         raise InputError([FieldProblem(name, "must be a date YYYY-MM-DD")]) from None
 
 
-def _item(svc: Service, row: Mapping[str, Any], masked: bool) -> dict[str, Any]:
-    rec = svc.store.record(int(row["seq"]))
+def _item(row: Mapping[str, Any], rec: LedgerRecord | None, masked: bool) -> dict[str, Any]:
     household: Mapping[str, Any] = (rec.body.get("household") or {}) if rec else {}
     members = [m for m in household.get("members") or [] if isinstance(m, Mapping)]
     head = next((m for m in members if m.get("relation") == "head"), members[0] if members else {})
@@ -168,12 +167,13 @@ def _item(svc: Service, row: Mapping[str, Any], masked: bool) -> dict[str, Any]:
 
 def _page(svc: Service, q: Query, page: int, masked: bool, oldest_first: bool) -> dict[str, Any]:
     total, rows = svc.index.search(q, page, PER_PAGE, oldest_first)
+    records = svc.store.records_by_seq([int(r["seq"]) for r in rows])  # one query for the page
     return {
         "page": page,
         "per_page": PER_PAGE,
         "total": total,
         "counts": svc.index.counts(q),
-        "items": [_item(svc, r, masked) for r in rows],
+        "items": [_item(r, records.get(int(r["seq"])), masked) for r in rows],
     }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from api.store import Submission
-from tests.api.console_client import TestClient, add_user, app_on, sign_in
+from fixtures.console import TestClient, add_user, app_on, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".benchmarks"

@@ -4,9 +4,8 @@ rendering a template (the whole page, or only its content for an htmx request)."
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +21,19 @@ from api.roles import Access, access
 from api.service import Forbidden, Service
 from api.store import User
 
-__all__ = ["PAGES", "Ctx", "Page", "SignInNeeded", "checked", "home_of", "page", "register", "render"]
+__all__ = [
+    "PAGES",
+    "PREFIX",
+    "Ctx",
+    "Page",
+    "SignInNeeded",
+    "checked",
+    "home_of",
+    "page",
+    "redirect",
+    "register",
+    "render",
+]
 
 LANG_COOKIE = "jiuzhu_lang"
 PREFIX = "/console"
@@ -81,7 +92,6 @@ class Ctx:
     page: Page
     set_lang: bool = False
     form: FormData | None = None
-    notices: list[str] = field(default_factory=list)
 
     @property
     def user(self) -> User:
@@ -187,10 +197,6 @@ _env = jinja2.Environment(
 )
 
 
-def environment() -> jinja2.Environment:
-    return _env
-
-
 def _nav(ctx: Ctx) -> list[tuple[str, str, bool]]:
     """(href, label, current) of each page the caller may open."""
     return [
@@ -219,7 +225,6 @@ def _render(
         t=lambda key, **kw: translate(lang, key, **kw),
         nav=_nav(ctx) if ctx is not None else [],
         prefix=PREFIX,
-        here=request.url.path,
         **values,
     )
     response = HTMLResponse(html, status_code=status)
@@ -249,10 +254,3 @@ def redirect(request: Request, url: str) -> Response:
 def sign_in_redirect(request: Request) -> Response:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return redirect(request, f"{PREFIX}/signin?next={quote(here, safe='')}")
-
-
-def today() -> dt.date:
-    return dt.date.today()
-
-
-Render = Callable[..., HTMLResponse]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from api.console.i18n import LANGS, catalogue
-from tests.api.console_client import TestClient, add_user, app_on, csrf_of, sign_in
+from fixtures.console import TestClient, add_user, app_on, csrf_of, sign_in
 
 CONSOLE = Path(__file__).resolve().parents[2] / "api" / "console"
 
@@ -182,3 +182,20 @@ def test_a_post_past_its_size_limit_is_refused_unread(app: Any) -> None:
     r = client.post("/console/signout", data={"csrf": csrf_of(page.text), "pad": "x" * (2 * 1024 * 1024)})
     assert r.status_code == 413
     assert client.get("/console/account").status_code == 200  # not signed out
+
+
+def test_the_session_ends_when_the_token_does(app: Any) -> None:
+    import datetime as dt
+
+    _, token = app.state.service.store.add_user("brief", "auditor", expires_in=dt.timedelta(minutes=30))
+    client = TestClient(app)
+    form = client.get("/console/signin")
+    r = client.post("/console/signin", data={"csrf": csrf_of(form.text), "token": token}, follow_redirects=False)
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("jiuzhu_session="))
+    max_age = int(re.search(r"Max-Age=([0-9]+)", cookie).group(1))  # type: ignore[union-attr]
+    assert 0 < max_age <= 30 * 60
+    ends = int(cookie.split(";")[0].split(".")[2])
+    console = next(r.app for r in app.routes if getattr(r, "path", "") == "/console")
+    session = console.state.sessions.session(cookie.split(";")[0].split("=", 1)[1])
+    assert session is not None
+    assert session.ends == ends

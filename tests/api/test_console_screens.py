@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.console_client import TestClient, add_user, app_on, csrf_of, sign_in
+from fixtures.console import TestClient, add_user, app_on, csrf_of, sign_in
 from tests.conftest import FIXTURES
 
 TOWN = "常乐镇"  # HM-2019-000101 (no approval level needed) and HM-2019-000114 (city level) are here
