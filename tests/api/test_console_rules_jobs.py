@@ -17,7 +17,7 @@ import pytest
 
 from api.masking import mask_id
 from api.rule_workspace import bundle_of
-from tests.api.console_client import TestClient, add_user, app_on, csrf_of, sign_in
+from fixtures.console import TestClient, add_user, app_on, csrf_of, sign_in
 from tests.conftest import FIXTURES, RULES
 
 TYPO = ("when: T < dibao.standard * n", "when: T < dibao.standrd * n")
