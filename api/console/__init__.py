@@ -20,6 +20,7 @@ from api.console.pages import (
     Ctx,
     Page,
     SignInNeeded,
+    arrange,
     checked,
     home_of,
     page,
@@ -61,8 +62,10 @@ def create_console(service: Service) -> FastAPI:
     console.state.sessions = Sessions(service.store, signing_key(service.settings.data_dir))
     static = resources.files("api.console") / "static"
     console.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for name in SCREENS:
-        console.include_router(importlib.import_module(f"api.console.screens.{name}").router)
+    modules = [f"api.console.screens.{name}" for name in SCREENS]
+    for module in modules:
+        console.include_router(importlib.import_module(module).router)
+    arrange(modules)
     _errors(console)
 
     @console.get("/", include_in_schema=False)

@@ -4,7 +4,8 @@ rendering a template (the whole page, or only its content for an htmx request)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -66,14 +67,26 @@ class Page:
 
 
 PAGES: dict[str, Page] = {}
+_MODULE: dict[str, str] = {}  # page name -> the module that registered it
 
 
 def register(*pages: Page) -> None:
     """Add pages to the table (each screen module registers its own, once, at import)."""
+    module = str(sys._getframe(1).f_globals.get("__name__", ""))
     for p in pages:
         if p.name in PAGES and PAGES[p.name] != p:
             raise ValueError(f"console page {p.name} registered twice")
         PAGES[p.name] = p
+        _MODULE[p.name] = module
+
+
+def arrange(modules: Sequence[str]) -> None:
+    """The table in the order of ``modules`` (the navigation bar's order and each role's first
+    page), whatever order the modules happened to be imported in."""
+    rank = {m: i for i, m in enumerate(modules)}
+    ordered = sorted(PAGES.values(), key=lambda p: rank.get(_MODULE.get(p.name, ""), -1))
+    PAGES.clear()
+    PAGES.update((p.name, p) for p in ordered)
 
 
 class SignInNeeded(Exception):

@@ -199,3 +199,18 @@ def test_the_session_ends_when_the_token_does(app: Any) -> None:
     session = console.state.sessions.session(cookie.split(";")[0].split("=", 1)[1])
     assert session is not None
     assert session.ends == ends
+
+
+def test_the_navigation_bar_keeps_the_screens_order_whatever_the_import_order(app: Any) -> None:
+    from api.console import SCREENS
+    from api.console.pages import PAGES, arrange, home_of
+
+    modules = [f"api.console.screens.{name}" for name in SCREENS]
+    arrange(list(reversed(modules)))  # as if the modules had been imported the other way round
+    try:
+        auditor = app.state.service.user_by_token(app.state.tokens["auditor"])
+        assert home_of(auditor) != "/console/search"
+    finally:
+        arrange(modules)
+    assert home_of(auditor) == "/console/search"
+    assert list(PAGES).index("inbox") < list(PAGES).index("search") < list(PAGES).index("audit")
