@@ -646,14 +646,22 @@ class Service:
         return self.jobs.start("monitor", user.id, work, uploads=(events,))
 
     def start_impact(
-        self, caseload: Path, user: User, head_id: int | None, sets: list[str], decision_date: dt.date | None
+        self,
+        caseload: Path,
+        user: User,
+        head_id: int | None,
+        sets: list[str],
+        decision_date: dt.date | None,
+        candidate: Ruleset | None = None,
     ) -> int:
-        """Compare the ruleset in force with a published version and/or parameter what-ifs."""
+        """Compare the ruleset in force with a published version, a candidate not yet
+        published (checked by the bundle worker) and/or parameter what-ifs."""
         from engine import impact, with_settings
 
         def pair(rid: int) -> tuple[Evaluator, Evaluator]:
             base, _ = self.evaluator(rid)
-            head_rules = with_settings(self.ruleset(head_id) if head_id is not None else base.ruleset, sets, "set[{i}]")
+            head = candidate or (self.ruleset(head_id) if head_id is not None else base.ruleset)
+            head_rules = with_settings(head, sets, "set[{i}]")
             return base, Evaluator(head_rules, base.registries)
 
         # checked now, so that a bad `set` is a 422 of this request; the job decides under the

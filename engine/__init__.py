@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.cells import safe_cell, safe_frame
 from engine.decision import Decision, RuleTrace
+from engine.describe import describe_parameters, describe_rules
 from engine.errors import (
     ErrorCodes,
     EvaluateError,
@@ -101,6 +102,8 @@ __all__ = [
     "SubjectEvaluator",
     "SubjectRegistry",
     "caseload_values",
+    "describe_parameters",
+    "describe_rules",
     "error_codes",
     "explain_subject",
     "has",

@@ -45,6 +45,11 @@ SCREENS = (
     "decision",
     "new",
     "audit",
+    # screens 5-8
+    "rules",
+    "workspace",
+    "jobs",
+    "registries",
 )
 
 
