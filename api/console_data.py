@@ -134,7 +134,7 @@ def registry_diff(service: Service, old: int, new: int, most: int = 500) -> dict
     if a is None or b is None or a["name"] != b["name"]:
         from api.service import NotFound
 
-        raise NotFound(f"registry versions {old} and {new} of one registry")
+        raise NotFound("console.not_found.registry_versions", old=old, new=new)
     ka, kb = set(json.loads(a["keys"])), set(json.loads(b["keys"]))
     added, removed = sorted(kb - ka), sorted(ka - kb)
     return {

@@ -27,3 +27,10 @@ def ruleset() -> Ruleset:
 @pytest.fixture(scope="session")
 def evaluator(ruleset: Ruleset) -> Evaluator:
     return Evaluator(ruleset)
+
+
+def rule_line(name: str, text: str) -> int:
+    """The line (1-based) of the bundled rule file ``name`` that holds ``text``: tests that point
+    at a line find it rather than hard-code it, so edits elsewhere in the file do not break them."""
+    lines = (RULES / name).read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)

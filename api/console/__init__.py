@@ -23,6 +23,7 @@ from api.console.pages import (
     arrange,
     checked,
     home_of,
+    lang_of,
     page,
     redirect,
     register,
@@ -35,6 +36,7 @@ from api.console.session import COOKIE, PRE_COOKIE, Sessions, signing_key
 from api.roles import ROLES
 from api.service import Conflict, Forbidden, NotFound, Refused, Service
 from engine import InputError, JiuzhuError
+from engine.messages import Said
 
 __all__ = ["PREFIX", "SCREENS", "create_console"]
 
@@ -136,8 +138,13 @@ def _signin_page(request: Request, back: str | None, error: str | None, status: 
     return response
 
 
-def _error_page(request: Request, status: int, message: str, problems: list[dict[str, Any]] | None = None) -> Response:
+def _error_page(
+    request: Request, status: int, message: str | Said, problems: list[dict[str, Any]] | None = None
+) -> Response:
+    """The error page; a catalogue message (``Said``) in the reader's language."""
     ctx: Ctx | None = getattr(request.state, "console_ctx", None)
+    if isinstance(message, Said):
+        message = message.said(ctx.lang if ctx is not None else lang_of(request)[0])
     values = {"code": status, "message": request.app.state.service.scrub(message), "problems": problems or []}
     if ctx is not None:
         return render(ctx, "error.html", status, **values)
@@ -151,15 +158,15 @@ def _errors(console: FastAPI) -> None:
 
     @console.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
-        return _error_page(request, 403, str(exc))
+        return _error_page(request, 403, exc)
 
     @console.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
-        return _error_page(request, 404, str(exc))
+        return _error_page(request, 404, exc)
 
     @console.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict) -> Response:
-        return _error_page(request, 409, str(exc))
+        return _error_page(request, 409, exc)
 
     @console.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:

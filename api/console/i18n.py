@@ -1,4 +1,4 @@
-"""The console's words: one catalogue (``messages.yaml``: key -> {zh, en}), Chinese by default.
+"""The console's words: the ``console.*`` messages of the one catalogue (``engine/catalogue/console.yaml``), Chinese by default.
 
 Pages never hold their own words; a template writes ``t("nav.inbox")`` and a screen module
 ``ctx.t("...")``. A key missing from the catalogue, or missing a language, is an error (a test
@@ -8,35 +8,28 @@ reads every template and screen module for the keys they use).
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from engine import messages
 
 __all__ = ["DEFAULT", "LANGS", "catalogue", "pick_lang", "translate"]
 
 LANGS = ("zh", "en")
 DEFAULT = "zh"
+_PREFIX = "console."
 
 
 @cache
 def catalogue() -> dict[str, dict[str, str]]:
-    text = (resources.files("api.console") / "messages.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ValueError("api/console/messages.yaml must map keys to {zh, en}")
-    out: dict[str, dict[str, str]] = {}
-    for key, entry in data.items():
-        if not isinstance(entry, dict) or set(entry) != set(LANGS):
-            raise ValueError(f"api/console/messages.yaml: {key} needs exactly {', '.join(LANGS)}")
-        out[str(key)] = {lang: str(entry[lang]) for lang in LANGS}
-    return out
+    """The console's part of the one message catalogue (``engine/catalogue/console.yaml``), by short key."""
+    return {
+        key.removeprefix(_PREFIX): dict(entry) for key, entry in messages.catalogue().items() if key.startswith(_PREFIX)
+    }
 
 
 def translate(lang: str, key: str, **values: Any) -> str:
     """The text of ``key`` in ``lang``, with ``{name}`` fields filled from ``values``."""
-    text = catalogue()[key][lang if lang in LANGS else DEFAULT]
-    return text.format(**values) if values else text
+    return messages.text(_PREFIX + key, lang if lang in LANGS else DEFAULT, **values)
 
 
 def pick_lang(asked: str | None, cookie: str | None) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "SignInNeeded",
     "checked",
     "home_of",
+    "lang_of",
     "page",
     "redirect",
     "register",
@@ -134,7 +135,7 @@ class Ctx:
         return value.strip() if isinstance(value, str) else default
 
 
-def _lang_of(request: Request) -> tuple[str, bool]:
+def lang_of(request: Request) -> tuple[str, bool]:
     asked = request.query_params.get("lang")
     return pick_lang(asked, request.cookies.get(LANG_COOKIE)), asked in LANGS
 
@@ -146,11 +147,11 @@ async def _ctx(request: Request, name: str) -> Ctx:
     if found is None:
         raise SignInNeeded
     request.state.user_id = found.user.id  # for the access log
-    lang, set_lang = _lang_of(request)
+    lang, set_lang = lang_of(request)
     ctx = Ctx(request, request.app.state.service, sessions, found, lang, p, set_lang)
     request.state.console_ctx = ctx  # an error page shows the caller's navigation bar too
     if not p.allows(found.user):
-        raise Forbidden(ctx.t("error.role", role=found.user.role))
+        raise Forbidden("console.error.role", role=found.user.role)
     return ctx
 
 
@@ -177,7 +178,7 @@ def checked(name: str, max_part_size: int = 1024 * 1024) -> Any:
         try:
             sent = form.get("csrf") if isinstance(form.get("csrf"), str) else request.headers.get("x-csrf-token")
             if not ctx.sessions.csrf_ok(ctx.session.cookie, str(sent) if sent else None):
-                raise Forbidden(ctx.t("error.csrf"))
+                raise Forbidden("console.error.csrf")
             ctx.form = form
             yield ctx
         finally:
@@ -224,7 +225,7 @@ def render(ctx: Ctx, template: str, status: int = 200, **values: Any) -> HTMLRes
 
 def render_bare(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     """A page for a caller not signed in (the sign-in form, an error before the guard passed)."""
-    lang, asked = _lang_of(request)
+    lang, asked = lang_of(request)
     return _render(request, None, lang, asked, template, status, values)
 
 

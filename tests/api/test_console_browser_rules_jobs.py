@@ -18,7 +18,7 @@ import pytest
 from api.rule_workspace import bundle_of
 from engine import load
 from fixtures.server import Server, start
-from tests.conftest import FIXTURES, RULES
+from tests.conftest import FIXTURES, RULES, rule_line
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("JIUZHU_ARTIFACTS", Path(__file__).resolve().parents[2] / ".artifacts"))
@@ -108,7 +108,10 @@ def test_policy_sees_a_typo_at_its_line_then_publishes_a_good_bundle_and_the_dif
         page.set_input_files("#bundle", str(typo))
         page.click("#upload")
         problem = page.locator(".lint .problem").first
-        assert problem.locator("code.where").inner_text() == "programs/dibao.yaml:8:15"
+        assert (
+            problem.locator("code.where").inner_text()
+            == f"programs/dibao.yaml:{rule_line('programs/dibao.yaml', TYPO[0])}:15"
+        )
         assert "dibao.standrd" in problem.locator("tr.at").inner_text()  # the line, beside the problem
         assert "unknown-name" in problem.inner_text()
         page.set_input_files("#bundle", str(good))

@@ -14,6 +14,7 @@ from api.rule_diff import diff_rulesets
 from api.rule_workspace import bundle_of, check_candidate, load_files, try_household
 from api.service import Service, Settings
 from engine import Ruleset, describe_parameters, describe_rules, load
+from tests.conftest import rule_line
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
@@ -124,10 +125,11 @@ def test_a_typo_is_shown_at_its_file_line_and_column(base: Ruleset) -> None:
     report = check_candidate(bundle_of(files), BundleLimits(), tests=True)
     assert report.stage == "lint"
     [p] = report.problems
-    assert (p["file"], p["line"], p["col"], p["kind"]) == ("programs/dibao.yaml", 8, 15, "unknown-name")
+    line = rule_line("programs/dibao.yaml", "when: T < dibao.standard * n")
+    assert (p["file"], p["line"], p["col"], p["kind"]) == ("programs/dibao.yaml", line, 15, "unknown-name")
     assert p["source"] == "    when: T < dibao.standrd * n"
     assert p["source"][p["col"] - 1 :].startswith("dibao.standrd")
-    assert [n for n, _ in p["context"]] == [6, 7, 8, 9, 10]
+    assert [n for n, _ in p["context"]] == list(range(line - 2, line + 3))
 
 
 def test_failed_rule_tests_are_shown_at_their_line(base: Ruleset) -> None:

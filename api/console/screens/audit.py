@@ -110,7 +110,7 @@ def _add(ctx: Ctx) -> HTMLResponse:
         raise InputError(problems)
     store = ctx.service.store
     if store.has_user(name):
-        raise Conflict(ctx.t("users.exists", name=name))
+        raise Conflict("console.users.exists", name=name)
     user, token = store.add_user(
         name, role, level, certificate, day, township=township, expires_in=dt.timedelta(days=int(days))
     )
@@ -125,7 +125,7 @@ async def add_user(ctx: Annotated[Ctx, checked("user_add")]) -> HTMLResponse:
 @router.post("/admin/users/{name}/revoke")
 async def revoke(ctx: Annotated[Ctx, checked("user_revoke")], name: Name) -> HTMLResponse:
     if not await run_in_threadpool(accounts.revoke_user, ctx.service.store, name):
-        raise NotFound(f"active user {name}")
+        raise NotFound("api.not_found.user", name=name)
     ctx.service.tokens.clear()  # the API's token cache: at once here
     return await run_in_threadpool(_users_page, ctx)
 
@@ -137,6 +137,6 @@ async def renew(ctx: Annotated[Ctx, checked("user_renew")], name: Name) -> HTMLR
         raise InputError([FieldProblem("expires_in_days", ctx.t("users.days"))])
     token = await run_in_threadpool(accounts.renew_token, ctx.service.store, name, dt.timedelta(days=int(days)))
     if token is None:
-        raise NotFound(f"user {name}")
+        raise NotFound("console.not_found.user", name=name)
     ctx.service.tokens.clear()
     return await run_in_threadpool(_users_page, ctx, {"name": name, "token": token}, 201)

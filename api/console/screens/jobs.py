@@ -220,7 +220,7 @@ async def job_file(
 ) -> Response:
     """A job's file: the impact report opens in the browser, every other file downloads."""
     if name not in FILE_NAMES:
-        raise NotFound(f"file {name}")
+        raise NotFound("api.not_found.file", name=name)
     ctx.service.check_job(job_id, ctx.user, ctx.page.access.own)
     path = await run_in_threadpool(ctx.service.job_file, job_id, name)
     if path.suffix == ".html":

@@ -66,7 +66,7 @@ async def rules_page(ctx: Annotated[Ctx, page("rules")], version: Id = None) -> 
     listed = await run_in_threadpool(versions, ctx.service)
     rid = version or next((v["id"] for v in listed if v["in_force"]), listed[0]["id"])
     if rid not in {v["id"] for v in listed}:
-        raise NotFound(f"ruleset {rid}")
+        raise NotFound("api.not_found.ruleset", id=rid)
     shown = await run_in_threadpool(explorer, ctx.service, rid)
     return render(ctx, "rules.html", versions=listed, rid=rid, shown=shown, today=dt.date.today().isoformat())
 
@@ -79,6 +79,6 @@ async def diff_page(ctx: Annotated[Ctx, page("rules.diff")], base: Id = None, he
     base = base or (ids[1] if len(ids) > 1 else ids[0])
     for rid in (base, head):
         if rid not in ids:
-            raise NotFound(f"ruleset {rid}")
+            raise NotFound("api.not_found.ruleset", id=rid)
     found = await run_in_threadpool(lambda: diff_rulesets(ctx.service.ruleset(base), ctx.service.ruleset(head)))
     return render(ctx, "rules_diff.html", versions=listed, base=base, head=head, diff=found)
