@@ -18,7 +18,7 @@ import pytest
 from api.masking import mask_id
 from api.rule_workspace import bundle_of
 from fixtures.console import TestClient, add_user, app_on, csrf_of, sign_in
-from tests.conftest import FIXTURES, RULES
+from tests.conftest import FIXTURES, RULES, rule_line
 
 TYPO = ("when: T < dibao.standard * n", "when: T < dibao.standrd * n")
 # a new dated value of the Haimen standard, later than every rule test's date: the tests still pass
