@@ -34,7 +34,6 @@ def bad_household(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("args", "lang", "said"),
     [
         ((), "C.UTF-8", "不得为负（实为 '-3'）"),  # no language in the environment: Chinese
-        ((), "en_GB.UTF-8", "must not be negative (got '-3')"),
         (("--lang", "en"), "zh_CN.UTF-8", "must not be negative (got '-3')"),
     ],
 )
@@ -53,13 +52,10 @@ def test_lint_in_chinese_and_in_english(tmp_path: Path) -> None:
     shutil.copytree(RULES, bad)
     shutil.copy(FIXTURES / "rules_invalid" / "duplicate_key" / "programs" / "zz_bad.yaml", bad / "programs")
     zh = _run("rules", "lint", str(bad), lang="zh_CN.UTF-8")
-    en = _run("rules", "lint", str(bad), "--lang", "en", lang="zh_CN.UTF-8")
+    en = _run("rules", "lint", str(bad), lang="en_GB.UTF-8")  # English from the environment
     assert zh.returncode == en.returncode == 2
     assert "出现两次" in zh.stdout
     assert "（键重复）" in zh.stdout
     assert "共 1 个问题" in zh.stderr
     assert "appears twice" in en.stdout
     assert "1 problem(s)" in en.stderr
-    ok = _run("rules", "lint", str(RULES), lang="C.UTF-8")
-    assert ok.stdout.startswith("ok: ")
-    assert "条规则" in ok.stdout
