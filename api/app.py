@@ -312,6 +312,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> JSONResponse:
         body = {**error_body(request, str(exc), [p.as_dict() for p in exc.problems]), "report": exc.report}
+        body["text"] = "; ".join(f"{e['field']}: {e['text']}" for e in body["errors"]) or body["text"]
         return JSON(body, status_code=422)
 
     @app.exception_handler(RequestValidationError)

@@ -50,6 +50,8 @@ LANGS: Final[tuple[Lang, ...]] = ("zh", "en")
 DEFAULT_LANG: Final[Lang] = "zh"
 
 CATALOGUE_DIR: Final = Path(__file__).parent / "catalogue"
+# libyaml's safe loader where installed: the catalogue is read at every start-up
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _read(folder: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
@@ -57,7 +59,7 @@ def _read(folder: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
     messages: dict[str, dict[str, str]] = {}
     problems: list[str] = []
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
         if not isinstance(data, dict):
             problems.append(f"{path.name}: must map keys to messages")
             continue
@@ -215,13 +217,19 @@ def main() -> int:
 
 class Said(Exception):
     """An error worded by a catalogue message: ``str()`` is its English text (logs, tests);
-    ``said(lang)`` is what a person reads; ``key`` is the machine-readable code."""
+    ``said(lang)`` is what a person reads; ``key`` is the machine-readable code. Given a text
+    that is no key (one a caller has already put in the reader's language), that text is
+    the message in every language and ``key`` is None.
+
+    >>> Said("api.not_found.job", id=7).said("zh"), Said("已翻译").said("en"), Said("已翻译").key
+    ('找不到任务 7', '已翻译', None)
+    """
 
     def __init__(self, key: str, /, **params: Any) -> None:
-        self.key = key
+        self.key: str | None = key if has(key) else None
         self.params = params
-        super().__init__(text(key, "en", **params))
+        super().__init__(text(key, "en", **params) if self.key else key)
 
     def said(self, lang: str) -> str:
         """The message in ``lang``."""
-        return text(self.key, lang, **self.params)
+        return text(self.key, lang, **self.params) if self.key else str(self)

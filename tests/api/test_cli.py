@@ -91,7 +91,7 @@ def test_rules_lint_ok_and_bad(tmp_path: Path) -> None:
     bad = tmp_path / "rules"
     shutil.copytree(RULES, bad)
     shutil.copy(FIXTURES / "rules_invalid" / "type_error" / "programs" / "zz_bad.yaml", bad / "programs")
-    r = _run("rules", "lint", str(bad))
+    r = _run("--lang", "en", "rules", "lint", str(bad))
     assert r.returncode == 2
     assert "programs/zz_bad.yaml:7:11: type-error [zz.type_error]: cannot compare money (yuan) with a date" in r.stdout
     j = _run("rules", "lint", str(bad), "--json")
