@@ -34,6 +34,7 @@ from engine import (
     load,
     parse_value,
 )
+from engine import text as catalogue_text
 
 if TYPE_CHECKING:
     from api.service import Service
@@ -228,7 +229,7 @@ def try_household(service: Service, candidate: Ruleset, raw: Any, lang: str) -> 
     candidate, side by side: every decision field, the rules whose outcome differs and the
     parameter values that differ. Nothing is stored."""
     if not isinstance(raw, Mapping):
-        raise InputError([FieldProblem("(body)", "must be a JSON object: one household")])
+        raise InputError([FieldProblem("(body)", catalogue_text("input.one_household", "en"))])
     rid = service.ruleset_for(_day(raw))
     base_ev, _ = service.evaluator(rid)
     head_ev = Evaluator(candidate, base_ev.registries)
@@ -332,8 +333,10 @@ def edited(files: Mapping[str, str], name: str, text: str, limits: BundleLimits)
     {'a.yaml': 'y\\n'}
     """
     if name not in files:
-        raise InputError([FieldProblem("file", f"the draft has no file {name}")])
+        raise InputError([FieldProblem("file", catalogue_text("input.draft_no_file", "en", name=name))])
     text = text.replace("\r\n", "\n")
     if len(text.encode("utf-8")) > limits.entry_bytes:
-        raise InputError([FieldProblem("text", f"a rule file holds at most {limits.entry_bytes} bytes")])
+        raise InputError(
+            [FieldProblem("text", catalogue_text("input.rule_file_bytes", "en", bound=limits.entry_bytes))]
+        )
     return {**files, name: text}

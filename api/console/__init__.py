@@ -35,8 +35,7 @@ from api.console.pages import (
 from api.console.session import COOKIE, PRE_COOKIE, Sessions, signing_key
 from api.roles import ROLES
 from api.service import Conflict, Forbidden, NotFound, Refused, Service
-from engine import InputError, JiuzhuError
-from engine.messages import Said
+from engine import InputError, JiuzhuError, Said, reason_text
 
 __all__ = ["PREFIX", "SCREENS", "create_console"]
 
@@ -143,8 +142,11 @@ def _error_page(
 ) -> Response:
     """The error page; a catalogue message (``Said``) in the reader's language."""
     ctx: Ctx | None = getattr(request.state, "console_ctx", None)
+    lang = ctx.lang if ctx is not None else lang_of(request)[0]
     if isinstance(message, Said):
-        message = message.said(ctx.lang if ctx is not None else lang_of(request)[0])
+        message = message.said(lang)
+    # each field's problem in the reader's language (worded in English, read back by the catalogue)
+    problems = [{**p, "message": reason_text(str(p.get("message", "")), lang)} for p in problems or []]
     values = {"code": status, "message": request.app.state.service.scrub(message), "problems": problems or []}
     if ctx is not None:
         return render(ctx, "error.html", status, **values)

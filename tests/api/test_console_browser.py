@@ -157,13 +157,13 @@ def test_a_township_officer_sees_no_approve_button_and_a_forged_request_is_refus
         page.wait_for_selector("#explanation")
         assert page.locator("#approve").count() == 0
         assert page.locator("#reject").count() == 0
-        assert "approval limit" in page.inner_text("#actions")
+        assert "超出区镇级审批权限" in page.inner_text("#actions")  # the service's reason, in Chinese
         token = page.get_attribute("body", "data-csrf")
         forged = page.request.post(
             f"{server.url}/console/decisions/{seq}/approve", form={"csrf": token or "", "note": "forged"}
         )
         assert forged.status == 403
-        assert "approval limit" in forged.text()
+        assert "超出区镇级审批权限" in forged.text()
         page.reload()  # the last step's screenshot: the page as the officer sees it, with the reason
     assert server.client(server.tokens["chief"]).get(f"/v1/decisions/{seq}").json()["approvals"] == []
 

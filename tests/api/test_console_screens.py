@@ -139,7 +139,7 @@ def test_no_approve_button_where_the_service_would_refuse_and_a_forged_post_is_r
     assert page.status_code == 200
     assert 'id="approve"' not in page.text
     assert 'id="reject"' not in page.text
-    assert "approval limit" in page.text  # the service's reason, shown instead
+    assert "超出区镇级审批权限" in page.text  # the service's reason, in the reader's language, shown instead
     token = csrf_of(page.text)
     forged = town.post(f"/console/decisions/{seq}/approve", data={"csrf": token, "note": "x"}, follow_redirects=False)
     assert forged.status_code == 403

@@ -58,7 +58,7 @@ def _may(service: Service, ctx: Ctx, seq: int, action: str, closed: bool) -> tup
     try:
         check_approval(service, service.stored(seq), ctx.user, action, dt.date.today())
     except (Forbidden, Conflict) as exc:
-        return False, service.scrub(str(exc))
+        return False, service.scrub(exc.said(ctx.lang))
     return True, ""
 
 

@@ -22,6 +22,7 @@ from api.console_data import caseload_choices, job_rows, percent, rejects_page
 from api.jobs import Busy
 from api.service import NotFound, Service
 from engine import BadValue, FieldProblem, InputError, parse_value
+from engine import text as catalogue_text
 
 router = APIRouter()
 register(
@@ -115,7 +116,7 @@ async def start_screening(ctx: Annotated[Ctx, checked("jobs.screen", max_part_si
     day = _day(ctx.field("date"))
     fmt = ctx.field("format") or "parquet"
     if fmt not in ("parquet", "csv", "xlsx"):
-        raise InputError([FieldProblem("format", "parquet, csv or xlsx")])
+        raise InputError([FieldProblem("format", catalogue_text("input.output_format", "en"))])
     sent = ctx.form.get("file") if ctx.form is not None else None
     if isinstance(sent, UploadFile) and not sent.filename:
         await sent.close()  # the field was left empty: a caseload from the data folder
@@ -132,7 +133,7 @@ async def start_screening(ctx: Annotated[Ctx, checked("jobs.screen", max_part_si
             source = await run_in_threadpool(service.server_path, ctx.field("path"), "path")
             jid = await run_in_threadpool(service.start_screening, source, ctx.user, day, fmt)
     except Busy as exc:
-        return await run_in_threadpool(_jobs_page, ctx, 429, str(exc))
+        return await run_in_threadpool(_jobs_page, ctx, 429, exc.said(ctx.lang))
     return redirect(ctx.request, f"{PREFIX}/jobs/{jid}")
 
 
@@ -151,7 +152,7 @@ async def start_monitor(ctx: Annotated[Ctx, checked("jobs.monitor", max_part_siz
         jid = await run_in_threadpool(service.start_monitoring, source, events, ctx.user)
     except Busy as exc:
         events.unlink(missing_ok=True)
-        return await run_in_threadpool(_jobs_page, ctx, 429, str(exc))
+        return await run_in_threadpool(_jobs_page, ctx, 429, exc.said(ctx.lang))
     except BaseException:
         events.unlink(missing_ok=True)
         raise

@@ -17,6 +17,7 @@ from api.console_data import registry_diff, registry_history
 from api.masking import mask_id
 from api.service import Refused, Service
 from engine import FieldProblem, InputError
+from engine import text as catalogue_text
 
 router = APIRouter()
 register(
@@ -66,7 +67,7 @@ async def upload(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError([FieldProblem("file", "must be UTF-8 CSV text")]) from None
+        raise InputError([FieldProblem("file", catalogue_text("input.csv_utf8", "en"))]) from None
     partial = ctx.field("accept_partial") == "1"
     empty = ctx.field("allow_empty") == "1"
 
