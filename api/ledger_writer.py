@@ -37,11 +37,16 @@ class GroupCommitter(Generic[S, R]):
 
     def submit(self, entries: S) -> R:
         """Append ``entries`` as one unit and wait; raises what writing them raised."""
+        return self.enqueue(entries).result()
+
+    def enqueue(self, entries: S) -> Future[R]:
+        """Append ``entries`` as one unit without waiting: the future holds the records, or
+        what writing them raised (an event loop awaits it instead of blocking a thread)."""
         if self._closed:
             raise RuntimeError("the ledger writer is closed")
         future: Future[R] = Future()
         self._queue.put((entries, future))
-        return future.result()
+        return future
 
     def close(self) -> None:
         """Write what is queued, then stop the thread."""

@@ -28,7 +28,7 @@ from api.masking import mask_id, mask_name
 from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.search import DecisionIndex, township_of
-from api.store import AlreadyDecided, LedgerRecord, Store, Submission, User
+from api.store import AlreadyDecided, Insert, LedgerRecord, Store, Submission, User
 from api.workflow import Conflict, Forbidden, Refused, bound_township, check_approval, check_township, refuse_partial
 from engine import (
     BadValue,
@@ -286,22 +286,38 @@ class Service:
             "results": results,
         }
 
+    def submission(self, bodies: list[dict[str, Any]], user: User, key: IdempotencyKey | None) -> Submission:
+        """Decisions to append as one unit, with their search index rows and the
+        Idempotency-Key, if any, for the same transaction."""
+        writes = [self.index.writes(self.authority_field(int(body["ruleset_id"]))) for body in bodies]
+
+        def after(conn: Any, records: list[LedgerRecord]) -> list[Insert]:
+            rows = [row for write, rec in zip(writes, records, strict=True) for row in write(rec)]
+            if key is not None:
+                remember(conn, key, records)
+            return rows
+
+        return Submission([("decision", user.id, body, None) for body in bodies], after)
+
+    def decide_warm(self, raw: Any, user: User) -> tuple[dict[str, Any], Decision] | None:
+        """``raw`` decided here when that costs only the deciding (its evaluator is compiled
+        and cached; the ruleset and registry lookups are cached too), else None: cheap enough
+        for the event loop, where compiling a ruleset is not."""
+        if not isinstance(raw, Mapping):
+            return None
+        check_township(user, raw)
+        rid = self.ruleset_for(_parse_day(raw))
+        ids = tuple(sorted(int(r["id"]) for r in self.registry_versions().values() if r))
+        if self._evaluators.get((rid, ids)) is None:
+            return None
+        return self._decide(raw)
+
     def _store(self, bodies: list[dict[str, Any]], user: User, key: IdempotencyKey | None) -> list[LedgerRecord]:
         """Decisions appended through the ledger writer as one unit (group commit), with their
         search index rows and the Idempotency-Key, if any, in the same transaction; KeyTaken
         when a request with that key committed first."""
-        writes = [self.index.writes(self.authority_field(int(body["ruleset_id"]))) for body in bodies]
-
-        def after(conn: Any, records: list[LedgerRecord]) -> None:
-            for write, rec in zip(writes, records, strict=True):
-                write(conn, rec)
-            if key is not None:
-                remember(conn, key, records)
-
         try:
-            result: list[LedgerRecord] = self.writer.submit(
-                Submission([("decision", user.id, body, None) for body in bodies], after)
-            )
+            result: list[LedgerRecord] = self.writer.submit(self.submission(bodies, user, key))
         except IntegrityError:
             if key is None or stored_result(self.store, key.user_id, key.key) is None:
                 raise
@@ -371,11 +387,11 @@ class Service:
             explanation = dict(stored["explanation"])
             if text:
                 decision = decision or self.explained(rec)
+            explanation["language"] = lang
+            explanation["rules"] = [{**r, "message": r["message"][lang]} for r in explanation.get("rules", [])]
         else:
             decision = decision or self.explained(rec)
-            explanation = decision.to_dict(explain=True)["explanation"]
-        explanation["language"] = lang
-        explanation["rules"] = [{**r, "message": r["message"][lang]} for r in explanation.get("rules", [])]
+            explanation = decision.explanation(lang)  # each rule's message in the asked language only
         if text and decision is not None:
             explanation["text"] = decision.explain_text(lang)
         out["explanation"] = explanation
