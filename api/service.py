@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from api.bundles import BundleLimits, check_bundle, write_files
+from api.by_version import join_screenings, split_by_ruleset
 from api.cache import LRU, TTLCache
 from api.candidates import SubjectReviews
 from api.idempotency import IdempotencyKey, KeyTaken, remember, request_hash, stored_result, valid_key
@@ -587,13 +588,21 @@ class Service:
         fixed = self.evaluator(self.ruleset_for(decision_date))[0] if decision_date else None
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             stop = self.jobs.stopper(jid)
 
             def progress(done: int, total: int) -> None:
                 stop()
                 self.store.update_job(jid, done=done, total=total)
 
+            parts = {} if fixed else self.caseload_parts(source, out / ".by-ruleset")
+            if len(parts) > 1:  # each part under the ruleset in force on its rows' dates, then joined
+                plan = {rid: (out / ".by-ruleset" / f"out-{rid}", self.evaluator(rid)[0]) for rid in sorted(parts)}
+                results = {
+                    rid: (folder, screen(ev, parts[rid], folder, fmt="parquet", progress=progress))
+                    for rid, (folder, ev) in plan.items()
+                }
+                return join_screenings(results, out, fmt)
+            ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             return screen(ev, source, out, fmt=fmt, decision_date=decision_date, progress=progress)
 
         params = {
@@ -644,7 +653,7 @@ class Service:
         self, caseload: Path, user: User, head_id: int | None, sets: list[str], decision_date: dt.date | None
     ) -> int:
         """Compare the ruleset in force with a published version and/or parameter what-ifs."""
-        from engine import impact, with_settings
+        from engine import impact, impact_parts, with_settings
 
         def pair(rid: int) -> tuple[Evaluator, Evaluator]:
             base, _ = self.evaluator(rid)
@@ -656,12 +665,26 @@ class Service:
         checked = pair(self.ruleset_for(decision_date or dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
-            summary = impact(base, head, caseload, out, decision_date=decision_date)
+            parts = {} if decision_date else self.caseload_parts(caseload, out / ".by-ruleset")
+            if len(parts) > 1:  # each part compared under the ruleset in force on its rows' dates
+                summary = impact_parts([(*pair(rid), path) for rid, path in sorted(parts.items())], out)
+            else:
+                base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
+                summary = impact(base, head, caseload, out, decision_date=decision_date)
             self.store.update_job(jid, done=1, total=1)
             return summary
 
         return self.jobs.start("impact", user.id, work)
+
+    def caseload_parts(self, source: Path, folder: Path) -> dict[int, Path]:
+        """Ruleset id -> the part of the caseload it decides, cut into ``folder`` when its rows'
+        decision dates fall under several versions; empty when they fall under one."""
+        from api.by_date import caseload_dates, rulesets_in_force
+
+        today = dt.date.today()
+        if len(rulesets_in_force(caseload_dates(source), self.ruleset_for, today)) < 2:
+            return {}
+        return split_by_ruleset(source, self.ruleset_for, today, folder)
 
     def ruleset_for_caseload(self, source: Path) -> int:
         """The ruleset in force on a caseload's decision dates (one; refused if several)."""

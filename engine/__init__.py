@@ -52,7 +52,7 @@ from engine.validation.rules import BadJson, json_value
 if TYPE_CHECKING:
     from engine.vector.caseload import caseload_values, load_households
     from engine.vector.cluster import Cluster, screen_on_cluster
-    from engine.vector.impact import impact, with_settings
+    from engine.vector.impact import impact, impact_parts, with_settings
     from engine.vector.impact_cluster import impact_on_cluster
     from engine.vector.screen import screen
     from engine.vector.screen_partitions import EvaluatorSpec
@@ -66,6 +66,7 @@ _LAZY = {
     "screen_on_cluster": "engine.vector.cluster",
     "load_households": "engine.vector.caseload",
     "impact": "engine.vector.impact",
+    "impact_parts": "engine.vector.impact",
     "with_settings": "engine.vector.impact",
     "screen": "engine.vector.screen",
 }
@@ -99,6 +100,7 @@ __all__ = [
     "explain_subject",
     "impact",
     "impact_on_cluster",
+    "impact_parts",
     "json_value",
     "load",
     "load_households",
