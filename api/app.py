@@ -3,7 +3,6 @@ class maps to one status here: 422 names the field, 401/403 the role, 404 the ob
 409 the conflict, 413 the size. ``create_app(settings)`` does all the work; importing this
 module does none."""
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -323,7 +322,7 @@ def create_app(settings: Settings) -> FastAPI:
         lang = _lang(accept_language)
         warm = None if idempotency_key else service.decide_warm(raw, user)
         if warm is not None:  # deciding is ~0.1 ms: here; the loop awaits the ledger writer's commit
-            (rec,) = await asyncio.wrap_future(service.writer.enqueue(service.submission([warm[0]], user, None)))
+            (rec,) = await service.writer.from_loop(service.submission([warm[0]], user, None))
             return JSON(service.present(rec, warm[1], lang, text=explain == "text", approvals=False), status_code=201)
 
         # a ruleset to compile first, or a key to look up: in a worker thread, answer rendered there too
