@@ -47,7 +47,7 @@ from engine.subjects.bulk import read_records, record_type_of, screen_records, s
 from engine.subjects.explain import explain_text as explain_subject
 from engine.subjects.tests import run_record_type_tests
 from engine.types import BadValue, parse_value
-from engine.validation.rules import BadJson, json_value
+from engine.validation.rules import BadJson, json_items, json_value
 
 if TYPE_CHECKING:
     from engine.vector.caseload import caseload_values, load_households
@@ -101,6 +101,7 @@ __all__ = [
     "impact",
     "impact_on_cluster",
     "impact_parts",
+    "json_items",
     "json_value",
     "load",
     "load_households",

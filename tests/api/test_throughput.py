@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from api.cache import TTLCache
 from api.ledger_writer import GroupCommitter
 from api.service import Service, Settings
 from api.store import LedgerRecord, Store, Submission
+from engine import BadJson, json_items, json_value
 from fixtures.server import FIXTURES
 
 ROOT = FIXTURES.parent
@@ -265,3 +267,34 @@ def test_the_answer_to_a_decision_shows_one_language_and_no_other(service: Servi
     assert all(isinstance(m, str) for m in messages)  # one language: text, not {zh, en}
     assert any(m.isascii() for m in messages)
     assert service.get(answer["decision_id"], "en", user=user)["explanation"] == answer["explanation"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        ' [ 1 , {"a": 1.5} ] ',
+        '{"a": 1}',
+        "[",
+        "[1,",
+        "[1 2]",
+        "[1]x",
+        "[1,]",
+        "[" * 64 + "]" * 64,
+        "[" * 65 + "]" * 65,
+    ],
+)
+def test_a_batch_read_item_by_item_reads_as_one_value(text: str) -> None:
+    """`json_items` (a batch read one household at a time) accepts and refuses what `json_value` does."""
+
+    def read(f: Any) -> Any:
+        try:
+            return f(text)
+        except BadJson:
+            return BadJson
+
+    assert read(json_items) == read(json_value)
+
+
+def test_a_batch_read_item_by_item_keeps_exact_money() -> None:
+    assert json_items('[{"income": 1100.10}, 2]') == [{"income": Decimal("1100.10")}, 2]
