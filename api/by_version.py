@@ -86,8 +86,7 @@ def split_by_ruleset(
 def _split_tables(source: Path, ruleset_for: Callable[[dt.date], int], today: dt.date, folder: Path) -> dict[int, Path]:
     import polars as pl
 
-    from engine.vector.caseload import read_table
-    from engine.vector.screen import find_tables
+    from engine import find_tables, read_table
 
     tables = find_tables(source)
     hh, mm = read_table(tables.households), read_table(tables.members)

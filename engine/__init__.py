@@ -50,11 +50,11 @@ from engine.types import BadValue, parse_value
 from engine.validation.rules import BadJson, json_items, json_value
 
 if TYPE_CHECKING:
-    from engine.vector.caseload import caseload_values, load_households
+    from engine.vector.caseload import caseload_values, load_households, read_table
     from engine.vector.cluster import Cluster, screen_on_cluster
     from engine.vector.impact import impact, impact_parts, with_settings
     from engine.vector.impact_cluster import impact_on_cluster
-    from engine.vector.screen import screen
+    from engine.vector.screen import find_tables, screen
     from engine.vector.screen_partitions import EvaluatorSpec
 
 # name -> module that defines it, for the names imported on first use
@@ -69,6 +69,8 @@ _LAZY = {
     "impact_parts": "engine.vector.impact",
     "with_settings": "engine.vector.impact",
     "screen": "engine.vector.screen",
+    "find_tables": "engine.vector.screen",
+    "read_table": "engine.vector.caseload",
 }
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "caseload_values",
     "error_codes",
     "explain_subject",
+    "find_tables",
     "impact",
     "impact_on_cluster",
     "impact_parts",
@@ -109,6 +112,7 @@ __all__ = [
     "parse_subject_registry",
     "parse_value",
     "read_records",
+    "read_table",
     "record_type_of",
     "register_error",
     "registry_from_rows",
