@@ -4,7 +4,10 @@ so that nothing written to stderr, tracebacks included, shows a resident ID."""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,6 +25,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("jiuzhu.access")
 error_log = logging.getLogger("jiuzhu.errors")
+_listener: logging.handlers.QueueListener | None = None
 _INTERNAL = b'{"detail":"internal error; the service log has the details","errors":[]}'
 
 # JSON and files: nothing may run or be framed. The docs page: its own scripts and styles
@@ -106,12 +110,29 @@ class SafetyMiddleware:
             )
 
 
+@atexit.register
+def _stop_listener() -> None:
+    """Write what is queued (at exit, or before logging is set up again)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
 def configure_logging(level: int = logging.WARNING) -> None:
     """One stderr handler for everything (uvicorn's loggers included), with resident IDs
     masked in messages, arguments and tracebacks; the access log at INFO."""
-    handler = logging.StreamHandler(sys.stderr)
+    global _listener
+    stream = logging.StreamHandler(sys.stderr)
+    stream.addFilter(IdMaskingFilter())
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # the event loop only queues a line (masked first); a thread writes it, so the loop never
+    # blocks on stderr nor gives the GIL away to a busy thread on every request's log line
+    handler = logging.handlers.QueueHandler(queue.SimpleQueue())
     handler.addFilter(IdMaskingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _stop_listener()
+    _listener = logging.handlers.QueueListener(handler.queue, stream)
+    _listener.start()
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -12,6 +12,7 @@ only the request that caused it.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -30,18 +31,41 @@ class GroupCommitter(Generic[S, R]):
     def __init__(self, write: Callable[[Sequence[S]], list[R]], max_group: int = 256) -> None:
         self._write = write
         self._max_group = max_group
-        self._queue: queue.SimpleQueue[tuple[S, Future[R]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[tuple[S, Future[R]]] | None] = queue.SimpleQueue()
         self._closed = False
+        self._this_turn: list[tuple[S, Future[R]]] = []  # from the event loop, queued at the end of its turn
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
     def submit(self, entries: S) -> R:
         """Append ``entries`` as one unit and wait; raises what writing them raised."""
+        return self.enqueue(entries).result()
+
+    def enqueue(self, entries: S) -> Future[R]:
+        """Append ``entries`` as one unit without waiting: the future holds the records, or
+        what writing them raised (an event loop awaits it instead of blocking a thread)."""
         if self._closed:
             raise RuntimeError("the ledger writer is closed")
         future: Future[R] = Future()
-        self._queue.put((entries, future))
-        return future.result()
+        self._queue.put([(entries, future)])
+        return future
+
+    def from_loop(self, entries: S) -> asyncio.Future[R]:
+        """``enqueue`` for a coroutine: what the event loop submits during one turn goes to the
+        writer as one piece when the turn ends, so it shares a transaction. The loop decides
+        requests one after another; the writer would otherwise take each alone as it came, and
+        a transaction of one costs nearly what one of fifty does."""
+        if self._closed:
+            raise RuntimeError("the ledger writer is closed")
+        if not self._this_turn:
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+        future: Future[R] = Future()
+        self._this_turn.append((entries, future))
+        return asyncio.wrap_future(future)
+
+    def _end_of_turn(self) -> None:
+        batch, self._this_turn = self._this_turn, []
+        self._queue.put(batch)
 
     def close(self) -> None:
         """Write what is queued, then stop the thread."""
@@ -55,7 +79,7 @@ class GroupCommitter(Generic[S, R]):
             item = self._queue.get()
             if item is None:
                 return
-            group = [item]
+            group = list(item)
             stop = False
             while len(group) < self._max_group:
                 try:
@@ -65,7 +89,7 @@ class GroupCommitter(Generic[S, R]):
                 if more is None:
                     stop = True
                     break
-                group.append(more)
+                group += more
             self._commit(group)
             if stop:
                 return

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from api.store import LedgerRecord, Store, ledger, metadata
+from api.store import Insert, LedgerRecord, Store, ledger, metadata
 
 __all__ = ["STATUSES", "DecisionIndex", "Query", "decision_persons", "decisions_index"]
 
@@ -108,17 +108,13 @@ class DecisionIndex:
 
             conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
-    def writes(self, authority_field: str | None) -> Callable[[sa.Connection, LedgerRecord], None]:
-        """What indexes a decision, for the transaction that appends it to the ledger."""
+    def writes(self, authority_field: str | None) -> Callable[[LedgerRecord], list[Insert]]:
+        """The index rows of a decision, for the transaction that appends it to the ledger
+        (plain inserts of a new seq: no conflict is possible)."""
 
-        def write(conn: sa.Connection, rec: LedgerRecord) -> None:
-            # on the request path: plain inserts of a new seq (no conflict is possible)
-            conn.execute(
-                decisions_index.insert(), [_row(rec.seq, rec.actor_id, rec.created_at, rec.body, authority_field)]
-            )
-            persons = _persons(rec.seq, rec.body)
-            if persons:
-                conn.execute(decision_persons.insert(), persons)
+        def write(rec: LedgerRecord) -> list[Insert]:
+            row = _row(rec.seq, rec.actor_id, rec.created_at, rec.body, authority_field)
+            return [(decisions_index, row), *((decision_persons, p) for p in _persons(rec.seq, rec.body))]
 
         return write
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from api.bundles import BundleLimits, check_bundle, write_files
+from api.by_version import join_screenings, split_by_ruleset
 from api.cache import LRU, TTLCache
 from api.candidates import SubjectReviews
 from api.idempotency import IdempotencyKey, KeyTaken, remember, request_hash, stored_result, valid_key
@@ -30,7 +31,7 @@ from api.masking import mask_id, mask_name
 from api.paths import inside, scrub, server_roots
 from api.rulesets import nearest_published, uncovered_after_withdrawal
 from api.search import DecisionIndex, township_of
-from api.store import AlreadyDecided, LedgerRecord, Store, Submission, User
+from api.store import AlreadyDecided, Insert, LedgerRecord, Store, Submission, User
 from api.workflow import (
     Conflict,
     Forbidden,
@@ -298,22 +299,38 @@ class Service:
             "results": results,
         }
 
+    def submission(self, bodies: list[dict[str, Any]], user: User, key: IdempotencyKey | None) -> Submission:
+        """Decisions to append as one unit, with their search index rows and the
+        Idempotency-Key, if any, for the same transaction."""
+        writes = [self.index.writes(self.authority_field(int(body["ruleset_id"]))) for body in bodies]
+
+        def after(conn: Any, records: list[LedgerRecord]) -> list[Insert]:
+            rows = [row for write, rec in zip(writes, records, strict=True) for row in write(rec)]
+            if key is not None:
+                remember(conn, key, records)
+            return rows
+
+        return Submission([("decision", user.id, body, None) for body in bodies], after)
+
+    def decide_warm(self, raw: Any, user: User) -> tuple[dict[str, Any], Decision] | None:
+        """``raw`` decided here when that costs only the deciding (its evaluator is compiled
+        and cached; the ruleset and registry lookups are cached too), else None: cheap enough
+        for the event loop, where compiling a ruleset is not."""
+        if not isinstance(raw, Mapping):
+            return None
+        check_township(user, raw)
+        rid = self.ruleset_for(_parse_day(raw))
+        ids = tuple(sorted(int(r["id"]) for r in self.registry_versions().values() if r))
+        if self._evaluators.get((rid, ids)) is None:
+            return None
+        return self._decide(raw)
+
     def _store(self, bodies: list[dict[str, Any]], user: User, key: IdempotencyKey | None) -> list[LedgerRecord]:
         """Decisions appended through the ledger writer as one unit (group commit), with their
         search index rows and the Idempotency-Key, if any, in the same transaction; KeyTaken
         when a request with that key committed first."""
-        writes = [self.index.writes(self.authority_field(int(body["ruleset_id"]))) for body in bodies]
-
-        def after(conn: Any, records: list[LedgerRecord]) -> None:
-            for write, rec in zip(writes, records, strict=True):
-                write(conn, rec)
-            if key is not None:
-                remember(conn, key, records)
-
         try:
-            result: list[LedgerRecord] = self.writer.submit(
-                Submission([("decision", user.id, body, None) for body in bodies], after)
-            )
+            result: list[LedgerRecord] = self.writer.submit(self.submission(bodies, user, key))
         except IntegrityError:
             if key is None or stored_result(self.store, key.user_id, key.key) is None:
                 raise
@@ -381,11 +398,11 @@ class Service:
             explanation = dict(stored["explanation"])
             if text:
                 decision = decision or self.explained(rec)
+            explanation["language"] = lang
+            explanation["rules"] = [{**r, "message": r["message"][lang]} for r in explanation.get("rules", [])]
         else:
             decision = decision or self.explained(rec)
-            explanation = decision.to_dict(explain=True)["explanation"]
-        explanation["language"] = lang
-        explanation["rules"] = [{**r, "message": r["message"][lang]} for r in explanation.get("rules", [])]
+            explanation = decision.explanation(lang)  # each rule's message in the asked language only
         if text and decision is not None:
             explanation["text"] = decision.explain_text(lang)
         out["explanation"] = explanation
@@ -581,7 +598,6 @@ class Service:
         fixed = self.evaluator(self.ruleset_for(decision_date))[0] if decision_date else None
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             stop = self.jobs.stopper(jid)
             meter = JobProgress(out)
             meter.clear()
@@ -591,6 +607,15 @@ class Service:
                 self.store.update_job(jid, done=done, total=total)
                 meter(done, total, households, seconds)
 
+            parts = {} if fixed else self.caseload_parts(source, out / ".by-ruleset")
+            if len(parts) > 1:  # each part under the ruleset in force on its rows' dates, then joined
+                plan = {rid: (out / ".by-ruleset" / f"out-{rid}", self.evaluator(rid)[0]) for rid in sorted(parts)}
+                results = {
+                    rid: (folder, screen(ev, parts[rid], folder, fmt="parquet", row_progress=progress))
+                    for rid, (folder, ev) in plan.items()
+                }
+                return join_screenings(results, out, fmt)
+            ev = fixed or self.evaluator(self.ruleset_for_caseload(source))[0]
             return screen(
                 ev,
                 source,
@@ -656,7 +681,7 @@ class Service:
     ) -> int:
         """Compare the ruleset in force with a published version, a candidate not yet
         published (checked by the bundle worker) and/or parameter what-ifs."""
-        from engine import impact, with_settings
+        from engine import impact, impact_parts, with_settings
 
         def pair(rid: int) -> tuple[Evaluator, Evaluator]:
             base, _ = self.evaluator(rid)
@@ -669,15 +694,29 @@ class Service:
         checked = pair(self.ruleset_for(decision_date or dt.date.today()))
 
         def work(jid: int, out: Path) -> dict[str, Any]:
-            base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
             meter, start = JobProgress(out), time.monotonic()
             meter(0, 1, 0, 0.0)  # one step in one process: the status says it has begun
-            summary = impact(base, head, caseload, out, decision_date=decision_date)
+            parts = {} if decision_date else self.caseload_parts(caseload, out / ".by-ruleset")
+            if len(parts) > 1:  # each part compared under the ruleset in force on its rows' dates
+                summary = impact_parts([(*pair(rid), path) for rid, path in sorted(parts.items())], out)
+            else:
+                base, head = checked if decision_date else pair(self.ruleset_for_caseload(caseload))
+                summary = impact(base, head, caseload, out, decision_date=decision_date)
             self.store.update_job(jid, done=1, total=1)
             meter(1, 1, int(summary["rows_in"]), time.monotonic() - start)
             return summary
 
         return self.jobs.start("impact", user.id, work)
+
+    def caseload_parts(self, source: Path, folder: Path) -> dict[int, Path]:
+        """Ruleset id -> the part of the caseload it decides, cut into ``folder`` when its rows'
+        decision dates fall under several versions; empty when they fall under one."""
+        from api.by_date import caseload_dates, rulesets_in_force
+
+        today = dt.date.today()
+        if len(rulesets_in_force(caseload_dates(source), self.ruleset_for, today)) < 2:
+            return {}
+        return split_by_ruleset(source, self.ruleset_for, today, folder)
 
     def ruleset_for_caseload(self, source: Path) -> int:
         """The ruleset in force on a caseload's decision dates (one; refused if several)."""

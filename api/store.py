@@ -164,14 +164,18 @@ class AlreadyDecided(Exception):
     """The decision already has an approval or a rejection."""
 
 
+Insert = tuple[sa.Table, dict[str, Any]]  # a row for a table, written beside the records that derive it
+
+
 @dataclass(frozen=True)
 class Submission:
     """Records one request appends as a unit (all or none), and what derives from them, written
     in the same transaction once they have their sequence numbers (search index rows, an
-    Idempotency-Key)."""
+    Idempotency-Key). Rows ``after`` returns are inserted with those of the whole group, one
+    multi-row insert per table."""
 
     entries: Sequence[tuple[str, int | None, dict[str, Any], int | None]]
-    after: Callable[[sa.Connection, list[LedgerRecord]], None] | None = None
+    after: Callable[[sa.Connection, list[LedgerRecord]], list[Insert] | None] | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -567,9 +571,13 @@ class Store:
         with self.appending() as conn:
             _lock_chain(conn)
             out = _write_chain(conn, [sub.entries for sub in submissions])
+            rows: dict[sa.Table, list[dict[str, Any]]] = {}
             for sub, records in zip(submissions, out, strict=True):
                 if sub.after is not None:
-                    sub.after(conn, records)
+                    for table, row in sub.after(conn, records) or ():
+                        rows.setdefault(table, []).append(row)
+            for table, values in rows.items():
+                conn.execute(table.insert(), values)
         return out
 
     def add_approval(

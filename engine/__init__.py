@@ -50,15 +50,15 @@ from engine.subjects.bulk import read_records, record_type_of, screen_records, s
 from engine.subjects.explain import explain_text as explain_subject
 from engine.subjects.tests import run_record_type_tests
 from engine.types import BadValue, parse_value
-from engine.validation.rules import BadJson, json_value
+from engine.validation.rules import BadJson, json_items, json_value
 from engine.validation.wording import problem_text, reason, reason_text
 
 if TYPE_CHECKING:
-    from engine.vector.caseload import caseload_values, load_households
+    from engine.vector.caseload import caseload_values, load_households, read_table
     from engine.vector.cluster import Cluster, screen_on_cluster
-    from engine.vector.impact import impact, with_settings
+    from engine.vector.impact import impact, impact_parts, with_settings
     from engine.vector.impact_cluster import impact_on_cluster
-    from engine.vector.screen import screen
+    from engine.vector.screen import find_tables, screen
     from engine.vector.screen_partitions import EvaluatorSpec
 
 # name -> module that defines it, for the names imported on first use
@@ -70,8 +70,11 @@ _LAZY = {
     "screen_on_cluster": "engine.vector.cluster",
     "load_households": "engine.vector.caseload",
     "impact": "engine.vector.impact",
+    "impact_parts": "engine.vector.impact",
     "with_settings": "engine.vector.impact",
     "screen": "engine.vector.screen",
+    "find_tables": "engine.vector.screen",
+    "read_table": "engine.vector.caseload",
 }
 
 __all__ = [
@@ -106,9 +109,12 @@ __all__ = [
     "describe_rules",
     "error_codes",
     "explain_subject",
+    "find_tables",
     "has",
     "impact",
     "impact_on_cluster",
+    "impact_parts",
+    "json_items",
     "json_value",
     "lang_from_env",
     "load",
@@ -119,6 +125,7 @@ __all__ = [
     "parse_value",
     "problem_text",
     "read_records",
+    "read_table",
     "reason",
     "reason_text",
     "record_type_of",

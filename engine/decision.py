@@ -7,14 +7,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from engine.parameters import ParameterUse
 
 __all__ = ["Decision", "RuleTrace", "format_value"]
 
 _FEN = Decimal("0.01")
+T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 _OUTCOME_WORDS = {
     "pass": ("符合", "met"),
@@ -23,6 +23,29 @@ _OUTCOME_WORDS = {
     "not_fired": ("不适用", "does not apply"),
     "not_applicable": ("不涉及", "not applicable"),
 }
+
+
+class _Once(Generic[T]):
+    """``functools.cached_property`` without its lock: on Python 3.11 one lock serves every
+    instance, so threads reading different decisions at once would wait on each other. A race
+    at worst computes the same value twice."""
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Once[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | _Once[T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 def format_value(v: Any) -> Any:
@@ -89,6 +112,19 @@ class RuleTrace:
         cached = self.__dict__.get("_as_dict")
         if cached is not None:
             return cached  # type: ignore[no-any-return]
+        d = self._fields({"zh": self.message("zh"), "en": self.message("en")})
+        self.__dict__["_as_dict"] = d
+        return d
+
+    def in_language(self, lang: str) -> dict[str, Any]:
+        """As ``as_dict`` with the message in ``lang`` only: what an answer in one language
+        shows, without rendering the other language's message."""
+        cached = self.__dict__.get("_as_dict")
+        if cached is not None:
+            return {**cached, "message": cached["message"][lang]}
+        return self._fields(self.message(lang))
+
+    def _fields(self, message: Any) -> dict[str, Any]:
         d: dict[str, Any] = {
             "rule": self.rule_id,
             "program": self.program,
@@ -96,13 +132,12 @@ class RuleTrace:
             "title": self.title,
             "values": {k: format_value(v) for k, v in self.values.items()},
             "legal_basis": self.legal_basis,
-            "message": {"zh": self.message("zh"), "en": self.message("en")},
+            "message": message,
         }
         if self.person_id is not None:
             d["person_id"] = self.person_id
         if self.row is not None:
             d["row"] = self.row
-        self.__dict__["_as_dict"] = d
         return d
 
 
@@ -123,12 +158,12 @@ class Decision:
     labels: Any = field(default=None, repr=False, compare=False)
     members: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
-    @cached_property
+    @_Once
     def rules(self) -> list[RuleTrace]:
         """Every rule of the ruleset as evaluated for this household."""
         return self.trace()
 
-    @cached_property
+    @_Once
     def reasons(self) -> list[RuleTrace]:
         """Rules that failed or fired and are reported (RECORDS.md `reasons`)."""
         return [r for r in self.rules if r.reported]
@@ -151,12 +186,20 @@ class Decision:
         out = self.top_level()
         out.update(self.computed_lists())
         if explain:
-            out["explanation"] = {
-                "ruleset_version": self.ruleset_version,
-                "parameters": [p.as_dict() for p in self.parameters],
-                "registries": dict(self.registries),
-                "rules": [r.as_dict() for r in self.rules],
-            }
+            out["explanation"] = self.explanation()
+        return out
+
+    def explanation(self, lang: str | None = None) -> dict[str, Any]:
+        """Every rule as evaluated, the parameter versions and the registries used; each rule's
+        message in both languages, or only in ``lang`` (with ``"language": lang``)."""
+        out: dict[str, Any] = {
+            "ruleset_version": self.ruleset_version,
+            "parameters": [p.as_dict() for p in self.parameters],
+            "registries": dict(self.registries),
+            "rules": [r.as_dict() for r in self.rules] if lang is None else [r.in_language(lang) for r in self.rules],
+        }
+        if lang is not None:
+            out["language"] = lang
         return out
 
     def flat(self) -> dict[str, Any]:

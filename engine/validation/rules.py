@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "Coverage",
     "FieldRule",
     "GroupRule",
+    "json_items",
     "json_value",
     "member_entries",
     "member_groups",
@@ -81,6 +83,47 @@ def json_value(text: str, *, ints_as_text: bool = False) -> Any:
     if text.count("[") + text.count("{") > JSON_DEPTH and _depth(value) > JSON_DEPTH:
         raise BadJson(say("json_depth", bound=JSON_DEPTH))
     return value
+
+
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """Where the JSON whitespace from ``at`` ends."""
+    found = _BLANK.match(text, at)
+    return found.end() if found else at
+
+
+def json_items(text: str) -> Any:
+    """``json_value`` (the same values, limits and errors) for a text that may be a long JSON
+    array, read one item at a time: a thousand households are then a thousand short calls,
+    not one long one, so other threads (a server's event loop) get their turns meanwhile."""
+    start = _skip(text, 0)
+    if not text.startswith("[", start):
+        return json_value(text)
+    decoder = json.JSONDecoder(parse_float=Decimal, parse_int=_json_int)
+    items: list[Any] = []
+    at = _skip(text, start + 1)
+    closed = text.startswith("]", at)
+    while not closed:
+        try:
+            item, end = decoder.raw_decode(text, at)
+        except RecursionError:
+            raise BadJson(say("json_depth", bound=JSON_DEPTH)) from None
+        except ValueError as exc:
+            raise BadJson(str(exc)) from None
+        if text.count("[", at, end) + text.count("{", at, end) >= JSON_DEPTH and _depth(item) >= JSON_DEPTH:
+            raise BadJson(say("json_depth", bound=JSON_DEPTH))  # the array is one level more
+        items.append(item)
+        at = _skip(text, end)
+        closed = text.startswith("]", at)
+        if not closed:
+            if not text.startswith(",", at):
+                raise BadJson(f"Expecting ',' delimiter: char {at}")
+            at = _skip(text, at + 1)
+    if _skip(text, at + 1) != len(text):
+        raise BadJson(f"Extra data: char {at + 1}")
+    return items
 
 
 def _depth(value: Any) -> int:

@@ -197,25 +197,67 @@ def impact(
     """Write transitions.csv, changes.<fmt>, budget.csv, rejects.csv and report.html to ``out``;
     rows in = households decided + rejected, each reject with its reason. ``headers="zh"``:
     the tables' headers (and the rejects' reasons) in Chinese."""
-    out.mkdir(parents=True, exist_ok=True)
-    hh, mm, bad_lines = _read(caseload, base.ruleset)
-    h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
-    dups = duplicate_persons(m.select("person_id", pl.col("_h").alias("household_id")))
-    joined, undecided = impact_frames(base, head, h, m, dups)
-    # every input row is decided on both sides or rejected with its reason: none vanishes
-    all_rejects = pl.concat(
-        [
-            bad_lines.select("household_id", "field", "reason"),
-            rejects.select(pl.col("household_id").cast(pl.Utf8), "field", "reason"),
-            undecided,
-        ]
+    return impact_parts(
+        [(base, head, caseload)], out, decision_date=decision_date, fmt=fmt, today=today, headers=headers
     )
-    unexplained = _unexplained(hh, joined.get_column("household_id"), all_rejects)
-    if unexplained:
-        raise InputError([FieldProblem("household_id", catalogue_text("input.unexplained", "en", ids=unexplained))])
+
+
+def impact_parts(
+    parts: Sequence[tuple[Evaluator, Evaluator, Path]],
+    out: Path,
+    *,
+    decision_date: dt.date | None = None,
+    fmt: str = "csv",
+    today: dt.date | None = None,
+    headers: str = "en",
+) -> dict[str, Any]:
+    """``impact`` of a caseload cut into parts, each compared under its own (base, head) pair
+    (the ruleset in force on its rows' decision dates), written as one impact; with several
+    parts the summary's ``base``/``head`` list each pair's versions and ``parts`` gives each
+    part's versions and counts."""
     out.mkdir(parents=True, exist_ok=True)
-    write_rejects(all_rejects, out, base.ruleset, headers)
-    return write_impact(base, head, joined, hh.height + bad_lines.height - joined.height, out, fmt, headers)
+    joined_parts: list[pl.DataFrame] = []
+    reject_parts: list[pl.DataFrame] = []
+    each: list[dict[str, Any]] = []
+    rows_in = 0
+    for base, head, caseload in parts:
+        hh, mm, bad_lines = _read(caseload, base.ruleset)
+        h, m, rejects = validate_frames(base.ruleset.record, hh, mm, today or dt.date.today(), decision_date)
+        dups = duplicate_persons(m.select("person_id", pl.col("_h").alias("household_id")))
+        joined, undecided = impact_frames(base, head, h, m, dups)
+        # every input row is decided on both sides or rejected with its reason: none vanishes
+        all_rejects = pl.concat(
+            [
+                bad_lines.select("household_id", "field", "reason"),
+                rejects.select(pl.col("household_id").cast(pl.Utf8), "field", "reason"),
+                undecided,
+            ]
+        )
+        unexplained = _unexplained(hh, joined.get_column("household_id"), all_rejects)
+        if unexplained:
+            raise InputError([FieldProblem("household_id", catalogue_text("input.unexplained", "en", ids=unexplained))])
+        part_rows = hh.height + bad_lines.height
+        rows_in += part_rows
+        joined_parts.append(joined)
+        reject_parts.append(all_rejects)
+        each.append(
+            {
+                "base": base.ruleset.ruleset_version,
+                "head": head.ruleset.ruleset_version,
+                "rows_in": part_rows,
+                "households": joined.height,
+            }
+        )
+    joined = pl.concat(joined_parts, how="diagonal_relaxed") if len(joined_parts) > 1 else joined_parts[0]
+    write_rejects(pl.concat(reject_parts), out, parts[0][0].ruleset, headers)
+    base, head, _ = parts[0]
+    summary = write_impact(base, head, joined, rows_in - joined.height, out, fmt, headers)
+    if len(parts) > 1:
+        summary["base"] = ", ".join(dict.fromkeys(p["base"] for p in each))
+        summary["head"] = ", ".join(dict.fromkeys(p["head"] for p in each))
+        summary["parts"] = each
+        (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    return summary
 
 
 def write_rejects(rejects: pl.DataFrame, out: Path, ruleset: Ruleset | None = None, headers: str = "en") -> None:

@@ -286,20 +286,41 @@ def test_row15_screening_uses_ruleset_in_force_on_decision_date(tmp_path: Path) 
         assert job["status"] == "done", job
         findings = as_(s, "审计").get(f"/v1/events/{job['id']}/findings").json()
         assert findings[0]["old"]["dibao_amount"] == single["dibao_amount"]
-        # rows under two versions: refused naming both, never decided under the wrong one
-        mixed = (
-            lines
-            + json.dumps(
-                household("HM-2019-000114", household_id="HM-2019-000199", decision_date="2019-09-15")
-            ).encode()
-            + b"\n"
-        )
+        # rows under two versions (a 2019 row, a 2020 row): split by version, each part decided
+        # under its own, joined; every row as POST /v1/decisions decides it alone
+        later = household("HM-2019-000114", household_id="HM-2020-000199", decision_date="2020-03-01")
+        alone = {d["household_id"]: d for d in (single, decide(s, "数据", later))}
+        assert alone["HM-2020-000199"]["ruleset_id"] != single["ruleset_id"]
+        first = json.dumps(household("HM-2019-000114")).encode()
+        mixed = first + b"\n" + json.dumps(later).encode() + b"\n"
         r = as_(s, "数据").post("/v1/screenings", content=mixed, headers={"Content-Type": "application/x-ndjson"})
+        job = finished(s, r.json()["id"], s.tokens["数据"])
+        assert job["status"] == "done", job
+        got = pl.read_parquet(io.BytesIO(as_(s, "数据").get(f"/v1/screenings/{job['id']}/files/decisions").content))
+        assert sorted(got.get_column("household_id").to_list()) == sorted(alone)
+        for row in got.to_dicts():
+            expected = alone[row["household_id"]]
+            assert row["ruleset_version"] == expected["ruleset_version"]
+            assert str(row["dibao_amount"]) == expected["dibao_amount"]
+            assert row["dibao_status"] == expected["dibao_status"]
+        versions = {d["ruleset_version"] for d in alone.values()}
+        assert len(versions) == 2
+        assert {p["ruleset_version"] for p in job["summary"]["rulesets"]} == versions
+        assert (job["summary"]["rows_in"], job["summary"]["decided"]) == (2, 2)
+        # impact on the same caseload: each part compared under its own version
+        (tmp_path / "mixed.jsonl").write_bytes(mixed)
+        r = as_(s, "政策").post("/v1/impact", json={"caseload": "mixed.jsonl", "set": []})
+        impact = finished(s, r.json()["id"], s.tokens["政策"])
+        assert impact["status"] == "done", impact
+        assert {p["base"] for p in impact["summary"]["parts"]} == versions
+        assert impact["summary"]["households"] == 2
+        assert impact["summary"]["changed"] == 0  # no `set`: each part's base and head agree
+        # monitoring re-decides one reference caseload: still refused naming both versions
+        r = as_(s, "数据").post("/v1/events", params={"caseload": "mixed.jsonl"}, content=json.dumps(event).encode())
         job = finished(s, r.json()["id"], s.tokens["数据"])
         assert job["status"] == "failed"
         assert "more than one ruleset" in job["error"]
-        assert "2019-08-01" in job["error"]
-        assert "2019-09-15" in job["error"]
+        assert "2020-03-01" in job["error"]
     finally:
         s.stop()
 

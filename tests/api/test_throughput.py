@@ -3,10 +3,12 @@ compact stored records with the explanation derived on read, and short-lived cac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from api.cache import TTLCache
 from api.ledger_writer import GroupCommitter
 from api.service import Service, Settings
 from api.store import LedgerRecord, Store, Submission
+from engine import BadJson, json_items, json_value
 from fixtures.server import FIXTURES
 
 ROOT = FIXTURES.parent
@@ -230,3 +233,68 @@ def test_responses_encode_as_the_standard_library_would(service: Service) -> Non
         body = bytes(JSON(case).body)
         assert json.loads(body) == json.loads(expected)
         assert "户" in body.decode("utf-8")  # Chinese as UTF-8, not \\u escapes
+
+
+def test_what_the_event_loop_submits_in_one_turn_is_written_in_one_group() -> None:
+    groups: list[list[int]] = []
+
+    def write(subs: Sequence[int]) -> list[str]:
+        groups.append(list(subs))
+        return [f"stored {n}" for n in subs]
+
+    writer: GroupCommitter[int, str] = GroupCommitter(write)
+
+    async def one_turn() -> list[str]:
+        waiting = []
+        for n in range(20):
+            waiting.append(writer.from_loop(n))
+            time.sleep(0.001)  # the writer thread is free to take whatever has been queued so far
+        return list(await asyncio.gather(*waiting))
+
+    try:
+        assert asyncio.run(one_turn()) == [f"stored {n}" for n in range(20)]
+    finally:
+        writer.close()
+    assert groups == [list(range(20))]
+
+
+def test_the_answer_to_a_decision_shows_one_language_and_no_other(service: Service) -> None:
+    user = service.store.user_by_token(service.store.add_user("o", "officer", level="city")[1])
+    assert user is not None
+    answer = service.decide(_household(), user, "en")
+    messages = [r["message"] for r in answer["explanation"]["rules"]]
+    assert answer["explanation"]["language"] == "en"
+    assert all(isinstance(m, str) for m in messages)  # one language: text, not {zh, en}
+    assert any(m.isascii() for m in messages)
+    assert service.get(answer["decision_id"], "en", user=user)["explanation"] == answer["explanation"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        ' [ 1 , {"a": 1.5} ] ',
+        '{"a": 1}',
+        "[",
+        "[1,",
+        "[1 2]",
+        "[1]x",
+        "[1,]",
+        "[" * 64 + "]" * 64,
+        "[" * 65 + "]" * 65,
+    ],
+)
+def test_a_batch_read_item_by_item_reads_as_one_value(text: str) -> None:
+    """`json_items` (a batch read one household at a time) accepts and refuses what `json_value` does."""
+
+    def read(f: Any) -> Any:
+        try:
+            return f(text)
+        except BadJson:
+            return BadJson
+
+    assert read(json_items) == read(json_value)
+
+
+def test_a_batch_read_item_by_item_keeps_exact_money() -> None:
+    assert json_items('[{"income": 1100.10}, 2]') == [{"income": Decimal("1100.10")}, 2]
