@@ -47,7 +47,7 @@ typecheck: install
 
 pytest: install
 	JIUZHU_BENCH_SIZES=1000 JIUZHU_BENCH_EVENTS=50 JIUZHU_BENCH_HTTP_REQUESTS=100 JIUZHU_BENCH_HTTP_BATCH=50 JIUZHU_BENCH_HTTP_CLIENT=python \
-		$(BIN)/pytest --benchmark-disable
+		$(BIN)/pytest --benchmark-disable -n 2 --dist loadfile
 
 ## coverage: the tests with branch coverage (also of the servers the end-to-end tests start),
 ## failing under 85 %; slower than `make test`, so kept apart from it
