@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from api.store import Submission
 from fixtures.console import TestClient, add_user, app_on, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +42,6 @@ def _build(folder: Path, count: int) -> None:
     service = app.state.service
     clerk = service.store.add_user("clerk", "officer", "city", "JS-0", None)[0]
     decided = [service._decide(h)[0] for h in HOUSEHOLDS]
-    write = service.index.writes(service.authority_field(int(decided[0]["ruleset_id"])))
-
-    def after(conn: Any, records: list[Any]) -> None:
-        for rec in records:
-            write(conn, rec)
-
     for start in range(0, count, 1000):
         bodies = []
         for i in range(start, min(count, start + 1000)):
@@ -57,7 +50,7 @@ def _build(folder: Path, count: int) -> None:
             body["household"]["household_id"] = hid
             body["decision"]["household_id"] = hid
             bodies.append(body)
-        service.store.append_many([Submission([("decision", clerk.id, b, None) for b in bodies], after)])
+        service.store.append_many([service.submission(bodies, clerk, None)])
     service.close()
 
 
