@@ -6,21 +6,16 @@ step, and any failure, is kept as a screenshot under .artifacts/."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures.server import Server, start
+from tests.api.browser import journey, launch, needs_chromium, sign_in
 from tests.conftest import FIXTURES
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("JIUZHU_ARTIFACTS", Path(__file__).resolve().parents[2] / ".artifacts"))
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium here (.ci/run installs Debian's)")
+pytestmark = needs_chromium
 TOWN = "常乐镇"
 
 
@@ -42,44 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with launch() as b:
         yield b
-        b.close()
-
-
-@contextmanager
-def journey(browser: Any, name: str) -> Iterator[Any]:
-    """A fresh context at 1366×768; page errors fail the journey; a screenshot at the end or on failure."""
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        yield page
-        assert errors == [], errors
-        page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
-    except BaseException:
-        page.screenshot(path=str(ARTIFACTS / f"console-{name}-failed.png"), full_page=True)
-        raise
-    finally:
-        context.close()
-
-
-def _sign_in(page: Any, server: Server, name: str) -> None:
-    page.goto(server.url + "/")
-    assert page.url.endswith("/console/signin")
-    page.fill("#token", server.tokens[name])
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert "/signin" not in page.url
 
 
 def _text(value: Any) -> str:
@@ -105,7 +64,7 @@ def test_an_officer_enters_a_household_and_another_approves_it(server: Server, b
 
     household = {**_household("HM-2019-000116"), "household_id": "WEB-0001"}
     with journey(browser, "enter-and-approve") as page:
-        _sign_in(page, server, "clerk")
+        sign_in(page, server, "clerk")
         page.click("nav >> text=新建认定")
         # the ID's check digit is checked by the server's validator as the officer types
         page.fill("#m0-person_id", "320684195001010015")
@@ -134,7 +93,7 @@ def test_an_officer_enters_a_household_and_another_approves_it(server: Server, b
         decision_url = page.url
         page.click("text=退出")
         page.wait_for_url("**/console/signin")
-        _sign_in(page, server, "chief")
+        sign_in(page, server, "chief")
         page.click("nav >> text=待审批")
         page.click("a:has-text('WEB-0001')")
         page.wait_for_url(decision_url)
@@ -152,7 +111,7 @@ def test_a_township_officer_sees_no_approve_button_and_a_forged_request_is_refus
     assert stored.status_code == 201
     seq = stored.json()["decision_id"]
     with journey(browser, "township-refused") as page:
-        _sign_in(page, server, "town")
+        sign_in(page, server, "town")
         page.goto(f"{server.url}/console/decisions/{seq}")
         page.wait_for_selector("#explanation")
         assert page.locator("#approve").count() == 0
@@ -170,7 +129,7 @@ def test_a_township_officer_sees_no_approve_button_and_a_forged_request_is_refus
 
 def test_an_auditor_verifies_the_ledger(server: Server, browser: Any) -> None:
     with journey(browser, "auditor-verifies") as page:
-        _sign_in(page, server, "auditor")
+        sign_in(page, server, "auditor")
         page.click("nav >> text=审计")
         page.click("#verify")
         page.wait_for_selector("#verify-result")
