@@ -119,6 +119,13 @@ def test_the_decision_page_explains_in_chinese_with_versions_and_history(app: An
     assert "认定并记录" in page.text
     assert "clerk" in page.text  # who asked, from the ledger
     assert 'id="approve"' in page.text
+    # programs under their titles and outcomes by their labels from the rules, not their codes
+    rs = app.state.service.ruleset(int(app.state.service.stored(seq).body["ruleset_id"]))
+    titles = {str(p["id"]): p["title"] for p in rs.programs}
+    assert "<h3>dibao</h3>" not in page.text
+    assert f"<h3>{titles['dibao']['zh']}</h3>" in page.text
+    status = rs.labels["dibao_status"]["values"][page_value(app, seq, "dibao_status")]
+    assert f"<strong>{status['zh']}</strong>" in page.text
     english = sign_in(app, app.state.tokens["city"]).get(f"/console/decisions/{seq}?lang=en")
     assert "Explanation rule by rule" in english.text
     assert "Values compared" in english.text
@@ -363,3 +370,8 @@ def test_a_rewritten_ledger_record_is_shown_broken(app: Any) -> None:
     auditor = _client(app, "auditor")
     r = auditor.post("/console/audit/verify", data={"csrf": csrf_of(auditor.get("/console/audit").text)})
     assert "台账在第" in r.text
+
+
+def page_value(app: Any, seq: int, field: str) -> str:
+    """A stored decision's value of ``field``, as the API answers it."""
+    return str(app.state.service.stored(seq).body["decision"][field])

@@ -62,6 +62,12 @@ def _may(service: Service, ctx: Ctx, seq: int, action: str, closed: bool) -> tup
     return True, ""
 
 
+def _value_label(ctx: Ctx, rs: Any, name: str, value: Any) -> Any:
+    """A decision field's code as officers read it (its label in rules/ruleset.yaml), else the value."""
+    label = ((rs.labels.get(name) or {}).get("values") or {}).get(str(value)) if value is not None else None
+    return ctx.label(label) if label else value
+
+
 def _view(ctx: Ctx, seq: int) -> dict[str, Any]:
     """Everything the page shows, read in one worker thread."""
     service = ctx.service
@@ -116,7 +122,11 @@ def _view(ctx: Ctx, seq: int) -> dict[str, Any]:
         "d": shown,
         "household": household,
         "state": state,
-        "statuses": [(ctx.label(label), shown.get(name), why.get(name, [])) for name, label in statuses.items()],
+        "statuses": [
+            (ctx.label(label), _value_label(ctx, rs, name, shown.get(name)), why.get(name, []))
+            for name, label in statuses.items()
+        ],
+        "program_titles": {str(p["id"]): ctx.label(p.get("title")) for p in rs.programs},
         "amounts": [(ctx.label(label), shown.get(name)) for name, label in amounts.items()],
         "authority": (
             (ctx.label(titles.get(approval_rule["authority"])), shown.get(approval_rule["authority"]))
