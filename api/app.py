@@ -412,6 +412,7 @@ def create_app(settings: Settings) -> FastAPI:
         user: Caller,
         household_id: Annotated[str | None, Query(max_length=200)] = None,
         person_id: Annotated[str | None, Query(max_length=64)] = None,
+        name: Annotated[str | None, Query(max_length=100, description="a member's name, spaces ignored")] = None,
         township: Annotated[str | None, Query(max_length=200)] = None,
         status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
         since: Annotated[str | None, Query(alias="from", max_length=10, description="decision date YYYY-MM-DD")] = None,
@@ -421,6 +422,7 @@ def create_app(settings: Settings) -> FastAPI:
         params = {
             "household_id": household_id,
             "person_id": person_id,
+            "name": name,
             "township": township,
             "status": status,
             "from": since,

@@ -1,6 +1,6 @@
 """The decision index: what officers search and their inboxes read (household, township, decision
-date, workflow status, the level that approves, who asked), one row per stored decision and
-one per person in it.
+date, workflow status, the level that approves, who asked), one row per stored decision, one
+per person in it and one per member's name.
 
 The ledger stays the record; the index is derived from it and can always be rebuilt:
 ``catch_up`` adds whatever the ledger has and the index lacks (after a crash between the two
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from api.store import Insert, LedgerRecord, Store, ledger, metadata
 
-__all__ = ["STATUSES", "DecisionIndex", "Query", "decision_persons", "decisions_index"]
+__all__ = ["STATUSES", "DecisionIndex", "Query", "decision_names", "decision_persons", "decisions_index", "name_key"]
 
 STATUSES = ("pending", "approved", "rejected")
 _CLOSED = {"approve": "approved", "reject": "rejected"}
@@ -43,6 +43,18 @@ decision_persons = sa.Table(
     sa.Column("person_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
 )
+# members' names (optional in a household), keyed by name first like the persons
+decision_names = sa.Table(
+    "decision_names",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+
+def name_key(value: Any) -> str:
+    """A name as searched: without any whitespace (an officer types "张 三" or "张三")."""
+    return "".join(str(value or "").split())[:100]
 
 
 def person_key(value: Any) -> str:
@@ -57,6 +69,7 @@ def township_of(household: Mapping[str, Any]) -> str:
 class Query:
     household_id: str | None = None
     person_id: str | None = None
+    name: str | None = None
     township: str | None = None
     status: str | None = None
     since: dt.date | None = None
@@ -91,6 +104,12 @@ def _persons(seq: int, body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"seq": seq, "person_id": p} for p in sorted(ids) if p]
 
 
+def _names(seq: int, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    members = (body.get("household") or {}).get("members") or []
+    names = {name_key(m.get("name")) for m in members if isinstance(m, Mapping)}
+    return [{"seq": seq, "name": n} for n in sorted(names) if n]
+
+
 class DecisionIndex:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -114,7 +133,8 @@ class DecisionIndex:
 
         def write(rec: LedgerRecord) -> list[Insert]:
             row = _row(rec.seq, rec.actor_id, rec.created_at, rec.body, authority_field)
-            return [(decisions_index, row), *((decision_persons, p) for p in _persons(rec.seq, rec.body))]
+            persons = [(decision_persons, p) for p in _persons(rec.seq, rec.body)]
+            return [(decisions_index, row), *persons, *((decision_names, n) for n in _names(rec.seq, rec.body))]
 
         return write
 
@@ -149,6 +169,7 @@ class DecisionIndex:
             with self.engine.begin() as conn:
                 self._insert_ignore(conn, decisions_index, rows)
                 self._insert_ignore(conn, decision_persons, [p for r in found for p in _persons(r.seq, r.body)])
+                self._insert_ignore(conn, decision_names, [n for r in found for n in _names(r.seq, r.body)])
             added += len(found)
             last = found[-1].seq
         # approvals of decisions the index still shows pending (the ledger's (ref, kind) index)
@@ -171,6 +192,9 @@ class DecisionIndex:
         if q.person_id:
             owners = sa.select(decision_persons.c.seq).where(decision_persons.c.person_id == person_key(q.person_id))
             where.append(c.seq.in_(owners))
+        if q.name and name_key(q.name):
+            named = sa.select(decision_names.c.seq).where(decision_names.c.name == name_key(q.name))
+            where.append(c.seq.in_(named))
         if q.township is not None:
             where.append(c.township == q.township)
         if with_status and q.status:

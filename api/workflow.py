@@ -196,6 +196,7 @@ def search(svc: Service, user: User, params: Mapping[str, str | None], page: int
     q = Query(
         household_id=params.get("household_id") or None,
         person_id=params.get("person_id") or None,
+        name=params.get("name") or None,
         township=town if town is not None else (asked.strip() if asked else None),
         status=status,
         since=_day(params.get("from"), "from"),

@@ -18,7 +18,7 @@ from engine import InputError
 router = APIRouter()
 register(Page("search", "/search", api=("GET", "/v1/decisions"), nav="nav.search"))
 
-FILTERS = ("household_id", "person_id", "township", "status", "from", "to")
+FILTERS = ("household_id", "person_id", "name", "township", "status", "from", "to")
 
 
 @router.get("/search")
@@ -26,6 +26,7 @@ async def search(
     ctx: Annotated[Ctx, page("search")],
     household_id: Annotated[str, Query(max_length=200)] = "",
     person_id: Annotated[str, Query(max_length=64)] = "",
+    name: Annotated[str, Query(max_length=100)] = "",
     township: Annotated[str, Query(max_length=200)] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     since: Annotated[str, Query(alias="from", max_length=10)] = "",
@@ -35,6 +36,7 @@ async def search(
     params = {
         "household_id": household_id.strip(),
         "person_id": person_id.strip(),
+        "name": name.strip(),
         "township": township.strip(),
         "status": status.strip(),
         "from": since.strip(),
