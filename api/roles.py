@@ -57,7 +57,10 @@ ROUTES: dict[tuple[str, str], Access] = {
         ("officer", "auditor"), "one stored decision", township=True, masked=("auditor",)
     ),
     ("GET", "/v1/decisions/{decision_id}/replay"): Access(
-        ("officer", "auditor"), "replay under its ruleset and registry versions", township=True, masked=("auditor",)
+        ("officer", "auditor"),
+        "replay under its ruleset and registry versions; the replay is a ledger record (who, when, whether it matched)",
+        township=True,
+        masked=("auditor",),
     ),
     ("POST", "/v1/decisions/{decision_id}/approve"): Access(
         ("officer",),

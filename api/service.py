@@ -443,10 +443,24 @@ class Service:
         ev, _ = self.evaluator(int(rec.body["ruleset_id"]), rec.body["registry_versions"])
         explain = "explanation" in rec.body["decision"]  # older records kept the explanation: compare it too
         again = ev.decide(rec.body["household"]).to_dict(explain=explain)
-        same = again == rec.body["decision"]
+        stored = rec.body["decision"]
+        differs = sorted(k for k in {*again, *stored} if k not in again or k not in stored or again[k] != stored[k])
+        # each replay is itself a ledger record (who looked, when, with which versions, what it found)
+        body = {
+            "decision_id": seq,
+            "matches": not differs,
+            "differs": differs,
+            "ruleset_id": rec.body["ruleset_id"],
+            "ruleset_version": again["ruleset_version"],
+            "registry_versions": rec.body["registry_versions"],
+        }
+        (replayed,) = self.writer.submit(Submission([("replay", user.id if user else None, body, seq)]))
         return {
             "decision_id": seq,
-            "same": same,
+            "same": not differs,
+            "differs": differs,
+            "replay_id": replayed.seq,
+            "recorded_at": replayed.created_at,
             "ruleset_version": again["ruleset_version"],
             "decision": {k: v for k, v in again.items() if k != "explanation"},
         }

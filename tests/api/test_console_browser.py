@@ -102,6 +102,10 @@ def test_an_officer_enters_a_household_and_another_approves_it(server: Server, b
         page.wait_for_selector("#decision-status")
         assert page.inner_text("#decision-status") == "已批准"
         assert "材料齐全，同意" in page.inner_text("#history")
+        page.click("#replay")  # recorded in the ledger: the history gains the row without a reload
+        page.wait_for_selector("#replay-outcome")
+        page.locator("#history", has_text="重放核验").wait_for(timeout=5000)
+        assert "与记录一致" in page.inner_text("#history")
 
 
 def test_a_township_officer_sees_no_approve_button_and_a_forged_request_is_refused(

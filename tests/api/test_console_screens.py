@@ -139,6 +139,38 @@ def test_replay_shows_the_match(app: Any) -> None:
     assert "重放结果与记录一致" in r.text
 
 
+def test_a_console_replay_is_recorded_and_listed_in_the_history(app: Any) -> None:
+    from api.accounts import users_unlike_ledger
+
+    service = app.state.service
+    seq = app.state.ids["HM-2019-000101"]
+    before = len(service.store.records_for(seq, "replay"))
+    r = _client(app, "auditor").get(f"/console/decisions/{seq}/replay", headers={"HX-Request": "true"})
+    assert r.status_code == 200
+    replays = service.store.records_for(seq, "replay")
+    assert len(replays) == before + 1
+    assert replays[-1].actor_id == service.user_by_token(app.state.tokens["auditor"]).id
+    assert replays[-1].body["matches"] is True
+    # the page's history table is swapped in with the new row (htmx out of band)
+    oob = r.text.split('id="history-rows"', 1)[1]
+    assert 'hx-swap-oob="true"' in r.text
+    assert oob.count("重放核验") == before + 1
+    assert "auditor" in oob
+    assert "与记录一致" in oob
+    page = _client(app, "city").get(f"/console/decisions/{seq}")
+    history = page.text.split('id="history"', 1)[1].split("</table>", 1)[0]
+    assert history.count("重放核验") == before + 1
+    assert history.index("认定并记录") < history.index("重放核验")
+    assert "auditor" in history
+    assert "与记录一致" in history
+    english = sign_in(app, app.state.tokens["city"]).get(f"/console/decisions/{seq}?lang=en")
+    history_en = english.text.split('id="history"', 1)[1].split("</table>", 1)[0]
+    assert "replayed" in history_en
+    assert "matches the stored decision" in history_en
+    assert service.store.verify()[1] is None
+    assert users_unlike_ledger(service.store) == []
+
+
 def test_no_approve_button_where_the_service_would_refuse_and_a_forged_post_is_refused(app: Any) -> None:
     seq = app.state.ids["HM-2019-000114"]  # the city level approves it
     town = _client(app, "town")

@@ -91,6 +91,35 @@ def test_decision_is_stored_explained_and_replayed(server: Server) -> None:
     assert replay["ruleset_version"] == d["ruleset_version"]
 
 
+def test_each_replay_is_a_ledger_record_and_the_chain_stays_intact(server: Server) -> None:
+    """A replay (an auditor's too: who looked is on the record) appends one "replay" record that
+    refers to the decision, with what it found and the versions used; `audit verify` passes after."""
+    made = server.client(server.tokens["王镇"]).post("/v1/decisions", json=_household("HM-2019-000101")).json()
+    seq = made["decision_id"]
+    auditor = server.client(server.tokens["审计"])
+    first, second = (auditor.get(f"/v1/decisions/{seq}/replay").json() for _ in range(2))
+    assert (first["same"], first["differs"]) == (True, [])
+    assert second["replay_id"] > first["replay_id"] > seq
+    con = sqlite3.connect(f"file:{server.db.removeprefix('sqlite:///')}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT l.seq, u.name, l.body FROM ledger l JOIN users u ON u.id = l.actor_id"
+            " WHERE l.kind = 'replay' AND l.ref = ? ORDER BY l.seq",
+            (seq,),
+        ).fetchall()
+        stored = json.loads(con.execute("SELECT body FROM ledger WHERE seq = ?", (seq,)).fetchone()[0])
+    finally:
+        con.close()
+    assert [(r[0], r[1]) for r in rows] == [(first["replay_id"], "审计"), (second["replay_id"], "审计")]
+    body = json.loads(rows[0][2])
+    assert (body["decision_id"], body["matches"], body["differs"]) == (seq, True, [])
+    assert (body["ruleset_id"], body["registry_versions"]) == (stored["ruleset_id"], stored["registry_versions"])
+    assert body["ruleset_version"] == made["ruleset_version"]
+    verified = jiuzhu("audit", "verify", "--db", server.db)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "ledger intact" in verified.stdout
+
+
 def test_bad_input_gets_4xx_naming_the_field(server: Server) -> None:
     officer = server.client(server.tokens["王镇"])
     h = _household("HM-2019-000101")

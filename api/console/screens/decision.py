@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.console.pages import PREFIX, Ctx, Page, checked, page, redirect, register, render
 from api.service import Service
+from api.store import LedgerRecord
 from api.workflow import Conflict, Forbidden, check_approval
 from engine import FieldProblem, InputError, Ruleset
 
@@ -68,6 +69,36 @@ def _value_label(ctx: Ctx, rs: Any, name: str, value: Any) -> Any:
     return ctx.label(label) if label else value
 
 
+def _history(service: Service, rec: LedgerRecord, approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decision's records in the ledger, in order: decided, approved or rejected, replayed."""
+    names: dict[int, str] = {}
+
+    def who(uid: int | None) -> str:
+        if uid is None:
+            return ""
+        if uid not in names:
+            user = service.store.user(uid)
+            names[uid] = user.name if user else f"#{uid}"
+        return names[uid]
+
+    rows = [(rec.seq, {"when": rec.created_at, "what": "decided", "who": who(rec.actor_id), "note": ""})]
+    for a in approvals:
+        officer = a.get("officer") or {}
+        entry = {
+            "when": a["recorded_at"],
+            "what": str(a.get("action")),
+            "who": officer.get("name", ""),
+            "note": a.get("note"),
+        }
+        rows.append((int(a["approval_id"]), entry))
+    for r in service.store.records_for(rec.seq, "replay"):
+        matches = bool(r.body.get("matches"))
+        entry = {"when": r.created_at, "what": "replay", "who": who(r.actor_id), "matches": matches}
+        entry["differs"] = ", ".join(str(k) for k in r.body.get("differs") or ())
+        rows.append((r.seq, entry))
+    return [entry for _, entry in sorted(rows, key=lambda row: row[0])]
+
+
 def _view(ctx: Ctx, seq: int) -> dict[str, Any]:
     """Everything the page shows, read in one worker thread."""
     service = ctx.service
@@ -92,27 +123,7 @@ def _view(ctx: Ctx, seq: int) -> dict[str, Any]:
         rules.setdefault(str(r.get("program") or ""), []).append(r)
         if r.get("outcome") == "fired" and r.get("rule") in cases:
             why.setdefault(cases[r["rule"]], []).append(str(r.get("message") or ""))
-    names: dict[int, str] = {}
-
-    def who(uid: int | None) -> str:
-        if uid is None:
-            return ""
-        if uid not in names:
-            user = service.store.user(uid)
-            names[uid] = user.name if user else f"#{uid}"
-        return names[uid]
-
-    history = [{"when": rec.created_at, "what": "decided", "who": who(rec.actor_id), "note": ""}]
-    for a in shown["approvals"]:
-        officer = a.get("officer") or {}
-        history.append(
-            {
-                "when": a["recorded_at"],
-                "what": str(a.get("action")),
-                "who": officer.get("name", ""),
-                "note": a.get("note"),
-            }
-        )
+    history = _history(service, rec, shown["approvals"])
     closed = bool(shown["approvals"])
     state = str(shown["approvals"][-1].get("action")) + "d" if closed else "pending"
     household = rec.body.get("household") or {}
@@ -160,11 +171,20 @@ async def decision(
 @router.get("/decisions/{decision_id}/replay")
 async def replay(ctx: Annotated[Ctx, page("replay")], decision_id: Id) -> HTMLResponse:
     result = await run_in_threadpool(ctx.service.replay, decision_id, ctx.user)
-    stored = (await run_in_threadpool(ctx.service.stored, decision_id)).body["decision"]
+    rec = await run_in_threadpool(ctx.service.stored, decision_id)
+    stored = rec.body["decision"]
     differs = [
         (k, stored.get(k), v) for k, v in result["decision"].items() if k != "explanation" and stored.get(k) != v
     ]
-    return render(ctx, "replay.html", result=result, differs=differs)
+    # the page's history gains the replay just recorded (an htmx out-of-band swap)
+    history = await run_in_threadpool(_history_of, ctx.service, rec) if ctx.htmx else None
+    return render(ctx, "replay.html", result=result, differs=differs, history=history)
+
+
+def _history_of(service: Service, rec: LedgerRecord) -> list[dict[str, Any]]:
+    records = service.store.records_for(rec.seq, "approval")
+    approvals = [{"approval_id": a.seq, "recorded_at": a.created_at, **a.body} for a in records]
+    return _history(service, rec, approvals)
 
 
 async def _act(ctx: Ctx, decision_id: int, action: str) -> Response:
