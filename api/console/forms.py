@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "form_fields", "household_from_form", "place_problems"]
+__all__ = ["Field", "form_fields", "form_text", "household_from_form", "place_problems"]
 
 MAX_MEMBERS = 100
 _MEMBER_KEY = re.compile(r"m([0-9]{1,3}):([A-Za-z0-9_]{1,100})")
@@ -151,18 +151,19 @@ def form_values(household: Mapping[str, Any]) -> tuple[dict[str, str], int]:
     for key, value in household.items():
         if isinstance(value, Mapping):
             for inner, v in value.items():
-                values[f"h:{key}.{inner}"] = _text(v)
+                values[f"h:{key}.{inner}"] = form_text(v)
         elif key != "members":
-            values[f"h:{key}"] = _text(value)
+            values[f"h:{key}"] = form_text(value)
     for i, member in enumerate(members or []):
         if isinstance(member, Mapping):
             for key, value in member.items():
                 if not isinstance(value, Mapping | list):
-                    values[f"m{i}:{key}"] = _text(value)
+                    values[f"m{i}:{key}"] = form_text(value)
     return values, max(1, len(members or []))
 
 
-def _text(value: Any) -> str:
+def form_text(value: Any) -> str:
+    """A household value as its form field holds it (true/false, blank for none)."""
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from api.console.forms import form_text
 from fixtures.server import Server, start
 from tests.api.browser import journey, launch, needs_chromium, sign_in
 from tests.conftest import FIXTURES
@@ -41,12 +42,6 @@ def browser() -> Iterator[Any]:
         yield b
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
 def _fill(page: Any, selector: str, value: Any) -> None:
     if value is None or isinstance(value, dict | list):
         return
@@ -54,9 +49,9 @@ def _fill(page: Any, selector: str, value: Any) -> None:
     if element.count() == 0:
         return
     if element.evaluate("e => e.tagName") == "SELECT":
-        element.select_option(_text(value))
+        element.select_option(form_text(value))
     else:
-        element.fill(_text(value))
+        element.fill(form_text(value))
 
 
 def test_an_officer_enters_a_household_and_another_approves_it(server: Server, browser: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from api.console.forms import form_text
 from fixtures.console import TestClient, add_user, app_on, csrf_of, sign_in
 from tests.conftest import FIXTURES
 
@@ -296,25 +297,17 @@ def test_the_form_builds_the_household_with_members_added(app: Any) -> None:
     form: dict[str, str] = {"csrf": token}
     for key, value in source.items():
         if isinstance(value, dict):
-            form.update({f"h:{key}.{k}": _text(v) for k, v in value.items()})
+            form.update({f"h:{key}.{k}": form_text(v) for k, v in value.items()})
         elif key != "members":
-            form[f"h:{key}"] = _text(value)
+            form[f"h:{key}"] = form_text(value)
     for i, member in enumerate(source["members"]):
-        form.update({f"m{i}:{k}": _text(v) for k, v in member.items() if not isinstance(v, dict | list)})
+        form.update({f"m{i}:{k}": form_text(v) for k, v in member.items() if not isinstance(v, dict | list)})
     form["h:household_id"] = "NEW-FORM-1"
     r = city.post("/console/new/preview", data=form)
     assert r.status_code == 200, re.findall(r'field-error"[^>]*>([^<]+)<', r.text)
     stored = re.search(r'<textarea name="household" hidden>(.*?)</textarea>', r.text, re.S)
     assert stored
     assert len(json.loads(html.unescape(stored.group(1)))["members"]) == len(source["members"])
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def test_a_township_officer_cannot_preview_another_townships_household(app: Any) -> None:
@@ -335,12 +328,12 @@ def test_an_xlsx_household_is_read_like_a_caseload_table(app: Any, tmp_path: Pat
     flat = {k: v for k, v in source.items() if k != "members" and not isinstance(v, dict)}
     flat.update({f"{k}_{i}": v for k, d in source.items() if isinstance(d, dict) for i, v in d.items()})
     sheet.append(list(flat))
-    sheet.append([_text(v) for v in flat.values()])
+    sheet.append([form_text(v) for v in flat.values()])
     members = book.create_sheet("members")
     columns = [k for k, v in source["members"][0].items() if not isinstance(v, dict | list)]
     members.append(["household_id", *columns])
     for m in source["members"]:
-        members.append([source["household_id"], *(_text(m.get(c)) for c in columns)])
+        members.append([source["household_id"], *(form_text(m.get(c)) for c in columns)])
     path = tmp_path / "one.xlsx"
     book.save(path)
     city = _client(app, "city")
